@@ -1,0 +1,169 @@
+"""The attention contract every registered mechanism follows.
+
+A grid attention is an ``nn.Module`` mapping a channels-last grid ``x: [B, H, W, C]`` to ``[B, H, W, C]``.
+It declares what it cannot run through :meth:`GridAttention.not_supported_reasons` (xFormers' capability
+pattern), so a harness can record ``unsupported: <reasons>`` instead of crashing, and it validates its
+constructor arguments eagerly with :class:`ValueError` messages that name the parameter, the value and what
+is allowed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+__all__ = ["GridAttention", "QKVAttention", "check_int", "check_dropout", "check_heads", "check_choice", "log_floor"]
+
+
+def _owner(obj: Any) -> str:
+    return getattr(obj, "registry_name", None) or type(obj).__name__
+
+
+def check_int(owner: Any, name: str, value: Any, minimum: int) -> int:
+    """Return ``value`` if it is an int >= ``minimum``, else raise a ValueError naming the parameter."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{_owner(owner)}: {name}={value!r} is invalid; expected an integer >= {minimum}")
+    return value
+
+
+def check_dropout(owner: Any, name: str, value: Any) -> float:
+    """Return ``value`` as float if it is a probability in [0, 1), else raise a ValueError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise ValueError(f"{_owner(owner)}: {name}={value!r} is invalid; expected a float in [0, 1)")
+    return float(value)
+
+
+def check_choice(owner: Any, name: str, value: Any, allowed: tuple[str, ...]) -> str:
+    """Return ``value`` if it is one of ``allowed``, else raise a ValueError listing them."""
+    if value not in allowed:
+        raise ValueError(f"{_owner(owner)}: {name}={value!r} is invalid; expected one of {', '.join(allowed)}")
+    return value
+
+
+def check_heads(owner: Any, dim: Any, heads: Any, dim_head: Any = None) -> int:
+    """Validate ``dim`` and ``heads``; return the head dimension (``dim_head`` or ``dim // heads``)."""
+    check_int(owner, "dim", dim, 1)
+    check_int(owner, "heads", heads, 1)
+    if dim_head is not None:
+        return check_int(owner, "dim_head", dim_head, 1)
+    if dim % heads:
+        raise ValueError(
+            f"{_owner(owner)}: heads={heads} does not divide dim={dim}; expected a divisor of {dim} "
+            f"(one of {', '.join(str(d) for d in range(1, dim + 1) if dim % d == 0)})"
+        )
+    return dim // heads
+
+
+class GridAttention(nn.Module):
+    """Base class of the attention contract.
+
+    Shapes:
+        ``forward(x)``: ``x`` is ``[B, H, W, C]`` (channels last) and the result is ``[B, H, W, C]``.
+
+    Subclasses set the class variables below (shown by ``attnbench list`` and the README) and implement
+    ``forward``. They call ``super().__init__()`` and validate their arguments with the ``check_*`` helpers.
+
+    Class variables:
+        complexity: time and memory in ``N = H·W`` (and the other hyper-parameters), e.g. ``"O(N^2 d) / O(N)"``.
+        constraints: human-readable grid/device constraints, e.g. ``"H, W divisible by window"``.
+        reference: the paper or library implemented.
+        supported_devices: device types the implementation runs on.
+        supported_dtypes: dtypes the implementation runs in.
+    """
+
+    registry_name: ClassVar[str | None] = None
+    complexity: ClassVar[str] = "?"
+    constraints: ClassVar[str] = "none"
+    reference: ClassVar[str] = "?"
+    supported_devices: ClassVar[frozenset[str]] = frozenset({"cpu", "cuda"})
+    supported_dtypes: ClassVar[frozenset[torch.dtype]] = frozenset({torch.float32, torch.bfloat16, torch.float16})
+
+    @classmethod
+    def grid_kwargs(cls, height: int, width: int) -> dict[str, Any]:
+        """Constructor arguments an instance needs for a given grid (e.g. a fixed ``image_size``); default none.
+
+        A harness merges these under the user's own arguments when it builds an instance per grid.
+        """
+        return {}
+
+    def not_supported_reasons(
+        self,
+        height: int,
+        width: int,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+        backward: bool = False,
+    ) -> list[str]:
+        """Why this instance cannot run on a ``height × width`` grid; an empty list means it can.
+
+        Args:
+            height, width: the grid. device, dtype: where and in what precision it would run.
+            backward: whether gradients are needed (some backends are forward-only on some devices).
+
+        Subclasses extend the list with their own constraints (``super()`` first).
+        """
+        reasons: list[str] = []
+        device_type = torch.device(device).type
+        if device_type not in self.supported_devices:
+            reasons.append(f"device {device_type} not supported (supported: {', '.join(sorted(self.supported_devices))})")
+        if dtype not in self.supported_dtypes:
+            names = ", ".join(sorted(str(d).removeprefix("torch.") for d in self.supported_dtypes))
+            reasons.append(f"dtype {str(dtype).removeprefix('torch.')} not supported (supported: {names})")
+        if height < 1 or width < 1:
+            reasons.append(f"grid {height}x{width} is empty")
+        return reasons
+
+    def extra_info(self) -> dict[str, Any]:
+        """Implementation facts a results row should record (e.g. the SDPA backend used, padding)."""
+        return {}
+
+    @staticmethod
+    def _check_input(x: torch.Tensor) -> tuple[int, int, int, int]:
+        if x.dim() != 4:
+            raise ValueError(f"expected x of shape [B, H, W, C], got {tuple(x.shape)}")
+        B, H, W, C = x.shape
+        return B, H, W, C
+
+
+def log_floor(n: int, base: int) -> int:
+    """``floor(log_base(n))`` with integer arithmetic (``math.log`` rounds badly for large n)."""
+    if n < 1 or base < 2:
+        raise ValueError(f"log_floor needs n >= 1 and base >= 2, got n={n}, base={base}")
+    k, p = 0, base
+    while p <= n:
+        k, p = k + 1, p * base
+    return k
+
+
+
+class QKVAttention(GridAttention):
+    """Shared frame of token-mixing attentions over all ``N = H·W`` tokens.
+
+    ``x [B, H, W, C] → qkv Linear(C, 3·heads·dim_head) → attend(q, k, v) → proj Linear(heads·dim_head, C)``.
+    Subclasses implement :meth:`attend` on ``q, k, v: [B, heads, N, dim_head]`` returning the same shape.
+    """
+
+    def __init__(
+        self, dim: int, heads: int, dim_head: int | None = None, qkv_bias: bool = True, dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        self.dim_head = check_heads(self, dim, heads, dim_head)
+        self.dim, self.heads = dim, heads
+        self.dropout = check_dropout(self, "dropout", dropout)
+        inner = heads * self.dim_head
+        self.qkv = nn.Linear(dim, 3 * inner, bias=bool(qkv_bias))
+        self.proj = nn.Linear(inner, dim)
+        self.proj_drop = nn.Dropout(self.dropout)
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, H, W, C = self._check_input(x)
+        qkv = self.qkv(x.reshape(B, H * W, C)).reshape(B, H * W, 3, self.heads, self.dim_head)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each B, heads, N, dim_head
+        out = self.attend(q, k, v)  # B, heads, N, dim_head
+        out = out.transpose(1, 2).reshape(B, H, W, self.heads * self.dim_head)
+        return self.proj_drop(self.proj(out))

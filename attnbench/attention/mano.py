@@ -1,0 +1,222 @@
+"""MANO multipole attention (Colagrande et al., arXiv 2507.02748), efficient and resolution-agnostic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from attnbench.attention.base import GridAttention, check_choice, check_dropout, check_heads, check_int
+from attnbench.registry import register_attention
+
+
+def window_starts(size: int, window: int, stride: int) -> range:
+    """Top-left offsets of the sliding windows along one side (no padding)."""
+    return range(0, size - window + 1, stride)
+
+
+def coverage(size: int, window: int, stride: int) -> torch.Tensor:
+    """How many sliding windows cover each position along one side: ``[size]`` (float)."""
+    count = torch.zeros(size)
+    for start in window_starts(size, window, stride):
+        count[start : start + window] += 1
+    return count
+
+
+@register_attention("mano")
+class MultipoleAttention(GridAttention):
+    """Multipole attention: one shared windowed softmax attention on every level of a V-cycle.
+
+    Shapes: ``x [B, H, W, C] → [B, H, W, C]``, any grid the level rule admits.
+
+    Algorithm (the authors' ``Multipole_Attention2D``, mano-paper.md §2.2)::
+
+        o_0 = W(x_0);  x_l = D(x_{l-1}), o_l = W(x_l)           # restrict the input features
+        res = o_{L-1};  res = o_l + c_i · U(res) for l = L-2 … 0  # prolongate coarse to fine
+
+    ``W`` is windowed attention (k×k windows, stride s, overlapping outputs averaged by their coverage count),
+    ``D`` a bias-free ``Conv2d(k=r, stride=r)`` or average pooling, ``U`` a bias-free ``ConvTranspose2d`` or
+    nearest up-sampling, all three shared across levels. ``c_i = 1/(i+1)`` compounding (``level_weighting="paper"``,
+    as the reference code) or 1 (``"sum"``).
+
+    Level rule (evaluated on every forward, unlike the reference): starting from ``(H, W)``, add the level
+    ``(h/r, w/r)`` while both sides are divisible by ``r``, the new sides are ``>= max(r, k)`` and admit the
+    windows (``(side - k) % s == 0``), up to ``max_levels``. For ``n = r^j`` this gives the reference's
+    ``floor(log_r n)`` levels, so one set of weights runs at every admissible resolution. With ``k >= r`` and a
+    coarsest grid of side ``<= k`` one layer has a global receptive field.
+
+    Efficiency versus the reference (same outputs): both LayerNorms, the qkv projection and the output projection
+    are token-wise, so they run once per token instead of once per window copy (``to_out`` commutes with the
+    coverage average); the overlapping windows are processed as ``ceil(k/s)²`` groups of non-overlapping windows
+    (strided views, no ``k²``-fold unfolded copy), each through ``scaled_dot_product_attention``.
+
+    Complexity: time O(N k² d / s² + N C²), memory O(N C) (one group of windows at a time).
+
+    Args:
+        dim, heads, dim_head, dropout: as for ``full``.
+        window: k >= 1. stride: 1 <= s <= k. rate: r >= 2. down: ``conv`` | ``pool``. up: ``conv`` | ``nearest``.
+        level_weighting: ``paper`` | ``sum``. max_levels: cap on the number of levels (None = no cap).
+    """
+
+    complexity = "time O(N k^2 d / s^2 + N C^2), memory O(N C)"
+    constraints = "(H-k), (W-k) divisible by stride; levels stop where r no longer divides"
+    reference = "Colagrande et al. 2025 (MANO), arXiv 2507.02748"
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        window: int = 2,
+        stride: int = 1,
+        rate: int = 2,
+        down: str = "conv",
+        up: str = "conv",
+        level_weighting: str = "paper",
+        max_levels: int | None = None,
+        dim_head: int | None = None,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.dim_head = check_heads(self, dim, heads, dim_head)
+        self.heads = heads
+        k, s = check_int(self, "window", window, 1), check_int(self, "stride", stride, 1)
+        if s > k:
+            raise ValueError(f"mano: stride={s} is invalid; expected stride <= window={k} (else pixels are uncovered)")
+        self.window, self.stride, self.rate = k, s, check_int(self, "rate", rate, 2)
+        self.down_kind = check_choice(self, "down", down, ("conv", "pool"))
+        self.up_kind = check_choice(self, "up", up, ("conv", "nearest"))
+        self.level_weighting = check_choice(self, "level_weighting", level_weighting, ("paper", "sum"))
+        self.max_levels = None if max_levels is None else check_int(self, "max_levels", max_levels, 1)
+        self.dropout = check_dropout(self, "dropout", dropout)
+        inner = heads * self.dim_head
+        r = self.rate
+        # Parameter names mirror the reference (norm → attn.norm → to_qkv → to_out) for weight copying.
+        self.norm1 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.to_qkv = nn.Linear(dim, 3 * inner, bias=False)
+        self.to_out = nn.Identity() if (heads == 1 and self.dim_head == dim) else nn.Linear(inner, dim)
+        self.out_drop = nn.Dropout(self.dropout)
+        self.down = nn.Conv2d(dim, dim, r, stride=r, bias=False) if down == "conv" else nn.AvgPool2d(r, stride=r)
+        self.up = (
+            nn.ConvTranspose2d(dim, dim, r, stride=r, bias=False)
+            if up == "conv"
+            else nn.Upsample(scale_factor=r, mode="nearest")
+        )
+        self._counts: dict[tuple[Any, ...], torch.Tensor] = {}
+        self._last_levels: list[tuple[int, int]] = []
+
+    # ----------------------------------------------------------------------------------------------- levels
+    def level_shapes(self, height: int, width: int) -> list[tuple[int, int]]:
+        """Grid shapes of the levels, finest first, by the level rule of the class docstring."""
+        k, s, r = self.window, self.stride, self.rate
+        shapes = [(height, width)]
+        while self.max_levels is None or len(shapes) < self.max_levels:
+            h, w = shapes[-1]
+            if h % r or w % r:
+                break
+            h, w = h // r, w // r
+            if min(h, w) < max(r, k) or (h - k) % s or (w - k) % s:
+                break
+            shapes.append((h, w))
+        return shapes
+
+    def not_supported_reasons(self, height, width, device="cpu", dtype=torch.float32, backward=False) -> list[str]:
+        reasons = super().not_supported_reasons(height, width, device, dtype, backward)
+        k, s = self.window, self.stride
+        if height < k or width < k:
+            reasons.append(f"grid {height}x{width} is smaller than window {k}")
+        elif (height - k) % s or (width - k) % s:
+            reasons.append(
+                f"grid {height}x{width}: (side - window {k}) not divisible by stride {s}, so border tokens "
+                "would be covered by no window"
+            )
+        return reasons
+
+    # ---------------------------------------------------------------------------------------- one level
+    def _count(self, h: int, w: int, x: torch.Tensor) -> torch.Tensor:
+        key = (h, w, x.device, x.dtype)
+        if key not in self._counts:
+            ch, cw = coverage(h, self.window, self.stride), coverage(w, self.window, self.stride)
+            self._counts[key] = (ch[:, None] * cw[None, :]).to(device=x.device, dtype=x.dtype)[..., None]  # h, w, 1
+        return self._counts[key]
+
+    def window_attention(self, x: torch.Tensor) -> torch.Tensor:
+        """The shared per-level operator ``W``: ``[B, h, w, C] → [B, h, w, C]``."""
+        B, h, w, _ = x.shape
+        k, s = self.window, self.stride
+        inner = self.heads * self.dim_head
+        qkv = self.to_qkv(self.norm2(self.norm1(x)))  # B, h, w, 3*inner — once per token
+        out = qkv.new_zeros(B, h, w, inner)
+        groups = -(-k // s)  # ceil(k / s): windows g, g+groups, ... never overlap
+        step = groups * s
+        p = self.dropout if self.training else 0.0
+        for gh in range(groups):
+            for gw in range(groups):
+                if gh * s > h - k or gw * s > w - k:
+                    continue
+                # Strided views of non-overlapping windows: B, nh, nw, 3*inner, k, k (no copy yet).
+                win = qkv[:, gh * s :, gw * s :].unfold(1, k, step).unfold(2, k, step)
+                nh, nw = win.shape[1], win.shape[2]
+                win = win.permute(0, 1, 2, 4, 5, 3).reshape(B * nh * nw, k * k, 3, self.heads, self.dim_head)
+                q, key, v = win.permute(2, 0, 3, 1, 4).unbind(0)  # B*nW, heads, k*k, dim_head
+                o = F.scaled_dot_product_attention(q, key, v, dropout_p=p)  # B*nW, heads, k*k, dim_head
+                o = o.transpose(1, 2).reshape(B, nh, nw, k, k, inner).permute(0, 1, 2, 5, 3, 4)
+                # Add into the same windows of the output (a view with non-overlapping windows).
+                target = out[:, gh * s :, gw * s :].unfold(1, k, step).unfold(2, k, step)[:, :nh, :nw]
+                target += o
+        out = out / self._count(h, w, out)
+        return self.out_drop(self.to_out(out))
+
+    # ------------------------------------------------------------------------------------------ V-cycle
+    def _down(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+    def _up(self, x: torch.Tensor) -> torch.Tensor:
+        return self.up(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, H, W, C = self._check_input(x)
+        reasons = self.not_supported_reasons(H, W, x.device, x.dtype)
+        if reasons:
+            raise ValueError(f"mano: {'; '.join(reasons)}")
+        shapes = self.level_shapes(H, W)
+        self._last_levels = shapes
+        outs = [self.window_attention(x)]
+        for _ in shapes[1:]:
+            x = self._down(x)
+            outs.append(self.window_attention(x))
+        res = outs.pop()
+        for i, level_out in enumerate(reversed(outs)):
+            weight = 1.0 / (i + 1) if self.level_weighting == "paper" else 1.0
+            res = level_out + weight * self._up(res)
+        return res
+
+    def extra_info(self) -> dict[str, Any]:
+        shapes = self._last_levels
+        return {"levels": len(shapes), "coarsest": f"{shapes[-1][0]}x{shapes[-1][1]}" if shapes else ""}
+
+    # ------------------------------------------------------------------------------------ weight copying
+    @torch.no_grad()
+    def load_reference_weights(self, ref: nn.Module) -> MultipoleAttention:
+        """Copy the weights of a ``mano_reference`` layer with the same hyper-parameters into this one."""
+        pairs = [
+            (self.norm1, ref.attention.norm),
+            (self.norm2, ref.attention.attn.norm),
+            (self.to_qkv, ref.attention.attn.to_qkv),
+            (self.down, ref.down),
+            (self.up, ref.up),
+        ]
+        to_out = ref.attention.attn.to_out
+        pairs.append((self.to_out, to_out[0] if isinstance(to_out, nn.Sequential) else to_out))
+        for mine, theirs in pairs:
+            if type(mine) is not type(theirs):
+                raise ValueError(f"mano: cannot copy {type(theirs).__name__} into {type(mine).__name__}")
+            mine.load_state_dict(theirs.state_dict())
+        if (self.window, self.stride, self.rate) != (ref.window, ref.stride, ref.rate):
+            raise ValueError(
+                f"mano: reference has window/stride/rate {(ref.window, ref.stride, ref.rate)}, "
+                f"this layer {(self.window, self.stride, self.rate)}"
+            )
+        return self

@@ -1,0 +1,33 @@
+"""nox sessions: ``nox -s tests`` (default) and ``nox -s bench``; extra arguments after ``--`` pass through.
+
+Virtual environments are reused between runs (``reuse_venv = "yes"``). ``nox --no-venv -s tests`` runs in the
+current environment instead (nothing is installed then).
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests"]
+nox.options.reuse_venv = "yes"
+
+
+def _install(session: nox.Session, extras: str) -> None:
+    if session.venv_backend == "none":  # --no-venv: use the environment nox runs in, as it is
+        return
+    # torch is a range in pyproject.toml: an already-installed CUDA build that satisfies it is kept.
+    session.install("-e", f".[{extras}]")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test-suite (CPU, a few minutes). ``nox -s tests -- -m microbench`` runs the micro-benchmarks."""
+    _install(session, "test")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """The default benchmark for this machine, then its plots (see README)."""
+    _install(session, "test")
+    session.log("not yet: the benchmark harness lands with the cost-harness issue")

@@ -1,0 +1,24 @@
+"""Shared fixtures: a fixed thread count and a registry snapshot for tests that register things."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from attnbench import registry
+
+# Small, fixed intra-op parallelism: the CI machine has 2 cores and tests must not depend on its load.
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def clean_registry():
+    """Restore the registry (names, sources, unavailable list, plugin flag) after the test."""
+    registry.list_attentions()  # load built-ins and installed plugins first, so the snapshot holds them
+    snapshot = (dict(registry._REGISTRY), dict(registry._SOURCE), dict(registry._UNAVAILABLE),
+                registry._plugins_loaded)
+    yield registry
+    registry._REGISTRY.clear(); registry._REGISTRY.update(snapshot[0])
+    registry._SOURCE.clear(); registry._SOURCE.update(snapshot[1])
+    registry._UNAVAILABLE.clear(); registry._UNAVAILABLE.update(snapshot[2])
+    registry._plugins_loaded = snapshot[3]

@@ -1,0 +1,35 @@
+"""The command line: list and check, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from attnbench.cli import main
+
+
+def test_list_shows_every_attention(capsys):
+    assert main(["list", "--width", "250"]) == 0
+    out = capsys.readouterr().out
+    for name in ("full", "full_naive", "swin", "linear", "mano", "mano_reference", "full_xformers"):
+        assert name in out
+
+
+def test_check_passes_and_prints_a_line_per_check(capsys):
+    assert main(["check", "mano", "--grid", "8", "8", "--opt", "rate=2"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("PASS") + out.count("SKIP") == 7
+
+
+def test_check_bad_input_is_one_line_exit_2(capsys):
+    assert main(["check", "swin", "--opt", "window=3"]) == 2
+    assert main(["check", "nope"]) == 2
+    assert main(["check", "mano", "--opt", "rate=1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("attnbench: error: ") for line in err)
+    assert "rate=1 is invalid" in err[2]
+
+
+def test_python_dash_m_entry_point():
+    proc = subprocess.run([sys.executable, "-m", "attnbench", "check", "linear"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

@@ -1,0 +1,137 @@
+"""Registry: decorator rules, entry-point plugins (fake and one real, pip-installed), error messages."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from torch import nn
+
+from attnbench.attention.base import GridAttention
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "attnbench-plugin-example"
+
+
+class _A(GridAttention):
+    def __init__(self, dim, heads):
+        super().__init__()
+
+    def forward(self, x):
+        return x
+
+
+class _B(_A):
+    pass
+
+
+def test_same_class_twice_is_a_noop_and_a_different_class_is_an_error(clean_registry):
+    reg = clean_registry
+    reg.register_attention("toy_a")(_A)
+    reg.register_attention("toy_a")(_A)
+    assert reg.get_attention("toy_a") is _A and _A.registry_name == "toy_a"
+    with pytest.raises(ValueError, match="'toy_a' is already registered"):
+        reg.register_attention("toy_a")(_B)
+    reg.register_attention("toy_a", override=True)(_B)
+    assert reg.get_attention("toy_a") is _B
+
+
+def test_names_and_targets_are_validated(clean_registry):
+    with pytest.raises(ValueError, match="lower_snake_case"):
+        clean_registry.register_attention("Bad-Name")
+    with pytest.raises(TypeError, match="nn.Module subclass"):
+        clean_registry.register_attention("not_a_module")(object)
+
+
+@pytest.fixture
+def plugin_module(tmp_path, monkeypatch):
+    """A throw-away importable module holding two plugin classes."""
+    (tmp_path / "fake_attnbench_plugin.py").write_text(textwrap.dedent("""
+        from attnbench.attention.base import GridAttention
+
+        class Good(GridAttention):
+            def __init__(self, dim, heads):
+                super().__init__()
+            def forward(self, x):
+                return x
+
+        class Other(GridAttention):
+            def __init__(self, dim, heads):
+                super().__init__()
+            def forward(self, x):
+                return x
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "fake_attnbench_plugin"
+    sys.modules.pop("fake_attnbench_plugin", None)
+
+
+def test_fake_entry_points_valid_duplicate_broken(clean_registry, plugin_module):
+    EP = importlib.metadata.EntryPoint
+    group = clean_registry.ENTRY_POINT_GROUP
+    eps = [
+        EP("broken_one", "module_that_does_not_exist_xyz:Thing", group),
+        EP("full", f"{plugin_module}:Other", group),  # clashes with the built-in
+        EP("good_one", f"{plugin_module}:Good", group),
+    ]
+    with pytest.warns(RuntimeWarning) as warned:
+        clean_registry.load_plugins(eps)
+    messages = [str(w.message) for w in warned]
+    assert any("plugin 'broken_one'" in m and "ModuleNotFoundError" in m for m in messages)
+    assert any("plugin 'full'" in m and "already registered" in m for m in messages)
+    assert "good_one" in clean_registry.list_attentions()  # the others still load
+    assert clean_registry.attention_source("good_one").startswith("plugin")
+    assert clean_registry.get_attention("full").__module__ == "attnbench.attention.full"
+
+
+def test_entry_points_are_loaded_lazily_and_cached(clean_registry, monkeypatch):
+    calls = []
+
+    def fake_entry_points(group):
+        calls.append(group)
+        return []
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", fake_entry_points)
+    clean_registry.refresh_plugins()
+    clean_registry.list_attentions()
+    clean_registry.list_attentions()
+    clean_registry.get_attention("full")
+    assert calls == [clean_registry.ENTRY_POINT_GROUP]
+
+
+def _pip(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def installed_example_plugin(clean_registry):
+    if _pip("--version").returncode != 0:
+        pytest.skip("pip is not available in this environment")
+    proc = _pip("install", "--no-deps", "--no-build-isolation", "--no-index", str(EXAMPLE))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    clean_registry.refresh_plugins()
+    yield clean_registry
+    _pip("uninstall", "-y", "attnbench-plugin-example")
+    sys.modules.pop("attnbench_plugin_example", None)
+    clean_registry.refresh_plugins()
+
+
+def test_real_plugin_package_is_found_and_checked(installed_example_plugin):
+    reg = installed_example_plugin
+    assert "axial" in reg.list_attentions()
+    assert reg.attention_source("axial") == "plugin (attnbench-plugin-example)"
+    proc = subprocess.run([sys.executable, "-m", "attnbench", "check", "axial", "--grid", "8", "12"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "FAIL" not in proc.stdout and proc.stdout.count("PASS") >= 6
+    listing = subprocess.run([sys.executable, "-m", "attnbench", "list", "--width", "250"], capture_output=True,
+                             text=True, timeout=300).stdout
+    assert "axial" in listing and "plugin (attnbench-plugin-example)" in listing
+
+
+def test_module_identity():
+    assert issubclass(_A, nn.Module)
