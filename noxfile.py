@@ -28,6 +28,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """The default benchmark for this machine, then its plots (see README)."""
+    """This machine's default suites (CUDA: suites/gpu.toml; CPU: suites/cpu.toml then the quick accuracy suite),
+    then their plots. ``nox -s bench -- suites/smoke.toml --set batch=2`` runs the given suite instead."""
     _install(session, "test")
-    session.log("not yet: the benchmark harness lands with the cost-harness issue")
+    session.run("python", "-m", "attnbench", "bench", *session.posargs)

@@ -4,4 +4,6 @@ import sys
 
 from attnbench.cli import main
 
-sys.exit(main())
+# Guarded: benchmark case processes re-import the main module under another name and must not re-run the CLI.
+if __name__ == "__main__":
+    sys.exit(main())

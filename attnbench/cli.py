@@ -79,6 +79,70 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from attnbench.results import ResultsError
+    from attnbench.runner import print_summary, run_suite
+    from attnbench.suite import SuiteError, load_suite
+
+    overrides = parse_assignments(args.set, "--set")
+    try:  # the whole suite is validated before anything runs
+        suites = [load_suite(path, overrides) for path in args.suites]
+    except SuiteError as exc:
+        return _usage_error(str(exc))
+    console = Console(stderr=True)
+    for suite in suites:
+        console.print(f"[bold]{suite.name}[/]: {len(suite.cases)} cases on {suite.device}"
+                      + (f" (expected: {suite.expected_duration})" if suite.expected_duration else ""))
+        try:
+            report = run_suite(suite, out=args.out, fresh=args.fresh, show_progress=not args.quiet, console=console)
+        except ResultsError as exc:
+            return _usage_error(str(exc))
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items())) or "nothing new"
+        console.print(f"{report.path}: {counts} in {report.wall_s:.0f} s")
+        if suite.kind == "cost":
+            print_summary(report.rows, console=Console(), suite=suite.name)
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from attnbench.plots import plot_results
+
+    missing = [p for p in args.results if not __import__("pathlib").Path(p).exists()]
+    if missing:
+        return _usage_error(f"{missing[0]}: no such results file or directory")
+    written = plot_results(args.results, out_dir=args.out, min_tokens=args.fit_min_tokens,
+                           command=" ".join(["attnbench", "plot", *args.results]))
+    for path in written:
+        print(path)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run the given suites (default: this machine's) and plot what they wrote."""
+    from attnbench.suite import SuiteError, default_suites, load_suite
+
+    suites = args.suites or default_suites()
+    run_args = argparse.Namespace(suites=suites, out=args.out, set=args.set, fresh=args.fresh, quiet=args.quiet)
+    code = cmd_run(run_args)
+    if code:
+        return code
+    from attnbench.runner import results_path
+
+    paths = []
+    for s in suites:
+        try:
+            paths.append(str(results_path(load_suite(s, parse_assignments(args.set, "--set")), args.out)))
+        except SuiteError as exc:
+            return _usage_error(str(exc))
+    for path in paths:
+        code = cmd_plot(argparse.Namespace(results=[path], out=None, fit_min_tokens=args.fit_min_tokens))
+        if code:
+            return code
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="attnbench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -95,6 +159,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE", help="constructor option, repeatable")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("run", help="run suites: one fresh process per case, rows appended to results/<device>/<suite>.csv")
+    p.add_argument("suites", nargs="+", metavar="SUITE", help="suite TOML file(s)")
+    p.add_argument("--out", default=None, help="results directory (default results/<device-tag>)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a suite key, e.g. batch=2 or attentions[0].kwargs.window=4 (repeatable)")
+    p.add_argument("--fresh", action="store_true", help="start a new results file (the old one is kept as .bak.csv)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("plot", help="scaling plots and scaling.md from results CSV(s); never re-runs anything")
+    p.add_argument("results", nargs="+", metavar="RESULTS", help="results CSV file(s) or folder(s)")
+    p.add_argument("--out", default=None, help="output folder (default: plots/ next to the results)")
+    p.add_argument("--fit-min-tokens", type=int, default=1024, help="fit exponents over N >= this (default 32²)")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("bench", help="run suites (default: this machine's default suites), then plot them")
+    p.add_argument("suites", nargs="*", metavar="SUITE")
+    p.add_argument("--out", default=None)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--fresh", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--fit-min-tokens", type=int, default=1024)
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -44,6 +44,13 @@ __all__ = [
 ENTRY_POINT_GROUP = "attnbench.attention"
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
+# Built-ins are imported on demand (a benchmark case process imports only the mechanism it runs: timm alone
+# costs ~2 s of start-up). ``list_attentions`` imports them all.
+_BUILTIN_MODULES: dict[str, str] = {
+    name: f"attnbench.attention.{name}"
+    for name in ("full", "full_naive", "linear", "swin", "mano", "mano_reference", "full_xformers", "neighborhood")
+}
+
 _REGISTRY: dict[str, type[nn.Module]] = {}
 _SOURCE: dict[str, str] = {}
 _UNAVAILABLE: dict[str, str] = {}
@@ -103,8 +110,11 @@ def _qualname(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _ensure_builtins() -> None:
-    importlib.import_module("attnbench.attention")
+def _ensure_builtins(name: str | None = None) -> None:
+    """Import the built-in module of ``name`` (all built-in modules when ``name`` is None)."""
+    modules = _BUILTIN_MODULES.values() if name is None else [_BUILTIN_MODULES[name]]
+    for module in modules:
+        importlib.import_module(module)
 
 
 def load_plugins(entry_points: Iterable[importlib.metadata.EntryPoint] | None = None) -> None:
@@ -174,11 +184,15 @@ def attention_source(name: str) -> str:
 
 def get_attention(name: str) -> type[nn.Module]:
     """The class registered under ``name``; raises :class:`UnknownAttentionError` listing the known names."""
-    _ensure_loaded()
+    if name in _BUILTIN_MODULES:
+        _ensure_builtins(name)
+    else:
+        load_plugins()
     try:
         return _REGISTRY[name]
     except KeyError:
         pass
+    _ensure_loaded()
     if name in _UNAVAILABLE:
         raise UnknownAttentionError(f"attention {name!r} is not available here: {_UNAVAILABLE[name]}")
     known = sorted(_REGISTRY)

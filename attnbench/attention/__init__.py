@@ -1,11 +1,10 @@
-"""Built-in attention mechanisms; importing this package registers them.
+"""Built-in attention mechanisms, one module each.
 
-Optional mechanisms (xformers, natten) register only when their package imports; otherwise they are recorded
-as unavailable with the reason, which ``attnbench list`` shows.
+The registry imports a module when its mechanism is first asked for (``attnbench.registry._BUILTIN_MODULES``), so
+a benchmark case pays only for the imports it needs. Optional mechanisms (xformers, natten) register only when
+their package imports; otherwise they are recorded as unavailable with the reason (``attnbench list``).
 """
 
-from attnbench.attention import full, full_naive, linear, mano, mano_reference, swin  # noqa: F401
-from attnbench.attention import full_xformers, neighborhood  # noqa: F401  (optional; register if importable)
 from attnbench.attention.base import GridAttention, QKVAttention
 
 __all__ = ["GridAttention", "QKVAttention"]
