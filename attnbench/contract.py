@@ -55,12 +55,16 @@ class CheckContext:
 
 
 def build(name: str, dim: int, heads: int, height: int, width: int, kwargs: dict[str, Any] | None = None,
-          seed: int = 0, device: str = "cpu") -> nn.Module:
-    """Seeded instance of ``name`` for a grid: the class's ``grid_kwargs`` under the user's ``kwargs``."""
+          seed: int | None = 0, device: str = "cpu") -> nn.Module:
+    """Instance of ``name`` for a grid: the class's ``grid_kwargs`` under the user's ``kwargs``.
+
+    ``seed`` re-seeds torch first (``None`` leaves the global generator alone, e.g. inside a model).
+    """
     cls = get_attention(name)
     grid_kwargs = getattr(cls, "grid_kwargs", None)
     merged = {**(grid_kwargs(height, width) if grid_kwargs else {}), **(kwargs or {})}
-    torch.manual_seed(seed)
+    if seed is not None:
+        torch.manual_seed(seed)
     return create_attention(name, dim=dim, heads=heads, **merged).to(device).eval()
 
 

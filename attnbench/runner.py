@@ -54,7 +54,10 @@ def results_path(suite: Suite, out: str | Path | None = None) -> Path:
 def _child(case: Case, conn: Any) -> None:
     from attnbench.worker import run_case
 
-    conn.send(run_case(case))
+    def progress(message: str) -> None:  # long cases (training) report as they go
+        conn.send(("progress", message))
+
+    conn.send(("result", run_case(case, progress)))
     conn.close()
 
 
@@ -79,7 +82,7 @@ def _context() -> Any:
     return _CONTEXT
 
 
-def run_isolated(case: Case, timeout: float) -> dict[str, Any]:
+def run_isolated(case: Case, timeout: float, on_progress: Any = None) -> dict[str, Any]:
     """Run ``case`` in a new process; map a missing answer to ``timeout`` or ``crashed``."""
     ctx = _context()
     recv, send = ctx.Pipe(duplex=False)
@@ -87,19 +90,25 @@ def run_isolated(case: Case, timeout: float) -> dict[str, Any]:
     start = time.perf_counter()
     proc.start()
     send.close()  # the child holds the only write end: EOF tells us it is gone
+    result = None
     try:
-        if recv.poll(timeout):
+        while result is None:
+            remaining = timeout - (time.perf_counter() - start)
+            if remaining <= 0 or not recv.poll(remaining):
+                if proc.is_alive():
+                    proc.kill()
+                    proc.join(10)
+                    return {"status": "timeout", "reason": f"no result within {timeout:g} s (process killed)",
+                            "case_wall_s": round(time.perf_counter() - start, 3)}
+                break
             try:
-                result = recv.recv()
+                kind, payload = recv.recv()
             except EOFError:
-                result = None
-        else:
-            result = None
-            if proc.is_alive():
-                proc.kill()
-                proc.join(10)
-                return {"status": "timeout", "reason": f"no result within {timeout:g} s (process killed)",
-                        "case_wall_s": round(time.perf_counter() - start, 3)}
+                break
+            if kind == "result":
+                result = payload
+            elif on_progress is not None:
+                on_progress(payload)
     finally:
         recv.close()
     proc.join(30)
@@ -142,7 +151,8 @@ def _row(case: Case, provenance: dict[str, Any]) -> dict[str, Any]:
         "attention": case.attention, "kwargs": json.dumps(case.kwargs, sort_keys=True), "mode": case.mode,
         "height": case.height, "width": case.width, "tokens": case.tokens, "batch": case.batch,
         "dim": case.dim, "heads": case.heads, "dtype": case.dtype, "device": case.device,
-        "threads": case.threads, "compile": case.compile, "tf32": case.tf32, **provenance,
+        "threads": case.threads, "compile": case.compile, "tf32": case.tf32, "task": case.task, "seed": case.seed,
+        **provenance,
     }
 
 
@@ -175,7 +185,7 @@ def run_suite(suite: Suite, out: str | Path | None = None, fresh: bool = False, 
         report.backup = rf.backup
         done = rf.done_keys()
         frontier = _frontiers(rf.rows)
-        pending = [c for c in suite.cases if c.key not in done]
+        pending = [c for c in suite.cases if not set(c.row_keys) <= done]
         report.skipped_existing = len(suite.cases) - len(pending)
         if report.skipped_existing:
             console.print(f"resuming {report.path}: {report.skipped_existing} of {len(suite.cases)} cases already "
@@ -185,21 +195,42 @@ def run_suite(suite: Suite, out: str | Path | None = None, fresh: bool = False, 
         with Progress(*columns, console=console, disable=not show_progress, transient=False) as progress:
             task = progress.add_task(suite.name, total=len(pending))
             for case in pending:
-                progress.update(task, description=f"{suite.name}: {case.label} {case.mode} {case.height}x{case.width}")
-                row = _row(case, static)
-                row.update(_outcome(case, frontier))
-                row["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-                rf.append(row)
-                report.counts[row["status"]] += 1
-                if row["status"] in FAILED and case.settings.get("frontier", True):
-                    frontier.setdefault(case.series, (case.tokens, f"{row['status']} at {case.height}x{case.width}"))
+                what = f"{suite.name}: {case.task + ' ' if case.task else ''}{case.label} {case.mode} " \
+                       f"{case.height}x{case.width}"
+                progress.update(task, description=what)
+
+                def show(message: str, what: str = what) -> None:
+                    progress.update(task, description=f"{what} {message}")
+
+                outcome = _outcome(case, frontier, show)
+                timestamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+                for key, extra in zip(case.row_keys, _split_rows(case, outcome)):
+                    if key in done:  # a crash between the rows of one case: keep what was written
+                        continue
+                    row = {**_row(case, static), **extra, "case_key": key, "timestamp": timestamp}
+                    rf.append(row)
+                    report.counts[row["status"]] += 1
+                status = outcome["status"]
+                if status in FAILED and case.settings.get("frontier", True):
+                    frontier.setdefault(case.series, (case.tokens, f"{status} at {case.height}x{case.width}"))
                 progress.advance(task)
         report.rows = rf.rows
     report.wall_s = time.perf_counter() - start
     return report
 
 
-def _outcome(case: Case, frontier: dict[tuple[str, str, bool], tuple[int, str]]) -> dict[str, Any]:
+def _split_rows(case: Case, outcome: dict[str, Any]) -> list[dict[str, Any]]:
+    """The row(s) of one outcome: a training case reports one row per evaluation grid."""
+    rows = outcome.pop("rows", None)
+    if case.kind == "cost":
+        return [outcome]
+    if rows is None:  # the whole case failed: every evaluation row carries that status
+        return [{**outcome, "eval_res": r, "train_res": case.height} for r in case.settings["eval_res"]]
+    return [{**outcome, **r} for r in rows]
+
+
+def _outcome(case: Case, frontier: dict[tuple[str, str, bool], tuple[int, str]],
+             on_progress: Any = None) -> dict[str, Any]:
     limit = frontier.get(case.series)
     if limit is not None and case.settings.get("frontier", True) and case.tokens > limit[0]:
         return {"status": "skipped", "reason": f"above frontier ({limit[1]})"}
@@ -212,7 +243,7 @@ def _outcome(case: Case, frontier: dict[tuple[str, str, bool], tuple[int, str]])
         return {"status": status, "reason": reason}
     if reasons:
         return {"status": "unsupported", "reason": "; ".join(reasons)}
-    return run_isolated(case, float(case.settings.get("timeout", 300)))
+    return run_isolated(case, float(case.settings.get("timeout", 300)), on_progress)
 
 
 def print_summary(rows: list[dict[str, str]], console: Any = None, suite: str | None = None) -> None:

@@ -63,6 +63,8 @@ class Case:
     compile: bool
     tf32: bool
     settings: dict[str, Any] = field(default_factory=dict)  # timing / task settings passed to the worker
+    task: str = ""  # accuracy cases: the task name
+    seed: int | None = None  # accuracy cases: the training seed
 
     @property
     def tokens(self) -> int:
@@ -71,8 +73,16 @@ class Case:
     @property
     def key(self) -> str:
         """Identity used for resume: the same key is never measured twice in one results file."""
-        return (f"{self.label}|{self.mode}|{self.height}x{self.width}|b{self.batch}|c{self.dim}h{self.heads}|"
+        base = (f"{self.label}|{self.mode}|{self.height}x{self.width}|b{self.batch}|c{self.dim}h{self.heads}|"
                 f"{self.dtype}|{self.device}|t{self.threads}|compile={int(self.compile)}")
+        return base if self.kind == "cost" else f"{self.task}|seed{self.seed}|{base}"
+
+    @property
+    def row_keys(self) -> list[str]:
+        """Keys of the rows this case writes: one for a cost case, one per evaluation grid for training."""
+        if self.kind == "cost":
+            return [self.key]
+        return [f"{self.key}|eval{r}" for r in self.settings["eval_res"]]
 
     @property
     def series(self) -> tuple[str, str, bool]:

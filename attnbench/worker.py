@@ -13,6 +13,7 @@ import json
 import logging
 import resource
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -62,7 +63,7 @@ def configure(case: Case) -> None:
         importlib.import_module(module)
 
 
-def run_case(case: Case) -> dict[str, Any]:
+def run_case(case: Case, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run one case and return the measured columns (status ``ok``) or a failure status."""
     start = time.perf_counter()
     try:
@@ -72,7 +73,7 @@ def run_case(case: Case) -> dict[str, Any]:
         else:
             from attnbench.train import run_accuracy_case
 
-            out = run_accuracy_case(case)
+            out = run_accuracy_case(case, progress or (lambda message: None))
         out.setdefault("status", "ok")
     except BaseException as exc:  # noqa: BLE001 - every failure is a result row, never a crashed sweep
         if isinstance(exc, KeyboardInterrupt):
