@@ -101,8 +101,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             return _usage_error(str(exc))
         counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items())) or "nothing new"
         console.print(f"{report.path}: {counts} in {report.wall_s:.0f} s")
-        if suite.kind == "cost":
-            print_summary(report.rows, console=Console(), suite=suite.name)
+        if suite.kind == "cost":  # wide enough for 7 grids even when stdout is not a terminal
+            print_summary(report.rows, console=Console(width=max(Console().width, 150)), suite=suite.name)
     return 0
 
 
@@ -141,6 +141,30 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if code:
             return code
     return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    """``data darcy ...`` generates/caches our Darcy set; ``data neuralop`` fetches and verifies the anchor files;
+    ``data fashion`` checks that Fashion-MNIST is installed."""
+    from attnbench.data import DatasetUnavailable
+
+    try:
+        if args.dataset == "darcy":
+            from attnbench.data import darcy
+
+            return darcy.cli(args.rest)
+        if args.dataset == "neuralop":
+            from attnbench.data import neuralop
+
+            print(neuralop.fetch())
+            return 0
+        from attnbench.data import fashion
+
+        for split, path in fashion.find_files().items():
+            print(f"{split}: {path}")
+        return 0
+    except DatasetUnavailable as exc:
+        return _usage_error(str(exc))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -183,6 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--fit-min-tokens", type=int, default=1024)
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("data", help="prepare datasets: darcy (generate), neuralop (fetch + verify), fashion (check)")
+    p.add_argument("dataset", choices=("darcy", "neuralop", "fashion"))
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="darcy: --res 32 64 --n-train 1000 --n-test 200 ...")
+    p.set_defaults(func=cmd_data)
     return parser
 
 

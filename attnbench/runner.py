@@ -86,7 +86,8 @@ def run_isolated(case: Case, timeout: float, on_progress: Any = None) -> dict[st
     """Run ``case`` in a new process; map a missing answer to ``timeout`` or ``crashed``."""
     ctx = _context()
     recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(case, send), daemon=True)
+    # Not daemonic: a case may start its own worker processes; the parent joins or kills it explicitly.
+    proc = ctx.Process(target=_child, args=(case, send), daemon=False)
     start = time.perf_counter()
     proc.start()
     send.close()  # the child holds the only write end: EOF tells us it is gone
@@ -190,6 +191,11 @@ def run_suite(suite: Suite, out: str | Path | None = None, fresh: bool = False, 
         if report.skipped_existing:
             console.print(f"resuming {report.path}: {report.skipped_existing} of {len(suite.cases)} cases already "
                           "recorded (use --fresh to start over)")
+        training = [c for c in pending if c.kind == "accuracy"]
+        if training:  # datasets are generated/fetched here, once, not inside the (timed) case processes
+            from attnbench.train import prepare_data
+
+            prepare_data(training)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    TextColumn("ETA"), TimeRemainingColumn())
         with Progress(*columns, console=console, disable=not show_progress, transient=False) as progress:

@@ -101,6 +101,7 @@ MANO_CASES = [  # (H, window, stride, rate, down, up)
     (27, 3, 1, 3, "conv", "nearest"),
     (27, 3, 2, 3, "conv", "conv"),  # ceil(k/s) groups with gaps between windows
     (24, 3, 3, 2, "conv", "conv"),
+    (128, 2, 1, 2, "conv", "conv"),  # the configuration of the README's mano vs mano_reference numbers
 ]
 
 
@@ -108,11 +109,12 @@ MANO_CASES = [  # (H, window, stride, rate, down, up)
 def test_mano_equals_reference(case):
     H, k, s, r, down, up = case
     torch.manual_seed(0)
-    ref = create_attention("mano_reference", dim=32, heads=4, image_size=H, window=k, stride=s, rate=r,
+    C = 64 if H == 128 else 32
+    ref = create_attention("mano_reference", dim=C, heads=4, image_size=H, window=k, stride=s, rate=r,
                            down=down, up=up).eval()
-    mano = create_attention("mano", dim=32, heads=4, window=k, stride=s, rate=r, down=down, up=up).eval()
+    mano = create_attention("mano", dim=C, heads=4, window=k, stride=s, rate=r, down=down, up=up).eval()
     mano.load_reference_weights(ref)
-    x = _x(H=H, W=H).requires_grad_(True)
+    x = _x(B=1 if H == 128 else 2, H=H, W=H, C=C).requires_grad_(True)
     a, b = ref(x), mano(x)
     assert mano.extra_info()["levels"] == ref.levels
     assert (a - b).abs().max().item() < 1e-5

@@ -1,0 +1,154 @@
+"""Accuracy pipeline: metrics, normaliser resampling, training reduces the loss for every mechanism, suites."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from attnbench import list_attentions
+from attnbench.cli import main
+from attnbench.metrics import rel_l2, rel_mse, top1
+from attnbench.results import read_results
+from attnbench.suite import Case
+from attnbench.train import Normaliser, TaskData, build_model, resample_nodes, train_model
+
+
+def test_metrics_against_hand_computed_values():
+    true = torch.tensor([[[3.0, 4.0]], [[1.0, 0.0]]])  # norms 5 and 1
+    pred = torch.tensor([[[3.0, 4.0]], [[0.0, 0.0]]])
+    assert rel_l2(pred, true).tolist() == pytest.approx([0.0, 1.0])
+    pred = torch.tensor([[[0.0, 4.0]], [[1.0, 2.0]]])  # errors 3 and 2
+    assert rel_l2(pred, true).tolist() == pytest.approx([3 / 5, 2.0])
+    assert rel_mse(pred, true).tolist() == pytest.approx([9 / 25, 4.0])
+    logits = torch.tensor([[0.1, 0.9], [2.0, -1.0], [0.0, 1.0]])
+    assert top1(logits, torch.tensor([1, 1, 1])).tolist() == [1.0, 0.0, 1.0]
+
+
+def test_resample_nodes_keeps_shared_nodes_and_is_linear():
+    coarse = torch.arange(16.0).reshape(4, 4)
+    fine = resample_nodes(coarse, 8)
+    assert torch.equal(fine[::2, ::2], coarse)  # the 4-grid nodes are the even nodes of the 8-grid
+    assert fine[0, 1].item() == pytest.approx(0.5) and fine[1, 0].item() == pytest.approx(2.0)
+    assert torch.equal(resample_nodes(fine, 4), coarse)
+
+
+def _case(attention: str, kwargs: dict | None = None) -> Case:
+    settings = dict(dataset="darcy", problem="regression", eval_res=[32], n_train=64, n_test=8, fine=129, batch=16,
+                    lr=3e-3, weight_decay=1e-4, epochs=2, patch=2, stem="patch", depth=2, mlp_ratio=2.0,
+                    dropout=0.0, heads=4, dim=32, model="backbone", model_kwargs={}, eval_batch=8)
+    return Case("t", "accuracy", attention, attention, kwargs or {}, "train", 32, 32, 16, 32, 4, "float32", "cpu", 1,
+                False, False, settings, task="darcy32", seed=0)
+
+
+TRAINABLE = [n for n in list_attentions() if n != "neighborhood"]  # natten has no CPU backward
+
+
+@pytest.mark.parametrize("name", TRAINABLE)
+def test_two_epochs_reduce_the_training_loss(name):
+    from attnbench.data import darcy
+
+    a, u = darcy.fixture(64, 32, fine=129)
+    data = TaskData("regression", (a[:, None], u[:, None]), {})
+    kwargs = {"window": 4} if name == "swin" else {}
+    case = _case(name, kwargs)
+    torch.manual_seed(0)
+    model = build_model(case, 1)
+    norm = (Normaliser(data.train[0]), Normaliser(data.train[1]))
+    with torch.no_grad():
+        before = rel_l2(norm[1].decode(model(norm[0].encode(data.train[0]))), data.train[1]).mean().item()
+    _, last = train_model(model, data, case, lambda message: None, norm)
+    with torch.no_grad():
+        model.eval()
+        after = rel_l2(norm[1].decode(model(norm[0].encode(data.train[0]))), data.train[1]).mean().item()
+    assert after < 0.8 * before, (before, after, last)
+
+
+SUITE = """
+name = "acc"
+kind = "accuracy"
+device = "cpu"
+threads = 1
+seeds = [0]
+dim = 16
+heads = 2
+depth = 1
+batch = 8
+epochs = 1
+timeout = 120
+
+[[tasks]]
+name = "darcy_tiny"
+dataset = "darcy"
+train_res = 16
+eval_res = [16, 32]
+n_train = 16
+n_test = 4
+fine = 65
+
+[[tasks]]
+name = "fashion_missing"
+dataset = "fashion"
+train_res = 32
+n_train = 20
+n_test = 10
+patch = 4
+attentions = ["linear"]
+
+[[attentions]]
+name = "linear"
+
+[[attentions]]
+name = "mano_reference"
+"""
+
+
+def test_accuracy_suite_rows_zero_shot_and_missing_dataset(tmp_path, monkeypatch):
+    from attnbench.data import fashion
+
+    monkeypatch.setenv("ATTNBENCH_DATA", str(tmp_path / "data"))
+    monkeypatch.setattr(fashion, "SYSTEM_DIR", tmp_path / "nowhere")
+    path = tmp_path / "acc.toml"
+    path.write_text(SUITE)
+    assert main(["run", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    rows = read_results(tmp_path / "out" / "acc.csv")
+    by = {(r["task"], r["label"], r["eval_res"]): r for r in rows}
+    assert len(rows) == 5  # 2 attentions x 2 grids for darcy, 1 row for the missing dataset
+    lin16, lin32 = by[("darcy_tiny", "linear", "16")], by[("darcy_tiny", "linear", "32")]
+    assert lin16["status"] == "ok" and lin16["mode"] == "trained" and lin16["metric"] == "rel_l2"
+    assert lin32["status"] == "ok" and lin32["mode"] == "zero_shot"
+    assert 0 < float(lin16["rel_mse"]) and float(lin16["train_s"]) > 0 and int(lin16["params"]) > 0
+    assert lin16["mem_kind"] == "cpu_rss" and lin16["n_train"] == "16" and lin16["seed"] == "0"
+    ref32 = by[("darcy_tiny", "mano_reference", "32")]
+    assert ref32["status"] == "unsupported" and "image_size=16" in ref32["reason"]  # levels fixed at build
+    missing = by[("fashion_missing", "linear", "32")]
+    assert missing["status"] == "unsupported" and "apt-get install -y dataset-fashion-mnist" in missing["reason"]
+    # plots and the table come out of the same rows
+    assert main(["plot", str(tmp_path / "out" / "acc.csv")]) == 0
+    md = (tmp_path / "out" / "plots" / "acc" / "accuracy.md").read_text()
+    assert "darcy_tiny" in md and "zero_shot" in md
+    assert (tmp_path / "out" / "plots" / "acc" / "darcy_tiny_accuracy_vs_resolution.png").stat().st_size > 5000
+
+
+@pytest.mark.parametrize("old,new,fragment", [
+    ('dataset = "darcy"', 'dataset = "cifar"', "tasks[0].dataset: expected one of neuralop, darcy, fashion"),
+    ("train_res = 32", "train_res = 40", "tasks[1].train_res: fashion trains at 32, 64, 128, got 40"),
+    ('attentions = ["linear"]', 'attentions = ["lin"]', "tasks[1].attentions[0]: unknown label 'lin'"),
+    ("seeds = [0]", "seeds = [0, 0]", "seeds: duplicate seed"),
+    ("n_train = 16", "n_train = 0", "tasks[0].n_train: expected an integer >= 1, got 0"),
+    ('name = "darcy_tiny"', 'name = "darcy_tiny"\nepoch = 3', "tasks[0].epoch: unknown key (did you mean 'epochs'?)"),
+])
+def test_accuracy_suite_validation(old, new, fragment, tmp_path, capsys):
+    path = tmp_path / "acc.toml"
+    path.write_text(SUITE.replace(old, new, 1))
+    assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"attnbench: error: {path}: ") and fragment in err, err
+
+
+def test_paper_model_variant_runs():
+    case = _case("mano")
+    case.settings.update(model="mano_paper", model_kwargs=dict(dim=32, depth=2, heads=2, dim_head=16, mlp_dim=32,
+                                                               rate=4))
+    model = build_model(case, 1)
+    out = model(torch.randn(2, 1, 32, 32))
+    assert out.shape == (2, 1, 32, 32)
