@@ -122,6 +122,8 @@ def check_backward(ctx: CheckContext) -> str:
     reasons = supported(m, ctx.height, ctx.width, ctx.device, torch.float32, backward=True)
     if reasons:
         raise Skip("; ".join(reasons))
+    with torch.inference_mode():  # caches filled during inference must not poison a later backward
+        m(ctx.input())
     x = ctx.input().requires_grad_(True)
     m(x).square().mean().backward()
     missing = [n for n, p in m.named_parameters() if p.requires_grad and p.grad is None]

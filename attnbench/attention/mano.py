@@ -139,7 +139,8 @@ class MultipoleAttention(GridAttention):
         key = (h, w, x.device, x.dtype)
         if key not in self._counts:
             ch, cw = coverage(h, self.window, self.stride), coverage(w, self.window, self.stride)
-            self._counts[key] = (ch[:, None] * cw[None, :]).to(device=x.device, dtype=x.dtype)[..., None]  # h, w, 1
+            with torch.inference_mode(False):  # a cache filled during inference must still serve training
+                self._counts[key] = (ch[:, None] * cw[None, :]).to(device=x.device, dtype=x.dtype)[..., None]
         return self._counts[key]
 
     def window_attention(self, x: torch.Tensor) -> torch.Tensor:

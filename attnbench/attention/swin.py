@@ -81,7 +81,9 @@ class SwinAttention(GridAttention):
         if key not in self._masks:
             # Reuse timm's mask construction; it reads only these three attributes and x's shape/device/dtype.
             spec = SimpleNamespace(window_size=(self.window,) * 2, shift_size=shift, window_area=self.window**2)
-            self._masks[key] = SwinTransformerBlock.get_attn_mask(spec, x.new_empty(1, H, W, 0))
+            with torch.inference_mode(False):  # a cache filled during inference must still serve training
+                self._masks[key] = SwinTransformerBlock.get_attn_mask(
+                    spec, torch.empty(1, H, W, 0, device=x.device, dtype=x.dtype))
         return self._masks[key]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
