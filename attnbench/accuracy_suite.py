@@ -48,7 +48,7 @@ SUITE_KEYS = {
 TASK_KEYS = {
     "name", "dataset", "train_res", "eval_res", "n_train", "n_test", "attentions", "model", "model_kwargs",
     "fine", "dim", "heads", "depth", "mlp_ratio", "dropout", "batch", "lr", "weight_decay", "epochs", "patch",
-    "stem", "eval_batch",
+    "stem", "eval_batch", "variant",
 }
 MODELS = ("backbone", "mano_paper")
 
@@ -131,6 +131,7 @@ def load_accuracy_suite(raw: dict[str, Any], c: _Checker) -> Suite:
             "n_test": c.int_(f"{where}.n_test", task.get("n_test", 200), 1),
             "fine": c.int_(f"{where}.fine", task.get("fine", 257), 3),
             "eval_batch": c.int_(f"{where}.eval_batch", task.get("eval_batch", 16), 1),
+            "variant": c.choice(f"{where}.variant", task.get("variant", "standard"), ("standard", "easy")),
             "model": model, "model_kwargs": dict(model_kwargs),
             "timeout": cfg["timeout"], "memory_limit_gib": cfg["memory_limit_gib"], "imports": cfg["imports"],
         }

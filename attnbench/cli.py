@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -91,6 +92,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         suites = [load_suite(path, overrides) for path in args.suites]
     except SuiteError as exc:
         return _usage_error(str(exc))
+    if getattr(args, "only", None):
+        wanted = set(args.only.split(","))
+        known = {c.task or c.label for s in suites for c in s.cases} | {c.label for s in suites for c in s.cases}
+        unknown = sorted(wanted - known)
+        if unknown:
+            return _usage_error(f"--only {','.join(unknown)}: no such task or label; known: {', '.join(sorted(known))}")
+        suites = [dataclasses.replace(s, cases=tuple(c for c in s.cases if c.task in wanted or c.label in wanted))
+                  for s in suites]
     console = Console(stderr=True)
     for suite in suites:
         console.print(f"[bold]{suite.name}[/]: {len(suite.cases)} cases on {suite.device}"
@@ -124,7 +133,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from attnbench.suite import SuiteError, default_suites, load_suite
 
     suites = args.suites or default_suites()
-    run_args = argparse.Namespace(suites=suites, out=args.out, set=args.set, fresh=args.fresh, quiet=args.quiet)
+    run_args = argparse.Namespace(suites=suites, out=args.out, set=args.set, fresh=args.fresh, quiet=args.quiet,
+                                  only=None)
     code = cmd_run(run_args)
     if code:
         return code
@@ -191,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a suite key, e.g. batch=2 or attentions[0].kwargs.window=4 (repeatable)")
     p.add_argument("--fresh", action="store_true", help="start a new results file (the old one is kept as .bak.csv)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--only", default=None, metavar="NAMES",
+                   help="run only these tasks (accuracy) or attention labels, comma-separated")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("plot", help="scaling plots and scaling.md from results CSV(s); never re-runs anything")

@@ -67,11 +67,12 @@ def load_task(settings: dict[str, Any], train_res: int) -> TaskData:
     if dataset == "longrange":
         from attnbench.data import longrange
 
-        x, y = longrange.make(n_train, train_res, seed=1)
+        variant = settings.get("variant", "standard")
+        x, y = longrange.make(n_train, train_res, seed=1, variant=variant)
         mean, std = x.mean(), x.std()  # scalar normalisation; the same numbers at every grid
         tests = {}
         for r in evals:
-            tx, ty = longrange.make(n_test, r, seed=2)  # the same scenes at every grid
+            tx, ty = longrange.make(n_test, r, seed=2, variant=variant)  # the same scenes at every grid
             tests[r] = ((tx - mean) / std, ty)
         return TaskData("classification", ((x - mean) / std, y), tests, classes=2)
     raise ValueError(f"unknown dataset {dataset!r}")

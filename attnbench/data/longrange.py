@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["MIN_KEY_DISTANCE", "SHAPES", "SIZE_RANGE", "Scene", "make", "render", "scenes"]
+__all__ = ["MIN_KEY_DISTANCE", "SHAPES", "SIZE_RANGE", "VARIANTS", "Scene", "Variant", "make", "render", "scenes"]
 
 SHAPES = ("ring", "cross", "triangle", "square", "bar", "T")
 SIZE_RANGE = (0.10, 0.14)
@@ -26,7 +26,29 @@ MIN_KEY_DISTANCE = 0.6
 DISTRACTORS = (6, 10)
 STROKE = 0.15  # stroke width as a fraction of the glyph size
 GAP = 0.02  # clearance between bounding circles of glyphs that must not overlap
-_MARGIN = SIZE_RANGE[1] / 2 * np.sqrt(2) + 0.01  # keeps every rotated glyph fully inside the unit square
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Difficulty knobs of the task; the structure (two keys >= 0.6 apart among distractors) never changes."""
+
+    shapes: int = len(SHAPES)  # the first ``shapes`` entries of SHAPES are used
+    size_range: tuple[float, float] = SIZE_RANGE
+    distractors: tuple[int, int] = DISTRACTORS
+    rotate: bool = True
+    noise: float = 0.1
+
+    @property
+    def margin(self) -> float:  # keeps every rotated glyph fully inside the unit square
+        return self.size_range[1] / 2 * np.sqrt(2) + 0.01
+
+
+# "standard" is data.md §2.3. "easy" keeps the long-range structure but makes the glyphs learnable on a CPU
+# budget: three distinct shapes (ring, cross, triangle), bigger, upright, fewer distractors, less noise.
+VARIANTS = {
+    "standard": Variant(),
+    "easy": Variant(shapes=2, size_range=(0.2, 0.25), distractors=(2, 2), rotate=False, noise=0.05),
+}
 
 
 @dataclass
@@ -54,23 +76,23 @@ def _fits(c: np.ndarray, radius: float, centres: list[np.ndarray], radii: list[f
     return all(np.hypot(*(c - o)) >= radius + r + GAP for o, r in zip(centres, radii))
 
 
-def _scene(seed: int, i: int) -> Scene:
+def _scene(seed: int, i: int, v: Variant = VARIANTS["standard"]) -> Scene:
     rng = np.random.default_rng([seed, i, 0])
     # The label is fixed per pair of consecutive samples: one "same", one "different", order chosen at random.
     label = int((i % 2) ^ np.random.default_rng([seed, i // 2, 2]).integers(2))
-    k = len(SHAPES)
+    k = v.shapes
     s1 = int(rng.integers(k))
     s2 = s1 if label else int((s1 + rng.integers(1, k)) % k)
-    lo, hi = _MARGIN, 1.0 - _MARGIN
+    lo, hi = v.margin, 1.0 - v.margin
     while True:  # redraw both: a first centre near the middle may have no partner 0.6 away at all
         c1, c2 = rng.uniform(lo, hi, 2), rng.uniform(lo, hi, 2)
         if np.hypot(*(c2 - c1)) >= MIN_KEY_DISTANCE:
             break
     shapes, centres = [s1, s2], [c1, c2]
-    sizes = list(rng.uniform(*SIZE_RANGE, 2))
+    sizes = list(rng.uniform(*v.size_range, 2))
     radii = [s / 2 * np.sqrt(2) for s in sizes]
-    for _ in range(int(rng.integers(DISTRACTORS[0], DISTRACTORS[1] + 1))):
-        size = float(rng.uniform(*SIZE_RANGE))
+    for _ in range(int(rng.integers(v.distractors[0], v.distractors[1] + 1))):
+        size = float(rng.uniform(*v.size_range))
         radius = size / 2 * np.sqrt(2)
         for attempt in range(400):
             c = rng.uniform(lo, hi, 2)
@@ -85,13 +107,21 @@ def _scene(seed: int, i: int) -> Scene:
         sizes.append(size)
         radii.append(radius)
     g = len(shapes)
-    return Scene(shape=np.array(shapes), rotation=rng.integers(4, size=g), size=np.array(sizes),
+    rotation = rng.integers(4, size=g) if v.rotate else np.zeros(g, dtype=int)
+    return Scene(shape=np.array(shapes), rotation=rotation, size=np.array(sizes),
                  centre=np.array(centres), amplitude=np.where(np.arange(g) < 2, 1.0, 0.5), label=label)
 
 
-def scenes(n: int, seed: int) -> list[Scene]:
+def scenes(n: int, seed: int, variant: str = "standard") -> list[Scene]:
     """Scene parameters for samples 0..n−1 of ``seed`` (resolution-free; edit one for a key-swap control)."""
-    return [_scene(seed, i) for i in range(n)]
+    v = _variant(variant)
+    return [_scene(seed, i, v) for i in range(n)]
+
+
+def _variant(name: str) -> Variant:
+    if name not in VARIANTS:
+        raise ValueError(f"longrange variant {name!r} is unknown; expected one of {', '.join(VARIANTS)}")
+    return VARIANTS[name]
 
 
 def _box(px: np.ndarray, py: np.ndarray, bx: np.ndarray, by: np.ndarray) -> np.ndarray:
@@ -178,20 +208,22 @@ def render(scene_list: list[Scene], resolution: int, noise: float = 0.1, seed: i
     return torch.from_numpy(out).unsqueeze(1)
 
 
-def make(n: int, resolution: int, seed: int, noise: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+def make(n: int, resolution: int, seed: int, noise: float | None = None,
+         variant: str = "standard") -> tuple[torch.Tensor, torch.Tensor]:
     """n samples of the long-range same/different task.
 
     Args:
         n: Number of samples (even n gives exactly n/2 of each label).
         resolution: Pixels per side; the scenes do not depend on it.
         seed: Seed of scenes, labels and noise.
-        noise: Pixel noise σ.
+        noise: Pixel noise σ (default: the variant's).
+        variant: ``standard`` (data.md §2.3) or ``easy`` (see :data:`VARIANTS`).
 
     Returns:
         (images float32 [n, 1, res, res], labels int64 [n]).
     """
     if n < 1 or resolution < 1:
         raise ValueError(f"n and resolution must be positive, got n={n}, resolution={resolution}")
-    sc = scenes(n, seed)
+    sc = scenes(n, seed, variant)
     labels = torch.tensor([s.label for s in sc], dtype=torch.int64)
-    return render(sc, resolution, noise, seed), labels
+    return render(sc, resolution, _variant(variant).noise if noise is None else noise, seed), labels
