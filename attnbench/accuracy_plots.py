@@ -17,6 +17,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from attnbench.plots import save_figure  # noqa: E402
+
 __all__ = ["accuracy_table", "plot_accuracy"]
 
 _LOWER_IS_BETTER = {"rel_l2": True, "top1": False}
@@ -88,11 +90,7 @@ def plot_accuracy(df: pd.DataFrame, out_dir: str | Path) -> list[Path]:
         ax.set_title(f"{task}: accuracy vs resolution", fontsize=9)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
-        path = out_dir / f"{task}_accuracy_vs_resolution.png"
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
+        written.append(save_figure(fig, out_dir / f"{task}_accuracy_vs_resolution.png"))
         # Pareto: accuracy vs training time and vs training peak memory, trained-at-grid rows
         trained = t[t["mode"] == "trained"]
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
@@ -110,32 +108,26 @@ def plot_accuracy(df: pd.DataFrame, out_dir: str | Path) -> list[Path]:
             ax.grid(True, alpha=0.3)
             ax.legend(fontsize=7)
         fig.suptitle(f"{task}: accuracy vs cost (Pareto view)", fontsize=9)
-        path = out_dir / f"{task}_pareto.png"
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
-    # zero-shot vs trained at the same grid, across tasks of one dataset family
+        written.append(save_figure(fig, out_dir / f"{task}_pareto.png"))
+    # zero-shot vs trained at the same grid, per dataset (never mixing metrics in one figure)
     zs = table[table["mode"] == "zero_shot"]
-    pairs = []
-    for _, z in zs.iterrows():
-        same = table[(table["label"] == z["label"]) & (table["mode"] == "trained") & (table["eval_res"] == z["eval_res"])
-                     & (table["dataset"] == z["dataset"])]
-        if len(same):
-            pairs.append((f"{z['label']}\n{int(z['train_res'])}→{int(z['eval_res'])}", z["value"], same["value"].iloc[0],
-                          z["metric"]))
-    if pairs:
+    for dataset, zd in zs.groupby("dataset", sort=False):
+        pairs = []
+        for _, z in zd.iterrows():
+            same = table[(table["label"] == z["label"]) & (table["mode"] == "trained")
+                         & (table["eval_res"] == z["eval_res"]) & (table["dataset"] == dataset)]
+            if len(same):
+                pairs.append((f"{z['label']}\n{int(z['train_res'])}→{int(z['eval_res'])}", z["value"],
+                              same["value"].iloc[0]))
+        if not pairs:
+            continue
         fig, ax = plt.subplots(figsize=(max(6, len(pairs) * 1.2), 4.5))
         xs = range(len(pairs))
         ax.bar([x - 0.2 for x in xs], [p[1] for p in pairs], width=0.4, label="zero-shot")
         ax.bar([x + 0.2 for x in xs], [p[2] for p in pairs], width=0.4, label="trained at that grid")
         ax.set_xticks(list(xs), [p[0] for p in pairs], fontsize=7)
-        ax.set_ylabel(pairs[0][3])
-        ax.set_title("zero-shot resolution transfer vs training at the evaluation grid", fontsize=9)
+        ax.set_ylabel(zd["metric"].iloc[0])
+        ax.set_title(f"{dataset}: zero-shot resolution transfer vs training at the evaluation grid", fontsize=9)
         ax.legend(fontsize=8)
-        path = out_dir / "zero_shot_vs_trained.png"
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
+        written.append(save_figure(fig, out_dir / f"{dataset}_zero_shot_vs_trained.png"))
     return written

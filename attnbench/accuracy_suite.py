@@ -132,7 +132,7 @@ def load_accuracy_suite(raw: dict[str, Any], c: _Checker) -> Suite:
             "fine": c.int_(f"{where}.fine", task.get("fine", 257), 3),
             "eval_batch": c.int_(f"{where}.eval_batch", task.get("eval_batch", 16), 1),
             "variant": c.choice(f"{where}.variant", task.get("variant", "standard"), ("standard", "easy")),
-            "model": model, "model_kwargs": dict(model_kwargs),
+            "model": model, "model_kwargs": dict(model_kwargs), "frontier": False,
             "timeout": cfg["timeout"], "memory_limit_gib": cfg["memory_limit_gib"], "imports": cfg["imports"],
         }
         for seed in seeds:

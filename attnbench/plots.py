@@ -18,9 +18,17 @@ import pandas as pd  # noqa: E402
 
 from attnbench.analysis import fit_power_law, write_scaling_md  # noqa: E402
 
-__all__ = ["plot_cost", "plot_results"]
+__all__ = ["plot_cost", "plot_results", "save_figure"]
 
 _FAIL_MARK = {"oom": "OOM", "timeout": "timeout", "crashed": "crash"}
+
+
+def save_figure(fig: plt.Figure, path: Path) -> Path:
+    """Write a figure as PNG and release it."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def _guides(ax: plt.Axes, xs: np.ndarray, y0: float) -> None:
@@ -75,11 +83,7 @@ def plot_cost(df: pd.DataFrame, out_dir: str | Path, min_tokens: int = 1024) -> 
         fig, ax = plt.subplots(figsize=(7, 5))
         _plot_metric(ax, g, "time_ms_median", min_tokens, "median time per call [ms] (bars: IQR)")
         ax.set_title(f"{suite} — {mode} runtime\n{where}", fontsize=9)
-        path = out_dir / f"{suite}_{mode}_runtime.png"
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
+        written.append(save_figure(fig, out_dir / f"{suite}_{mode}_runtime.png"))
         for kind, gk in g.groupby(g["mem_kind"].fillna(""), sort=False):
             if not kind:
                 continue
@@ -87,11 +91,7 @@ def plot_cost(df: pd.DataFrame, out_dir: str | Path, min_tokens: int = 1024) -> 
             fig, ax = plt.subplots(figsize=(7, 5))
             _plot_metric(ax, gk, "peak_mib", min_tokens, f"peak memory of one call [MiB] ({kind})")
             ax.set_title(f"{suite} — {mode} peak memory\n{where}", fontsize=9)
-            path = out_dir / f"{suite}_{mode}_memory_{kind}.png"
-            fig.tight_layout()
-            fig.savefig(path, dpi=120)
-            plt.close(fig)
-            written.append(path)
+            written.append(save_figure(fig, out_dir / f"{suite}_{mode}_memory_{kind}.png"))
     return written
 
 

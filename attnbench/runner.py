@@ -161,7 +161,7 @@ def _frontiers(rows: list[dict[str, str]]) -> dict[tuple[str, str, bool], tuple[
     """Smallest failing token count per series, from rows already in the file (for resume)."""
     out: dict[tuple[str, str, bool], tuple[int, str]] = {}
     for r in rows:
-        if r.get("status") in FAILED and r.get("tokens", "").isdigit():
+        if r.get("kind") == "cost" and r.get("status") in FAILED and r.get("tokens", "").isdigit():
             key = (r["label"], r["mode"], r.get("compile") == "true")
             n = int(r["tokens"])
             if key not in out or n < out[key][0]:
