@@ -48,7 +48,8 @@ def write_accuracy_md(df: pd.DataFrame, path: Path) -> Path:
     first = df.iloc[0]
     lines = [f"# Accuracy: {', '.join(sorted(df['suite'].unique()))}", "",
              f"Machine: {first.get('device_name', '')} ({first.get('device', '')}, {first.get('threads', '')} threads), "
-             f"torch {first.get('torch', '')}, git {first.get('git_sha', '')}. Mean ± std over seeds; "
+             f"torch {first.get('torch', '')}, git {', '.join(sorted(set(df['git_sha'].astype(str))))}. "
+             "Mean ± std over seeds; "
              "rel_l2 = mean of ‖û−u‖/‖u‖, rel_mse = mean of ‖û−u‖²/‖u‖² (the MANO paper's metric).", "",
              "| task | attention | train grid | eval grid | mode | metric | value | rel_mse | seeds | n_train | epochs "
              "| train s | train peak MiB | params | window/grid |",

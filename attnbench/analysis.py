@@ -176,7 +176,8 @@ def write_scaling_md(df: pd.DataFrame, path: str | Path, min_tokens: int = 1024,
         lines += [f"Reproduce: `{command}`", ""]
     first = df.iloc[0]
     lines += [f"Machine: {first.get('device_name', '')} ({first.get('device', '')}, "
-              f"{first.get('threads', '')} threads), torch {first.get('torch', '')}, git {first.get('git_sha', '')}; "
+              f"{first.get('threads', '')} threads), torch {first.get('torch', '')}, "
+              f"git {', '.join(sorted(set(df['git_sha'].astype(str))))}; "
               f"dtype {first.get('dtype', '')}, batch {first.get('batch', '')}, C = {first.get('dim', '')}, "
               f"heads = {first.get('heads', '')}; memory counter `{first.get('mem_kind', '')}`.", ""]
     lines += [f"## Fitted exponents (y ∝ N^b, least squares on log-log over runs with N ≥ {min_tokens}; "

@@ -133,6 +133,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from attnbench.suite import SuiteError, default_suites, load_suite
 
     suites = args.suites or default_suites()
+    if not suites:
+        return _usage_error("no default suites found next to the package (run from a checkout, or name a suite file)")
     run_args = argparse.Namespace(suites=suites, out=args.out, set=args.set, fresh=args.fresh, quiet=args.quiet,
                                   only=None)
     code = cmd_run(run_args)

@@ -306,9 +306,7 @@ def default_suites() -> list[str]:
     accuracy suite."""
     from attnbench.env import resolve_device
 
-    if resolve_device("auto") == "cuda":
-        return [str(SUITES_DIR / "gpu.toml")]
-    names = ["cpu.toml", "accuracy-quick.toml"]
+    names = ["gpu.toml"] if resolve_device("auto") == "cuda" else ["cpu.toml", "accuracy-quick.toml"]
     return [str(SUITES_DIR / n) for n in names if (SUITES_DIR / n).exists()]
 
 
