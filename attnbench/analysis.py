@@ -31,6 +31,8 @@ def load_frame(paths: list[str | Path]) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame()
     df = pd.concat(frames, ignore_index=True)
+    compiled = df["compile"].astype(str) == "true"  # a compiled series is its own line in every table and plot
+    df.loc[compiled, "label"] = df.loc[compiled, "label"] + " [compiled]"
     for col in NUMERIC:
         if col in df:
             df[col] = pd.to_numeric(df[col], errors="coerce")

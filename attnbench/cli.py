@@ -13,13 +13,17 @@ __all__ = ["main"]
 
 
 def _parse_value(text: str) -> Any:
-    """``key=value`` values: Python literals (ints, floats, bools, lists, quoted strings), else the raw string."""
+    """``key=value`` values are TOML values (``2``, ``true``, ``[[16, 16]]``, ``"x"``), else Python literals,
+    else the raw string (so ``device=cpu`` needs no quotes)."""
+    from attnbench.suite import tomllib
+
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        pass
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
-        lowered = text.lower()
-        if lowered in ("true", "false"):
-            return lowered == "true"
         return text
 
 

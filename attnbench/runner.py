@@ -262,6 +262,7 @@ def print_summary(rows: list[dict[str, str]], console: Any = None, suite: str | 
     for mode in sorted({r["mode"] for r in rows}):
         sub = [r for r in rows if r["mode"] == mode]
         grids = sorted({(int(r["height"]), int(r["width"])) for r in sub}, key=lambda g: (g[0] * g[1], g))
+        sub = [{**r, "label": r["label"] + (" [compiled]" if r.get("compile") == "true" else "")} for r in sub]
         labels = list(dict.fromkeys(r["label"] for r in sub))
         table = Table(title=f"{suite or ''} {mode}: median ms / peak MiB ({sub[0].get('mem_kind') or 'n/a'})")
         table.add_column("attention")
@@ -279,7 +280,8 @@ def print_summary(rows: list[dict[str, str]], console: Any = None, suite: str | 
 def _cell(r: dict[str, str]) -> str:
     status = r["status"]
     if status == "ok":
-        return f"{float(r['time_ms_median']):.3g} / {float(r['peak_mib']):.3g}"
+        peak = f"{float(r['peak_mib']):.3g}" if r.get("peak_mib") else "–"
+        return f"{float(r['time_ms_median']):.3g} / {peak}"
     return {"oom": "OOM", "timeout": "TIMEOUT", "skipped": "skip", "unsupported": "n/a", "crashed": "CRASH",
             "error": "ERROR"}.get(status, status)
 

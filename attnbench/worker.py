@@ -125,7 +125,10 @@ def run_cost_case(case: Case) -> dict[str, Any]:
         step()
         _sync(case.device)
         compile_s = time.perf_counter() - t0
-    if case.device == "cpu":
+    if case.device == "cpu" and case.compile:
+        mem = None  # compilation has already grown and freed the heap: a later HWM delta would read ~0, not the peak
+        warmup = s["warmup"]
+    elif case.device == "cpu":
         memory.prime_cpu_runtime()
         mem = memory.peak_memory(step, "cpu")  # first full-size step in this fresh process: honest HWM
         warmup = s["warmup"]
@@ -142,8 +145,8 @@ def run_cost_case(case: Case) -> dict[str, Any]:
         "time_ms_iqr": result.iqr * 1e3,
         "time_ms_min": result.minimum * 1e3,
         "time_n": result.n,
-        "peak_mib": mem.peak_bytes / 2**20,
-        "mem_kind": mem.kind,
+        "peak_mib": mem.peak_bytes / 2**20 if mem else None,
+        "mem_kind": mem.kind if mem else "",
         "input_mib": input_bytes / 2**20,
         "params": params,
         "compile_s": compile_s,

@@ -226,3 +226,17 @@ def test_foreign_header_is_refused_and_left_untouched(tmp_path, capsys):
     assert main(["run", str(suite), "--out", str(tmp_path / "out"), "--quiet"]) == 2
     assert "header does not match" in capsys.readouterr().err
     assert foreign.read_text() == "a,b,c\n1,2,3\n"
+
+
+@pytest.mark.slow
+def test_compile_axis(tmp_path):
+    """compile = [false, true]: two series, compile time recorded, no fake CPU peak for the compiled one."""
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(TINY.replace('modes = ["fwd", "fwd_bwd"]', 'modes = ["fwd"]\ncompile = [false, true]')
+                     .replace("[[8, 8], [16, 16]]", "[[8, 8]]").replace("timeout = 60", "timeout = 600"))
+    assert main(["run", str(suite), "--out", str(tmp_path / "out"), "--quiet", "--only", "linear"]) == 0
+    rows = {r["compile"]: r for r in read_results(tmp_path / "out" / "tiny.csv")}
+    assert rows["true"]["status"] == "ok" and float(rows["true"]["compile_s"]) > 0
+    assert rows["true"]["peak_mib"] == "" and rows["false"]["peak_mib"] != ""
+    assert main(["plot", str(tmp_path / "out" / "tiny.csv")]) == 0
+    assert "linear [compiled]" in (tmp_path / "out" / "plots" / "tiny" / "scaling.md").read_text()
