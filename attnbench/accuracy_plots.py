@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from attnbench.analysis import machine_line  # noqa: E402
 from attnbench.plots import save_figure  # noqa: E402
 
 __all__ = ["accuracy_table", "plot_accuracy"]
@@ -45,11 +46,8 @@ def _fmt(mean: float, std: float, digits: int = 4) -> str:
 
 def write_accuracy_md(df: pd.DataFrame, path: Path) -> Path:
     table = accuracy_table(df)
-    first = df.iloc[0]
     lines = [f"# Accuracy: {', '.join(sorted(df['suite'].unique()))}", "",
-             f"Machine: {first.get('device_name', '')} ({first.get('device', '')}, {first.get('threads', '')} threads), "
-             f"torch {first.get('torch', '')}, git {', '.join(sorted(set(df['git_sha'].astype(str))))}. "
-             "Mean ± std over seeds; "
+             f"{machine_line(df)}. Mean ± std over seeds; "
              "rel_l2 = mean of ‖û−u‖/‖u‖, rel_mse = mean of ‖û−u‖²/‖u‖² (the MANO paper's metric).", "",
              "| task | attention | train grid | eval grid | mode | metric | value | rel_mse | seeds | n_train | epochs "
              "| train s | train peak MiB | params | window/grid |",

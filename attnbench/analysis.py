@@ -21,7 +21,7 @@ NUMERIC = ("height", "width", "tokens", "batch", "dim", "heads", "threads", "tim
 
 def load_frame(paths: list[str | Path]) -> pd.DataFrame:
     """Results CSV files (or folders of them) as one DataFrame with numeric columns converted."""
-    from attnbench.results import read_results
+    from attnbench.results import read_results, series_label
 
     files: list[Path] = []
     for p in map(Path, paths):
@@ -31,12 +31,18 @@ def load_frame(paths: list[str | Path]) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame()
     df = pd.concat(frames, ignore_index=True)
-    compiled = df["compile"].astype(str) == "true"  # a compiled series is its own line in every table and plot
-    df.loc[compiled, "label"] = df.loc[compiled, "label"] + " [compiled]"
+    df["label"] = [series_label(r) for r in df[["label", "compile"]].to_dict("records")]
     for col in NUMERIC:
         if col in df:
             df[col] = pd.to_numeric(df[col], errors="coerce")
     return df
+
+
+def machine_line(df: pd.DataFrame) -> str:
+    """"Machine: ..., torch ..., git ..." for a results table; every git sha present is listed, not just the first."""
+    first = df.iloc[0]
+    return (f"Machine: {first.get('device_name', '')} ({first.get('device', '')}, {first.get('threads', '')} threads), "
+            f"torch {first.get('torch', '')}, git {', '.join(sorted(set(df['git_sha'].astype(str))))}")
 
 
 @dataclass(frozen=True)
@@ -177,11 +183,8 @@ def write_scaling_md(df: pd.DataFrame, path: str | Path, min_tokens: int = 1024,
     if command:
         lines += [f"Reproduce: `{command}`", ""]
     first = df.iloc[0]
-    lines += [f"Machine: {first.get('device_name', '')} ({first.get('device', '')}, "
-              f"{first.get('threads', '')} threads), torch {first.get('torch', '')}, "
-              f"git {', '.join(sorted(set(df['git_sha'].astype(str))))}; "
-              f"dtype {first.get('dtype', '')}, batch {first.get('batch', '')}, C = {first.get('dim', '')}, "
-              f"heads = {first.get('heads', '')}; memory counter `{first.get('mem_kind', '')}`.", ""]
+    lines += [f"{machine_line(df)}; dtype {first.get('dtype', '')}, batch {first.get('batch', '')}, "
+              f"C = {first.get('dim', '')}, heads = {first.get('heads', '')}; memory counter `{first.get('mem_kind', '')}`.", ""]
     lines += [f"## Fitted exponents (y ∝ N^b, least squares on log-log over runs with N ≥ {min_tokens}; "
               "± is the 95 % CI half-width)", "",
               "| mode | attention | time b | memory b | points | N range |", "|---|---|---|---|---|---|"]

@@ -47,6 +47,11 @@ class ResultsError(RuntimeError):
     """A results file that cannot be used (locked, foreign header); the message is one line."""
 
 
+def series_label(row: dict[str, Any]) -> str:
+    """The name a row's series is shown under: compiled cases are a series of their own in every table and plot."""
+    return str(row["label"]) + (" [compiled]" if str(row.get("compile")) == "true" else "")
+
+
 def _split_complete(text: str) -> tuple[str, str]:
     """``(complete, partial)``: everything up to the last newline, and what follows it."""
     cut = text.rfind("\n") + 1

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attnbench.results import ResultsFile
+from attnbench.results import ResultsFile, series_label
 from attnbench.suite import Case, Suite
 
 __all__ = ["RunReport", "results_path", "run_isolated", "run_suite"]
@@ -262,7 +262,7 @@ def print_summary(rows: list[dict[str, str]], console: Any = None, suite: str | 
     for mode in sorted({r["mode"] for r in rows}):
         sub = [r for r in rows if r["mode"] == mode]
         grids = sorted({(int(r["height"]), int(r["width"])) for r in sub}, key=lambda g: (g[0] * g[1], g))
-        sub = [{**r, "label": r["label"] + (" [compiled]" if r.get("compile") == "true" else "")} for r in sub]
+        sub = [{**r, "label": series_label(r)} for r in sub]
         labels = list(dict.fromkeys(r["label"] for r in sub))
         table = Table(title=f"{suite or ''} {mode}: median ms / peak MiB ({sub[0].get('mem_kind') or 'n/a'})")
         table.add_column("attention")

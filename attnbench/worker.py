@@ -125,12 +125,12 @@ def run_cost_case(case: Case) -> dict[str, Any]:
         step()
         _sync(case.device)
         compile_s = time.perf_counter() - t0
-    if case.device == "cpu" and case.compile:
-        mem = None  # compilation has already grown and freed the heap: a later HWM delta would read ~0, not the peak
-        warmup = s["warmup"]
-    elif case.device == "cpu":
-        memory.prime_cpu_runtime()
-        mem = memory.peak_memory(step, "cpu")  # first full-size step in this fresh process: honest HWM
+    if case.device == "cpu":
+        # Compiled: compilation has already grown and freed the heap, so a later HWM delta would read ~0, not the peak.
+        mem = None
+        if not case.compile:
+            memory.prime_cpu_runtime()
+            mem = memory.peak_memory(step, "cpu")  # first full-size step in this fresh process: honest HWM
         warmup = s["warmup"]
     else:
         for _ in range(max(1, s["warmup"])):
