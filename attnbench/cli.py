@@ -1,4 +1,9 @@
-"""Command line: ``attnbench list | check``; argument parsing only, the work lives in the other modules."""
+"""attnbench: benchmark attention mechanisms on 2-D grids — runtime, peak memory and accuracy across resolutions.
+
+Commands: list (registered mechanisms and named configurations), check (contract checks of one mechanism), run
+(suites, one fresh process per case), plot (figures and tables from results), bench (run, then plot), data
+(prepare datasets). This module parses arguments only; each command calls into the package.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ __all__ = ["main"]
 def _parse_value(text: str) -> Any:
     """``key=value`` values are TOML values (``2``, ``true``, ``[[16, 16]]``, ``"x"``), else Python literals,
     else the raw string (so ``device=cpu`` needs no quotes)."""
-    from attnbench.suite import tomllib
+    from attnbench.spec.validate import tomllib
 
     try:
         return tomllib.loads(f"value = {text}")["value"]
@@ -47,7 +52,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from attnbench.registry import attention_source, get_attention, list_attentions, unavailable_attentions
+    from attnbench.registry import (
+        attention_source, get_attention, list_attentions, list_configs, unavailable_attentions,
+    )
 
     table = Table(title="registered attentions", show_lines=False)
     for col in ("name", "source", "complexity (N = H·W)", "constraints", "available", "reference"):
@@ -58,20 +65,27 @@ def cmd_list(args: argparse.Namespace) -> int:
                       getattr(cls, "constraints", "?"), "yes", getattr(cls, "reference", "?"))
     for name, reason in unavailable_attentions().items():
         table.add_row(name, "builtin (optional)", "", "", f"no: {reason}", "")
-    Console(width=args.width).print(table)
+    configs = Table(title="named configurations (usable wherever a name is)", show_lines=False)
+    for col in ("name", "attention", "options"):
+        configs.add_column(col, overflow="fold")
+    for name, (attention, kwargs) in list_configs().items():
+        configs.add_row(name, attention, ", ".join(f"{k}={v!r}" for k, v in kwargs.items()))
+    console = Console(width=args.width)
+    console.print(table)
+    console.print(configs)
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     import torch
 
-    from attnbench.contract import CheckContext, run_checks, supported
-    from attnbench.registry import UnknownAttentionError
+    from attnbench.contract import CheckContext, run_checks
+    from attnbench.registry import UnknownAttentionError, capability_reasons
 
     ctx = CheckContext(args.name, height=args.grid[0], width=args.grid[1], dim=args.dim, heads=args.heads,
                        device=args.device, kwargs=parse_assignments(args.opt, "--opt"))
     try:  # bad names and arguments are the user's input errors: one line, exit 2, before any check runs
-        reasons = supported(ctx.build(), ctx.height, ctx.width, ctx.device, torch.float32)
+        reasons = capability_reasons(ctx.build(), ctx.height, ctx.width, ctx.device, torch.float32)
     except (UnknownAttentionError, ValueError) as exc:
         return _usage_error(str(exc))
     if reasons:
@@ -87,9 +101,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from attnbench.results import ResultsError
-    from attnbench.runner import print_summary, run_suite
-    from attnbench.suite import SuiteError, load_suite
+    from attnbench.execute.runner import run_suite
+    from attnbench.report.console import print_summary
+    from attnbench.spec.suite import load_suite
+    from attnbench.spec.validate import SuiteError
+    from attnbench.store.csvfile import ResultsError
 
     overrides = parse_assignments(args.set, "--set")
     try:  # the whole suite is validated before anything runs
@@ -98,11 +114,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _usage_error(str(exc))
     if getattr(args, "only", None):
         wanted = set(args.only.split(","))
-        known = {c.task or c.label for s in suites for c in s.cases} | {c.label for s in suites for c in s.cases}
+        known = {name for s in suites for c in s.cases for name in c.selectors}
         unknown = sorted(wanted - known)
         if unknown:
             return _usage_error(f"--only {','.join(unknown)}: no such task or label; known: {', '.join(sorted(known))}")
-        suites = [dataclasses.replace(s, cases=tuple(c for c in s.cases if c.task in wanted or c.label in wanted))
+        suites = [dataclasses.replace(s, cases=tuple(c for c in s.cases if wanted & set(c.selectors)))
                   for s in suites]
     console = Console(stderr=True)
     for suite in suites:
@@ -114,13 +130,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             return _usage_error(str(exc))
         counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items())) or "nothing new"
         console.print(f"{report.path}: {counts} in {report.wall_s:.0f} s")
-        if suite.kind == "cost":  # wide enough for 7 grids even when stdout is not a terminal
-            print_summary(report.rows, console=Console(width=max(Console().width, 150)), suite=suite.name)
+        # Cost rows only (a training suite prints nothing); wide enough for 7 grids when stdout is not a terminal.
+        print_summary(report.rows, console=Console(width=max(Console().width, 150)), suite=suite.name)
     return 0
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from attnbench.plots import plot_results
+    from attnbench.report.build import plot_results
 
     missing = [p for p in args.results if not __import__("pathlib").Path(p).exists()]
     if missing:
@@ -134,7 +150,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Run the given suites (default: this machine's) and plot what they wrote."""
-    from attnbench.suite import SuiteError, default_suites, load_suite
+    from attnbench.spec.suite import default_suites, load_suite
+    from attnbench.spec.validate import SuiteError
 
     suites = args.suites or default_suites()
     if not suites:
@@ -144,7 +161,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     code = cmd_run(run_args)
     if code:
         return code
-    from attnbench.runner import results_path
+    from attnbench.execute.runner import results_path
 
     paths = []
     for s in suites:
@@ -184,50 +201,65 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="attnbench", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="attnbench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("list", help="registered attentions with complexity, constraints and availability")
-    p.add_argument("--width", type=int, default=None, help="console width (default: terminal)")
+    p = sub.add_parser("list", help="registered attentions (built-in and plugins) and named configurations",
+                       description="Registered attentions with complexity, constraints, source and availability, "
+                                   "then the named configurations (e.g. swin_w8).")
+    p.add_argument("--width", type=int, default=None, help="console width in columns (default: the terminal's)")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("check", help="run the contract checks on one registered attention (plugins too)")
-    p.add_argument("name")
-    p.add_argument("--grid", nargs=2, type=int, default=[16, 16], metavar=("H", "W"))
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--dim", type=int, default=32)
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE", help="constructor option, repeatable")
+    p = sub.add_parser("check", help="run the contract checks on one registered attention (plugins too)",
+                       description="One PASS/FAIL/SKIP line per contract check; exit 0 only if none fails.")
+    p.add_argument("name", help="registry name or named configuration, e.g. mano or swin_w8")
+    p.add_argument("--grid", nargs=2, type=int, default=[16, 16], metavar=("H", "W"),
+                   help="grid to check on (default 16 16)")
+    p.add_argument("--device", default="cpu", help="torch device to check on (default cpu)")
+    p.add_argument("--dim", type=int, default=32, help="channels C (default 32)")
+    p.add_argument("--heads", type=int, default=4, help="attention heads (default 4)")
+    p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="constructor option, e.g. --opt window=4 (repeatable)")
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("run", help="run suites: one fresh process per case, rows appended to results/<device>/<suite>.csv")
-    p.add_argument("suites", nargs="+", metavar="SUITE", help="suite TOML file(s)")
-    p.add_argument("--out", default=None, help="results directory (default results/<device-tag>)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a suite key, e.g. batch=2 or attentions[0].kwargs.window=4 (repeatable)")
-    p.add_argument("--fresh", action="store_true", help="start a new results file (the old one is kept as .bak.csv)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    def run_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--out", default=None, metavar="DIR",
+                       help="results directory (default results/<device-tag>, e.g. results/cpu)")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a suite key with a TOML value, e.g. batch=2 or attentions[0].kwargs.window=4 "
+                            "(repeatable)")
+        p.add_argument("--fresh", action="store_true",
+                       help="start a new results file instead of resuming (the old one is kept as *.bak.csv)")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("run", help="run suites: one fresh process per case, rows appended to results/<device>/<suite>.csv",
+                       description="Validate every suite, then run its cases, each in a fresh process with a timeout; "
+                                   "a re-run resumes the results file.")
+    p.add_argument("suites", nargs="+", metavar="SUITE", help="suite TOML file(s), e.g. suites/smoke.toml")
+    run_options(p)
     p.add_argument("--only", default=None, metavar="NAMES",
                    help="run only these tasks (accuracy) or attention labels, comma-separated")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("plot", help="scaling plots and scaling.md from results CSV(s); never re-runs anything")
+    p = sub.add_parser("plot", help="figures, scaling.md and accuracy.md from results CSV(s); never re-runs anything")
     p.add_argument("results", nargs="+", metavar="RESULTS", help="results CSV file(s) or folder(s)")
-    p.add_argument("--out", default=None, help="output folder (default: plots/ next to the results)")
-    p.add_argument("--fit-min-tokens", type=int, default=1024, help="fit exponents over N >= this (default 32²)")
+    p.add_argument("--out", default=None, metavar="DIR", help="output folder (default: plots/ next to the results)")
+    p.add_argument("--fit-min-tokens", type=int, default=1024, metavar="N",
+                   help="fit scaling exponents over grids with N >= this many tokens (default 1024 = 32²)")
     p.set_defaults(func=cmd_plot)
 
-    p = sub.add_parser("bench", help="run suites (default: this machine's default suites), then plot them")
-    p.add_argument("suites", nargs="*", metavar="SUITE")
-    p.add_argument("--out", default=None)
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--fresh", action="store_true")
-    p.add_argument("--quiet", action="store_true")
-    p.add_argument("--fit-min-tokens", type=int, default=1024)
+    p = sub.add_parser("bench", help="run suites (default: this machine's default suites), then plot them",
+                       description="The main job: this machine's default suites (CUDA: suites/gpu.toml; CPU: "
+                                   "suites/cpu.toml then suites/accuracy-quick.toml) or the given ones, then plots.")
+    p.add_argument("suites", nargs="*", metavar="SUITE", help="suite TOML file(s) (default: this machine's)")
+    run_options(p)
+    p.add_argument("--fit-min-tokens", type=int, default=1024, metavar="N",
+                   help="fit scaling exponents over grids with N >= this many tokens (default 1024 = 32²)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("data", help="prepare datasets: darcy (generate), neuralop (fetch + verify), fashion (check)")
-    p.add_argument("dataset", choices=("darcy", "neuralop", "fashion"))
+    p.add_argument("dataset", choices=("darcy", "neuralop", "fashion"), help="which dataset")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="darcy: --res 32 64 --n-train 1000 --n-test 200 ...")
     p.set_defaults(func=cmd_data)
     return parser

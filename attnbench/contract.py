@@ -1,7 +1,8 @@
 """Contract checks any registered attention must pass (used by ``attnbench check`` and the test-suite).
 
-Each check builds the attention through the registry, runs it on a small random grid and returns a
-:class:`CheckResult` with status ``pass``, ``fail`` or ``skip`` (not applicable, with the reason).
+Each check builds the attention through the registry (:func:`attnbench.registry.build_for_grid`), runs it on a
+small random grid and returns a :class:`CheckResult` with status ``pass``, ``fail`` or ``skip`` (not applicable,
+with the reason). This module only checks; construction belongs to the registry.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from attnbench.registry import create_attention, get_attention
+from attnbench.registry import build_for_grid, capability_reasons
 
-__all__ = ["CHECKS", "CheckContext", "CheckResult", "run_checks", "supported", "build"]
+__all__ = ["CHECKS", "CheckContext", "CheckResult", "Skip", "run_check", "run_checks"]
 
 
 class Skip(Exception):
@@ -44,40 +45,14 @@ class CheckContext:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     def build(self, seed: int = 0, height: int | None = None, width: int | None = None) -> nn.Module:
-        return build(self.name, self.dim, self.heads, height or self.height, width or self.width, self.kwargs,
-                     seed=seed, device=self.device)
+        return build_for_grid(self.name, self.dim, self.heads, height or self.height, width or self.width,
+                              self.kwargs, seed=seed, device=self.device)
 
     def input(self, height: int | None = None, width: int | None = None, seed: int = 1,
               dtype: torch.dtype = torch.float32) -> torch.Tensor:
         g = torch.Generator().manual_seed(seed)
         x = torch.randn(self.batch, height or self.height, width or self.width, self.dim, generator=g)
         return x.to(device=self.device, dtype=dtype)
-
-
-def build(name: str, dim: int, heads: int, height: int, width: int, kwargs: dict[str, Any] | None = None,
-          seed: int | None = 0, device: str = "cpu") -> nn.Module:
-    """Instance of ``name`` for a grid: the class's ``grid_kwargs`` under the user's ``kwargs``.
-
-    ``seed`` re-seeds torch first (``None`` leaves the global generator alone, e.g. inside a model).
-    """
-    cls = get_attention(name)
-    grid_kwargs = getattr(cls, "grid_kwargs", None)
-    merged = {**(grid_kwargs(height, width) if grid_kwargs else {}), **(kwargs or {})}
-    if seed is not None:
-        torch.manual_seed(seed)
-    return create_attention(name, dim=dim, heads=heads, **merged).to(device).eval()
-
-
-def supported(module: nn.Module, height: int, width: int, device: str, dtype: torch.dtype,
-              backward: bool = False) -> list[str]:
-    """``module.not_supported_reasons`` tolerant of plugins without it or without the ``backward`` keyword."""
-    fn = getattr(module, "not_supported_reasons", None)
-    if fn is None:
-        return []
-    try:
-        return list(fn(height, width, device, dtype, backward=backward))
-    except TypeError:
-        return list(fn(height, width, device, dtype))
 
 
 def _forward(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -119,7 +94,7 @@ def check_batch_independent(ctx: CheckContext) -> str:
 
 def check_backward(ctx: CheckContext) -> str:
     m = ctx.build()
-    reasons = supported(m, ctx.height, ctx.width, ctx.device, torch.float32, backward=True)
+    reasons = capability_reasons(m, ctx.height, ctx.width, ctx.device, torch.float32, backward=True)
     if reasons:
         raise Skip("; ".join(reasons))
     with torch.inference_mode():  # caches filled during inference must not poison a later backward
@@ -138,7 +113,7 @@ def check_two_resolutions(ctx: CheckContext) -> str:
     m = ctx.build()
     candidates = [(2 * ctx.height, 2 * ctx.width), (2 * ctx.height, ctx.width), (ctx.height // 2, ctx.width // 2)]
     for h, w in candidates:
-        if h >= 1 and w >= 1 and not supported(m, h, w, ctx.device, torch.float32):
+        if h >= 1 and w >= 1 and not capability_reasons(m, h, w, ctx.device, torch.float32):
             y = _forward(m, ctx.input(h, w))
             if y.shape != (ctx.batch, h, w, ctx.dim) or not torch.isfinite(y).all():
                 raise AssertionError(f"bad output at {h}x{w}: {tuple(y.shape)}")
@@ -148,7 +123,7 @@ def check_two_resolutions(ctx: CheckContext) -> str:
 
 def check_bfloat16(ctx: CheckContext) -> str:
     m = ctx.build()
-    reasons = supported(m, ctx.height, ctx.width, ctx.device, torch.bfloat16)
+    reasons = capability_reasons(m, ctx.height, ctx.width, ctx.device, torch.bfloat16)
     if reasons:
         raise Skip("; ".join(reasons))
     ref = _forward(m, ctx.input())
@@ -184,7 +159,7 @@ def run_check(ctx: CheckContext, check: str) -> CheckResult:
     """Run one named check; errors become ``fail`` results carrying the exception's last line."""
     try:
         m = ctx.build()
-        reasons = supported(m, ctx.height, ctx.width, ctx.device, torch.float32)
+        reasons = capability_reasons(m, ctx.height, ctx.width, ctx.device, torch.float32)
         if reasons:
             return CheckResult(check, "fail", f"grid {ctx.height}x{ctx.width} unsupported: {'; '.join(reasons)}")
         return CheckResult(check, "pass", CHECKS[check](ctx))
@@ -196,4 +171,5 @@ def run_check(ctx: CheckContext, check: str) -> CheckResult:
 
 
 def run_checks(ctx: CheckContext) -> list[CheckResult]:
+    """Every check of :data:`CHECKS`, in order."""
     return [run_check(ctx, name) for name in CHECKS]

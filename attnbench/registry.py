@@ -7,6 +7,12 @@ imported. Other installed packages add theirs without touching attnbench by decl
     [project.entry-points."attnbench.attention"]
     my_attention = "my_package.module:MyAttention"
 
+Named configurations (timm-style) bind a mechanism to options: ``register_config("swin_w8", "swin", window=8)``
+makes ``create_attention("swin_w8", dim, heads)`` a Swin layer with window 8, usable in suites and on the CLI;
+options given by the caller override the configuration's. The registry also owns construction for a grid
+(:func:`build_for_grid`) and the tolerant capability questions a harness asks of any module, plugins included
+(:func:`capability_reasons`, :func:`receptive_field`).
+
 The entry points are read lazily, on the first call of :func:`list_attentions`, :func:`get_attention` or
 :func:`create_attention`, and cached (:func:`refresh_plugins` reads them again). A plugin that fails to import
 gives a :class:`RuntimeWarning` naming it; the others still load (xarray's backend-plugin behaviour, except that
@@ -25,19 +31,28 @@ import warnings
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+import torch
 from torch import nn
+
+from attnbench.attention import BUILTIN_MODULES
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "UnknownAttentionError",
     "attention_source",
+    "build_for_grid",
+    "capability_reasons",
     "create_attention",
     "get_attention",
     "list_attentions",
+    "list_configs",
     "load_plugins",
     "mark_unavailable",
+    "receptive_field",
     "refresh_plugins",
     "register_attention",
+    "register_config",
+    "resolve_config",
     "unavailable_attentions",
 ]
 
@@ -46,12 +61,8 @@ _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 # Built-ins are imported on demand (a benchmark case process imports only the mechanism it runs: timm alone
 # costs ~2 s of start-up). ``list_attentions`` imports them all.
-_BUILTIN_MODULES: dict[str, str] = {
-    name: f"attnbench.attention.{name}"
-    for name in ("full", "full_naive", "linear", "swin", "mano", "mano_reference", "full_xformers", "neighborhood")
-}
-
 _REGISTRY: dict[str, type[nn.Module]] = {}
+_CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {}
 _SOURCE: dict[str, str] = {}
 _UNAVAILABLE: dict[str, str] = {}
 _lock = threading.RLock()
@@ -99,6 +110,36 @@ def register_attention(name: str, *, override: bool = False) -> Callable[[T], T]
     return decorator
 
 
+def register_config(name: str, attention: str, **kwargs: Any) -> None:
+    """Register ``name`` as ``attention`` with fixed options (timm's named variants), e.g. ``swin_w8``.
+
+    The name must not be a mechanism's; re-registering the same binding is a no-op, a different one an error.
+    """
+    if not _NAME_RE.match(name):
+        raise ValueError(f"configuration name {name!r} is invalid; expected lower_snake_case matching {_NAME_RE.pattern}")
+    with _lock:
+        if name in _REGISTRY:
+            raise ValueError(f"configuration name {name!r} is already a registered attention")
+        if name in _CONFIGS and _CONFIGS[name] != (attention, kwargs):
+            raise ValueError(f"configuration {name!r} is already registered as {_CONFIGS[name]}")
+        _CONFIGS[name] = (attention, dict(kwargs))
+
+
+def list_configs() -> dict[str, tuple[str, dict[str, Any]]]:
+    """Named configurations: ``{name: (attention, options)}``, sorted by name."""
+    _ensure_loaded()
+    return {k: (a, dict(kw)) for k, (a, kw) in sorted(_CONFIGS.items())}
+
+
+def resolve_config(name: str) -> tuple[str, dict[str, Any]]:
+    """``(attention, options)`` for a mechanism or a named configuration (options empty for a mechanism)."""
+    get_attention(name)
+    if name in _CONFIGS:
+        attention, kwargs = _CONFIGS[name]
+        return attention, dict(kwargs)
+    return name, {}
+
+
 def mark_unavailable(name: str, reason: str) -> None:
     """Record that an optional mechanism could not be registered, and why (shown by ``attnbench list``)."""
     with _lock:
@@ -112,7 +153,7 @@ def _qualname(cls: type) -> str:
 
 def _ensure_builtins(name: str | None = None) -> None:
     """Import the built-in module of ``name`` (all built-in modules when ``name`` is None)."""
-    modules = _BUILTIN_MODULES.values() if name is None else [_BUILTIN_MODULES[name]]
+    modules = BUILTIN_MODULES.values() if name is None else [BUILTIN_MODULES[name]]
     for module in modules:
         importlib.import_module(module)
 
@@ -183,22 +224,33 @@ def attention_source(name: str) -> str:
 
 
 def get_attention(name: str) -> type[nn.Module]:
-    """The class registered under ``name``; raises :class:`UnknownAttentionError` listing the known names."""
-    if name in _BUILTIN_MODULES:
+    """The class registered under ``name`` (a mechanism or a named configuration of one); raises
+    :class:`UnknownAttentionError` listing the known names."""
+    if name in BUILTIN_MODULES:
         _ensure_builtins(name)
     else:
         load_plugins()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        pass
-    _ensure_loaded()
+    found = _lookup(name)
+    if found is not None:
+        return found
+    _ensure_loaded()  # a named configuration lives in its mechanism's module
+    found = _lookup(name)
+    if found is not None:
+        return found
     if name in _UNAVAILABLE:
         raise UnknownAttentionError(f"attention {name!r} is not available here: {_UNAVAILABLE[name]}")
     known = sorted(_REGISTRY)
-    close = difflib.get_close_matches(str(name), known, n=1)
+    close = difflib.get_close_matches(str(name), known + sorted(_CONFIGS), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise UnknownAttentionError(f"unknown attention {name!r}{hint} Known: {', '.join(known)}")
+
+
+def _lookup(name: str) -> type[nn.Module] | None:
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if name in _CONFIGS:
+        return _REGISTRY.get(_CONFIGS[name][0])
+    return None
 
 
 def allowed_kwargs(cls: type) -> list[str] | None:
@@ -216,13 +268,15 @@ def create_attention(name: str, dim: int, heads: int, **kwargs: Any) -> nn.Modul
     unknown keyword raises ``ValueError`` naming it, the allowed ones and the closest match.
 
     Args:
-        name: registry name (see :func:`list_attentions`).
+        name: registry name or named configuration (see :func:`list_attentions`, :func:`list_configs`).
         dim: channels C of the grid.
         heads: number of attention heads.
-        **kwargs: mechanism-specific options (window, stride, rate, ...).
+        **kwargs: mechanism-specific options (window, stride, rate, ...); they override a configuration's.
     """
     cls = get_attention(name)
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    attention, defaults = resolve_config(name)
+    name = attention
+    kwargs = {k: v for k, v in {**defaults, **kwargs}.items() if v is not None}
     allowed = allowed_kwargs(cls)
     if allowed is not None:
         for key in kwargs:
@@ -233,3 +287,43 @@ def create_attention(name: str, dim: int, heads: int, **kwargs: Any) -> nn.Modul
                     f"{name}: unknown parameter {key!r}{hint} Allowed: {', '.join(a for a in allowed if a not in ('dim', 'heads'))}"
                 )
     return cls(dim=dim, heads=heads, **kwargs)
+
+
+def build_for_grid(name: str, dim: int, heads: int, height: int, width: int, kwargs: dict[str, Any] | None = None,
+                   *, block: int = 0, seed: int | None = 0, device: str = "cpu") -> nn.Module:
+    """An instance of ``name`` for a ``height × width`` grid, in eval mode on ``device``.
+
+    Options, later ones winning: the class's ``grid_kwargs(height, width)`` (e.g. a fixed ``image_size``), the named
+    configuration's, the caller's ``kwargs``; then the class's ``block_kwargs(block, ...)`` for the ``block``-th
+    layer of a stack (Swin alternates its shift). ``seed`` re-seeds torch first (``None`` leaves the global
+    generator alone, e.g. inside a model).
+    """
+    cls = get_attention(name)
+    _, defaults = resolve_config(name)
+    grid_kwargs = getattr(cls, "grid_kwargs", None)
+    merged = {**(grid_kwargs(height, width) if grid_kwargs else {}), **defaults, **(kwargs or {})}
+    block_kwargs = getattr(cls, "block_kwargs", None)
+    if block_kwargs is not None:
+        merged = block_kwargs(block, merged)
+    if seed is not None:
+        torch.manual_seed(seed)
+    return create_attention(name, dim=dim, heads=heads, **merged).to(device).eval()
+
+
+def capability_reasons(module: nn.Module, height: int, width: int, device: str = "cpu",
+                       dtype: torch.dtype = torch.float32, backward: bool = False) -> list[str]:
+    """Why ``module`` cannot run at a grid (empty: it can), tolerant of plugins that lack ``not_supported_reasons``
+    or its ``backward`` keyword (a bare ``nn.Module`` is assumed to run everywhere)."""
+    fn = getattr(module, "not_supported_reasons", None)
+    if fn is None:
+        return []
+    try:
+        return list(fn(height, width, device, dtype, backward=backward))
+    except TypeError:
+        return list(fn(height, width, device, dtype))
+
+
+def receptive_field(module: nn.Module, height: int, width: int) -> tuple[int, int]:
+    """Rows and columns one layer of ``module`` reaches at a grid; a plugin without the hook counts as global."""
+    fn = getattr(module, "receptive_field", None)
+    return tuple(fn(height, width)) if fn is not None else (height, width)  # type: ignore[return-value]

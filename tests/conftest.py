@@ -15,10 +15,11 @@ torch.set_num_threads(1)
 def clean_registry():
     """Restore the registry (names, sources, unavailable list, plugin flag) after the test."""
     registry.list_attentions()  # load built-ins and installed plugins first, so the snapshot holds them
-    snapshot = (dict(registry._REGISTRY), dict(registry._SOURCE), dict(registry._UNAVAILABLE),
+    snapshot = (dict(registry._REGISTRY), dict(registry._SOURCE), dict(registry._UNAVAILABLE), dict(registry._CONFIGS),
                 registry._plugins_loaded)
     yield registry
     registry._REGISTRY.clear(); registry._REGISTRY.update(snapshot[0])
     registry._SOURCE.clear(); registry._SOURCE.update(snapshot[1])
     registry._UNAVAILABLE.clear(); registry._UNAVAILABLE.update(snapshot[2])
-    registry._plugins_loaded = snapshot[3]
+    registry._CONFIGS.clear(); registry._CONFIGS.update(snapshot[3])
+    registry._plugins_loaded = snapshot[4]

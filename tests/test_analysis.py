@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from attnbench.analysis import crossovers, fit_power_law, frontiers, ratios, scaling_fits
-from attnbench.timing import measure, summarize
+from attnbench.measure.timing import measure, summarize
+from attnbench.report.fits import crossovers, fit_power_law, frontiers, ratios, scaling_fits
 
 
 def test_summarize_median_and_iqr():

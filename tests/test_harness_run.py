@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from attnbench.cli import main
-from attnbench.results import COLUMNS, ResultsFile, read_results
+from attnbench.store.csvfile import ResultsFile, read_results
+from attnbench.store.schema import COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from attnbench import list_attentions
-from attnbench.contract import build, supported
+from attnbench.registry import build_for_grid, capability_reasons
 
 
 @pytest.mark.microbench
@@ -18,8 +18,8 @@ from attnbench.contract import build, supported
 @pytest.mark.parametrize("name", list_attentions())
 def test_forward(benchmark, name: str, side: int) -> None:
     torch.set_num_threads(1)
-    module = build(name, dim=64, heads=4, height=side, width=side)
-    reasons = supported(module, side, side, "cpu", torch.float32)
+    module = build_for_grid(name, 64, 4, side, side)
+    reasons = capability_reasons(module, side, side, "cpu", torch.float32)
     if reasons:
         pytest.skip("; ".join(reasons))
     x = torch.randn(1, side, side, 64)

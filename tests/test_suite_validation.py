@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from attnbench.cli import main
-from attnbench.suite import load_suite
+from attnbench.spec.suite import load_suite
 
 GOOD = """
 name = "v"

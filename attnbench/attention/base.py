@@ -71,6 +71,12 @@ class GridAttention(nn.Module):
         reference: the paper or library implemented.
         supported_devices: device types the implementation runs on.
         supported_dtypes: dtypes the implementation runs in.
+        backward_devices: device types with a backward pass (``None``: every supported device). Tests and the
+            harness read it through ``not_supported_reasons(..., backward=True)``, never by mechanism name.
+
+    Hooks a harness or model asks instead of naming a mechanism: :meth:`grid_kwargs` (constructor arguments a grid
+    needs), :meth:`block_kwargs` (per-block options in a stack, e.g. Swin's alternating shift),
+    :meth:`receptive_field` / :meth:`is_global` (what one layer reaches at a grid) and :meth:`extra_info`.
     """
 
     registry_name: ClassVar[str | None] = None
@@ -79,6 +85,7 @@ class GridAttention(nn.Module):
     reference: ClassVar[str] = "?"
     supported_devices: ClassVar[frozenset[str]] = frozenset({"cpu", "cuda"})
     supported_dtypes: ClassVar[frozenset[torch.dtype]] = frozenset({torch.float32, torch.bfloat16, torch.float16})
+    backward_devices: ClassVar[frozenset[str] | None] = None
 
     @classmethod
     def grid_kwargs(cls, height: int, width: int) -> dict[str, Any]:
@@ -87,6 +94,27 @@ class GridAttention(nn.Module):
         A harness merges these under the user's own arguments when it builds an instance per grid.
         """
         return {}
+
+    @classmethod
+    def block_kwargs(cls, index: int, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Constructor arguments of the ``index``-th block (0-based) of a stack built from ``kwargs``; default as given.
+
+        A model that stacks layers calls this per block, so per-block conventions of a mechanism (Swin's W-MSA /
+        SW-MSA alternation) live on the mechanism.
+        """
+        return dict(kwargs)
+
+    def receptive_field(self, height: int, width: int) -> tuple[int, int]:
+        """Rows and columns of the ``height × width`` grid that one output token of one layer can depend on.
+
+        Default: the whole grid (global attention). Local mechanisms return their window extent, capped at the grid.
+        """
+        return height, width
+
+    def is_global(self, height: int, width: int) -> bool:
+        """Whether one layer has a global receptive field on a ``height × width`` grid."""
+        rows, cols = self.receptive_field(height, width)
+        return rows >= height and cols >= width
 
     def not_supported_reasons(
         self,
@@ -111,6 +139,9 @@ class GridAttention(nn.Module):
         if dtype not in self.supported_dtypes:
             names = ", ".join(sorted(str(d).removeprefix("torch.") for d in self.supported_dtypes))
             reasons.append(f"dtype {str(dtype).removeprefix('torch.')} not supported (supported: {names})")
+        if backward and self.backward_devices is not None and device_type not in self.backward_devices:
+            reasons.append(f"{_owner(self)} has no backward pass on {device_type} "
+                           f"(backward on: {', '.join(sorted(self.backward_devices)) or 'none'})")
         if height < 1 or width < 1:
             reasons.append(f"grid {height}x{width} is empty")
         return reasons
@@ -135,7 +166,6 @@ def log_floor(n: int, base: int) -> int:
     while p <= n:
         k, p = k + 1, p * base
     return k
-
 
 
 class QKVAttention(GridAttention):

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from attnbench.attention.base import QKVAttention, check_choice
-from attnbench.registry import register_attention
+from attnbench.registry import register_attention, register_config
 
 _BACKENDS = {
     "math": SDPBackend.MATH,
@@ -90,3 +90,6 @@ class FullAttention(QKVAttention):
 
     def extra_info(self) -> dict[str, Any]:
         return {"sdpa_backend": self.resolved_backend()}
+
+
+register_config("full_math", "full", backend="math")  # pins the O(N^2)-memory math kernel

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from attnbench.attention.base import GridAttention, check_choice, check_dropout, check_heads, check_int
-from attnbench.registry import register_attention
+from attnbench.registry import register_attention, register_config
 
 
 def window_starts(size: int, window: int, stride: int) -> range:
@@ -31,7 +31,8 @@ class MultipoleAttention(GridAttention):
 
     Shapes: ``x [B, H, W, C] → [B, H, W, C]``, any grid the level rule admits.
 
-    Algorithm (the authors' ``Multipole_Attention2D``, mano-paper.md §2.2)::
+    Algorithm (the authors' ``Multipole_Attention2D`` in ``models/MANO.py`` of github.com/AlexColagrande/MANO;
+    see :mod:`attnbench.attention.mano_reference` for the plain port and what it was made from)::
 
         o_0 = W(x_0);  x_l = D(x_{l-1}), o_l = W(x_l)           # restrict the input features
         res = o_{L-1};  res = o_l + c_i · U(res) for l = L-2 … 0  # prolongate coarse to fine
@@ -106,6 +107,11 @@ class MultipoleAttention(GridAttention):
         )
         self._counts: dict[tuple[Any, ...], torch.Tensor] = {}
         self._last_levels: list[tuple[int, int]] = []
+
+    def receptive_field(self, height: int, width: int) -> tuple[int, int]:
+        """The coarsest level's window, ``k · r^(levels-1)`` tokens of the input grid per side (capped at the grid)."""
+        reach = self.window * self.rate ** (len(self.level_shapes(height, width)) - 1)
+        return min(reach, height), min(reach, width)
 
     # ----------------------------------------------------------------------------------------------- levels
     def level_shapes(self, height: int, width: int) -> list[tuple[int, int]]:
@@ -221,3 +227,8 @@ class MultipoleAttention(GridAttention):
                 f"this layer {(self.window, self.stride, self.rate)}"
             )
         return self
+
+
+# Named configurations: k = window, s = stride, r = rate (timm-style names).
+register_config("mano_k2s1r2", "mano", window=2, stride=1, rate=2)
+register_config("mano_k2s1r4", "mano", window=2, stride=1, rate=4)

@@ -1,9 +1,12 @@
 """A plain port of the MANO authors' multipole attention layer: the correctness oracle for ``mano``.
 
-It follows ``Multipole_Attention2D`` of the authors' ``models/MANO.py`` as reconstructed in
-``shared/notes/mano-paper.md`` §2.2: ``F.unfold``/``F.fold`` windows, a LayerNorm applied to every window copy,
-a second LayerNorm inside a lucidrains-style ``AttentionBlock``, explicit softmax, and a number of levels fixed
-at construction from ``image_size``. It is deliberately not optimised.
+Upstream: github.com/AlexColagrande/MANO, file ``models/MANO.py``, classes ``AttentionBlock``, ``LocalAttention2D``
+and ``Multipole_Attention2D`` (Colagrande et al., arXiv 2507.02748). The upstream repository could not be fetched
+when this port was written, so no upstream commit can be named; the port follows several third-party copies of that
+file that agree on the logic (the layer is re-posted as a "plug-and-play" module; one copy keeps the original
+``levels = int(math.log(image_size, sampling_rate))``). What it keeps: ``F.unfold``/``F.fold`` windows, a LayerNorm
+applied to every window copy, a second LayerNorm inside a lucidrains-style ``AttentionBlock``, explicit softmax, and
+a number of levels fixed at construction from ``image_size``. It is deliberately not optimised.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from attnbench.attention.base import GridAttention, check_choice, check_dropout, check_heads, check_int, log_floor
-from attnbench.registry import register_attention
+from attnbench.registry import register_attention, register_config
 
 
 class ReferenceAttentionBlock(nn.Module):
@@ -139,6 +142,11 @@ class MultipoleAttentionReference(GridAttention):
     def grid_kwargs(cls, height: int, width: int) -> dict[str, Any]:
         return {"image_size": height}
 
+    def receptive_field(self, height: int, width: int) -> tuple[int, int]:
+        """The coarsest level's window, ``k · r^(levels-1)`` tokens per side (levels fixed at construction)."""
+        reach = self.window * self.rate ** (self.levels - 1)
+        return min(reach, height), min(reach, width)
+
     def not_supported_reasons(self, height, width, device="cpu", dtype=torch.float32, backward=False) -> list[str]:
         reasons = super().not_supported_reasons(height, width, device, dtype, backward)
         if (height, width) != (self.image_size, self.image_size):
@@ -160,3 +168,6 @@ class MultipoleAttentionReference(GridAttention):
 
     def extra_info(self) -> dict[str, Any]:
         return {"levels": self.levels}
+
+
+register_config("mano_reference_k2s1r2", "mano_reference", window=2, stride=1, rate=2)

@@ -2,14 +2,39 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+import inspect
 from typing import Any
 
 import torch
-from timm.models.swin_transformer import SwinTransformerBlock, WindowAttention, window_partition, window_reverse
+from timm.models.swin_transformer import WindowAttention, window_partition, window_reverse
 
 from attnbench.attention.base import GridAttention, check_dropout, check_heads, check_int
-from attnbench.registry import register_attention
+from attnbench.registry import register_attention, register_config
+
+
+def shifted_window_mask(height: int, width: int, window: int, shift: tuple[int, int], device: Any = None,
+                        dtype: Any = None) -> torch.Tensor | None:
+    """Additive SW-MSA mask ``[nW, window², window²]`` (0 within a region, -100 across), ``None`` without shift.
+
+    The same mask as timm's ``SwinTransformerBlock.get_attn_mask`` (finite -100, not -inf): after the cyclic roll
+    by ``-shift`` the grid splits into up to 3 × 3 regions; tokens of different regions must not attend to each
+    other. Built from timm's public ``window_partition``.
+    """
+    if not any(shift):
+        return None
+
+    def regions(size: int, s: int) -> torch.Tensor:  # region index of every position along one side
+        index = torch.zeros(size, dtype=torch.long, device=device)
+        if s:
+            index[size - window:] = 1
+            index[size - s:] = 2
+        return index
+
+    label = regions(height, shift[0])[:, None] * 3 + regions(width, shift[1])[None, :]  # H, W
+    label = label.to(dtype or torch.float32)[None, :, :, None]  # 1, H, W, 1
+    windows = window_partition(label, (window, window)).reshape(-1, window * window)  # nW, w*w
+    diff = windows[:, None, :] - windows[:, :, None]  # nW, w*w, w*w
+    return torch.zeros_like(diff).masked_fill(diff != 0, -100.0)
 
 
 @register_attention("swin")
@@ -20,10 +45,11 @@ class SwinAttention(GridAttention):
     with a learned relative position bias. With ``shift > 0`` the grid is rolled by ``-shift`` first and a mask
     keeps wrapped-around regions apart (SW-MSA).
 
-    What comes from timm (``timm.models.swin_transformer``): ``WindowAttention`` (qkv, relative position bias
-    table and index, softmax or SDPA, output projection), ``window_partition`` / ``window_reverse``, and the
-    shifted-window mask of ``SwinTransformerBlock.get_attn_mask``. Like timm's block, a shift is dropped along
-    a side no larger than the window (one window holds the whole side).
+    What comes from timm 1.x (``timm.models.swin_transformer``, public names only): ``WindowAttention`` (qkv,
+    relative position bias table and index, softmax or SDPA, output projection) and ``window_partition`` /
+    ``window_reverse``; :func:`shifted_window_mask` rebuilds the mask of ``SwinTransformerBlock.get_attn_mask``.
+    Like timm's block, a shift is dropped along a side no larger than the window (one window holds the whole side).
+    In a stack, :meth:`block_kwargs` alternates the shift 0, ``window // 2`` (W-MSA / SW-MSA) unless it is given.
 
     Grids: H and W must be multiples of ``window``; other grids are reported by :meth:`not_supported_reasons`
     rather than padded, because zero padding would add key tokens that change the result (timm pads without
@@ -72,6 +98,18 @@ class SwinAttention(GridAttention):
             reasons.append(f"grid {height}x{width} is not a multiple of window {self.window} (swin does not pad)")
         return reasons
 
+    @classmethod
+    def block_kwargs(cls, index: int, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Swin's W-MSA / SW-MSA pairs: unless ``shift`` is given, odd blocks shift by ``window // 2``."""
+        kwargs = dict(kwargs)
+        if "shift" not in kwargs:
+            window = kwargs.get("window", inspect.signature(cls.__init__).parameters["window"].default)
+            kwargs["shift"] = window // 2 if index % 2 else 0
+        return kwargs
+
+    def receptive_field(self, height: int, width: int) -> tuple[int, int]:
+        return min(self.window, height), min(self.window, width)
+
     def _shifts(self, H: int, W: int) -> tuple[int, int]:
         return (0 if H <= self.window else self.shift, 0 if W <= self.window else self.shift)
 
@@ -79,11 +117,8 @@ class SwinAttention(GridAttention):
         shift = self._shifts(H, W)
         key = (H, W, shift, x.device, x.dtype)
         if key not in self._masks:
-            # Reuse timm's mask construction; it reads only these three attributes and x's shape/device/dtype.
-            spec = SimpleNamespace(window_size=(self.window,) * 2, shift_size=shift, window_area=self.window**2)
             with torch.inference_mode(False):  # a cache filled during inference must still serve training
-                self._masks[key] = SwinTransformerBlock.get_attn_mask(
-                    spec, torch.empty(1, H, W, 0, device=x.device, dtype=x.dtype))
+                self._masks[key] = shifted_window_mask(H, W, self.window, shift, x.device, x.dtype)
         return self._masks[key]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -102,3 +137,9 @@ class SwinAttention(GridAttention):
 
     def extra_info(self) -> dict[str, Any]:
         return {"window_path": "sdpa" if self.attn.fused_attn else "manual softmax", "padding": 0}
+
+
+# Named configurations (timm-style names): ``create_attention("swin_w8", dim, heads)``.
+register_config("swin_w8", "swin", window=8)
+register_config("swin_w4", "swin", window=4)
+register_config("swin_local_w2", "swin", window=2, shift=0)  # windows never exchange information: a local control

@@ -1,16 +1,15 @@
-"""Suites: declarative TOML files, strictly validated, expanded into cases.
+"""The one validator every suite kind shares: typed checks with one-line errors, ``--set`` overrides, the keys
+common to all suites and the ``[[attentions]]`` table.
 
-A suite names the attentions (registry name + kwargs, optional label) and the axes to sweep. Any unknown key,
-wrong type or impossible value stops before anything runs with one line that names the file and the key::
+Any unknown key, wrong type or impossible value stops before anything runs with one line that names the file and
+the key::
 
     suites/x.toml: attentions[2].kwargs: swin: window=-1 is invalid; expected an integer >= 1
-
-Cost suites (``kind = "cost"``, the default) sweep grids × modes × compile; accuracy suites (``kind =
-"accuracy"``) are validated by :mod:`attnbench.accuracy_suite` and share the runner and the CSV schema.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import sys
@@ -23,11 +22,11 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["AttentionSpec", "Case", "Suite", "SuiteError", "apply_overrides", "load_suite"]
+__all__ = ["DEVICES", "DTYPES", "AttentionSpec", "Checker", "Suite", "SuiteError", "COMMON_KEYS", "apply_overrides",
+           "attention_specs", "common_config", "resolve_device_for", "resolve_threads", "tomllib", "type_name"]
 
 DTYPES = ("float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda")
-MODES = ("fwd", "fwd_bwd")
 
 
 class SuiteError(ValueError):
@@ -43,73 +42,28 @@ class AttentionSpec:
 
 
 @dataclass(frozen=True)
-class Case:
-    """One isolated measurement: an attention at one grid, mode and configuration."""
-
-    suite: str
-    kind: str
-    label: str
-    attention: str
-    kwargs: dict[str, Any]
-    mode: str
-    height: int
-    width: int
-    batch: int
-    dim: int
-    heads: int
-    dtype: str
-    device: str
-    threads: int
-    compile: bool
-    tf32: bool
-    settings: dict[str, Any] = field(default_factory=dict)  # timing / task settings passed to the worker
-    task: str = ""  # accuracy cases: the task name
-    seed: int | None = None  # accuracy cases: the training seed
-
-    @property
-    def tokens(self) -> int:
-        return self.height * self.width
-
-    @property
-    def key(self) -> str:
-        """Identity used for resume: the same key is never measured twice in one results file."""
-        base = (f"{self.label}|{self.mode}|{self.height}x{self.width}|b{self.batch}|c{self.dim}h{self.heads}|"
-                f"{self.dtype}|{self.device}|t{self.threads}|compile={int(self.compile)}")
-        return base if self.kind == "cost" else f"{self.task}|seed{self.seed}|{base}"
-
-    @property
-    def row_keys(self) -> list[str]:
-        """Keys of the rows this case writes: one for a cost case, one per evaluation grid for training."""
-        if self.kind == "cost":
-            return [self.key]
-        return [f"{self.key}|eval{r}" for r in self.settings["eval_res"]]
-
-    @property
-    def series(self) -> tuple[str, str, bool]:
-        """Cases of one series share a frontier: a failure at N skips larger N."""
-        return (self.label, self.mode, self.compile)
-
-
-@dataclass(frozen=True)
 class Suite:
+    """A validated suite: its settings and its expanded cases (every case knows how to run itself)."""
+
     path: str
     name: str
     kind: str
     description: str
     expected_duration: str
     device: str
-    config: dict[str, Any]
     attentions: tuple[AttentionSpec, ...]
-    cases: tuple[Case, ...]
+    cases: tuple[Any, ...]  # spec.case.Case subclasses
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
     return {bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "an array",
             dict: "a table"}.get(type(value), type(value).__name__)
 
 
-class _Checker:
+class Checker:
+    """Typed checks of raw TOML values; every failure is a :class:`SuiteError` naming the file and the key."""
+
     def __init__(self, path: str) -> None:
         self.path = path
 
@@ -133,7 +87,7 @@ class _Checker:
 
     def str_(self, where: str, value: Any) -> str:
         if not isinstance(value, str):
-            raise self.fail(where, f"expected a string, got {_type_name(value)} {value!r}")
+            raise self.fail(where, f"expected a string, got {type_name(value)} {value!r}")
         return value
 
     def choice(self, where: str, value: Any, allowed: tuple[str, ...]) -> str:
@@ -143,7 +97,7 @@ class _Checker:
 
     def list_(self, where: str, value: Any, nonempty: bool = True) -> list[Any]:
         if not isinstance(value, list):
-            raise self.fail(where, f"expected an array, got {_type_name(value)} {value!r}")
+            raise self.fail(where, f"expected an array, got {type_name(value)} {value!r}")
         if nonempty and not value:
             raise self.fail(where, "expected a non-empty array")
         return value
@@ -162,8 +116,6 @@ class _Checker:
     def unknown_keys(self, where: str, table: dict[str, Any], allowed: set[str]) -> None:
         for key in table:
             if key not in allowed:
-                import difflib
-
                 close = difflib.get_close_matches(key, sorted(allowed), n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 prefix = f"{where}." if where else ""
@@ -199,36 +151,16 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any], path: str) -
     return data
 
 
-# ------------------------------------------------------------------------------------------- loading
-COST_KEYS = {
-    "name", "kind", "description", "expected_duration", "device", "dtype", "batch", "dim", "heads", "modes",
-    "threads", "grids", "min_run_time", "min_repeats", "warmup", "timeout", "frontier", "compile", "tf32",
+# ------------------------------------------------------------------------------------- shared sections
+# Keys every suite kind accepts (each kind adds its own).
+COMMON_KEYS = {
+    "name", "kind", "description", "expected_duration", "device", "dtype", "threads", "timeout", "tf32",
     "memory_limit_gib", "imports", "attentions",
 }
 ATTENTION_KEYS = {"name", "label", "kwargs", "grids"}
 
 
-def load_suite(path: str | Path, overrides: dict[str, Any] | None = None) -> Suite:
-    """Read, override, validate and expand a suite; raises :class:`SuiteError` with a one-line message."""
-    shown = str(path)
-    try:
-        raw = tomllib.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise SuiteError(f"{shown}: no such suite file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SuiteError(f"{shown}: invalid TOML: {exc}") from None
-    if overrides:
-        raw = apply_overrides(raw, overrides, shown)
-    c = _Checker(shown)
-    kind = c.choice("kind", raw.get("kind", "cost"), ("cost", "accuracy"))
-    if kind == "accuracy":
-        from attnbench.accuracy_suite import load_accuracy_suite
-
-        return load_accuracy_suite(raw, c)
-    return _load_cost(raw, c)
-
-
-def _import_modules(c: _Checker, raw: dict[str, Any]) -> tuple[str, ...]:
+def _import_modules(c: Checker, raw: dict[str, Any]) -> tuple[str, ...]:
     import importlib
 
     modules = tuple(c.str_(f"imports[{i}]", m) for i, m in enumerate(c.list_("imports", raw.get("imports", []), False)))
@@ -240,7 +172,7 @@ def _import_modules(c: _Checker, raw: dict[str, Any]) -> tuple[str, ...]:
     return modules
 
 
-def common_config(c: _Checker, raw: dict[str, Any]) -> dict[str, Any]:
+def common_config(c: Checker, raw: dict[str, Any]) -> dict[str, Any]:
     """Keys shared by cost and accuracy suites (device, dtype, threads, dim, heads, ...)."""
     name = c.str_("name", raw.get("name", Path(c.path).stem))
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
@@ -265,11 +197,10 @@ def common_config(c: _Checker, raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def attention_specs(c: _Checker, raw: dict[str, Any], dim: int, heads: int,
+def attention_specs(c: Checker, raw: dict[str, Any], dim: int, heads: int,
                     probe_grid: tuple[int, int]) -> tuple[AttentionSpec, ...]:
     """Validate ``[[attentions]]``: known names, distinct labels, constructor arguments accepted."""
-    from attnbench.contract import build
-    from attnbench.registry import UnknownAttentionError
+    from attnbench.registry import UnknownAttentionError, build_for_grid
 
     specs: list[AttentionSpec] = []
     for i, entry in enumerate(c.list_("attentions", raw.get("attentions"))):
@@ -283,11 +214,11 @@ def attention_specs(c: _Checker, raw: dict[str, Any], dim: int, heads: int,
         label = c.str_(f"{where}.label", entry.get("label", name))
         kwargs = entry.get("kwargs", {})
         if not isinstance(kwargs, dict):
-            raise c.fail(f"{where}.kwargs", f"expected a table, got {_type_name(kwargs)} {kwargs!r}")
+            raise c.fail(f"{where}.kwargs", f"expected a table, got {type_name(kwargs)} {kwargs!r}")
         grids = c.grids(f"{where}.grids", entry["grids"]) if "grids" in entry else None
         probe = grids[0] if grids else probe_grid
         try:
-            build(name, dim, heads, probe[0], probe[1], kwargs)
+            build_for_grid(name, dim, heads, probe[0], probe[1], kwargs)
         except UnknownAttentionError as exc:
             raise c.fail(f"{where}.name", str(exc)) from None
         except (ValueError, TypeError) as exc:
@@ -298,20 +229,9 @@ def attention_specs(c: _Checker, raw: dict[str, Any], dim: int, heads: int,
     return tuple(specs)
 
 
-SUITES_DIR = Path(__file__).resolve().parents[1] / "suites"
-
-
-def default_suites() -> list[str]:
-    """This machine's default: ``suites/gpu.toml`` when CUDA works, else ``suites/cpu.toml`` and the quick
-    accuracy suite."""
-    from attnbench.env import resolve_device
-
-    names = ["gpu.toml"] if resolve_device("auto") == "cuda" else ["cpu.toml", "accuracy-quick.toml"]
-    return [str(SUITES_DIR / n) for n in names if (SUITES_DIR / n).exists()]
-
-
-def resolved_device(c: _Checker, device: str) -> str:
-    from attnbench.env import resolve_device
+def resolve_device_for(c: Checker, device: str) -> str:
+    """``auto`` → this machine's device; ``cuda`` where none is usable is a suite error."""
+    from attnbench.measure.provenance import resolve_device
 
     resolved = resolve_device(device)
     if resolved == "cuda":
@@ -324,45 +244,7 @@ def resolved_device(c: _Checker, device: str) -> str:
 
 
 def resolve_threads(threads: int | str) -> int:
+    """``"all"`` → the CPU count."""
     import os
 
     return (os.cpu_count() or 1) if threads == "all" else int(threads)
-
-
-def _load_cost(raw: dict[str, Any], c: _Checker) -> Suite:
-    c.unknown_keys("", raw, COST_KEYS)
-    cfg = common_config(c, raw)
-    batch = c.int_("batch", raw.get("batch", 1), 1)
-    modes = tuple(c.choice(f"modes[{i}]", m, MODES) for i, m in enumerate(c.list_("modes", raw.get("modes", ["fwd"]))))
-    if len(set(modes)) != len(modes):
-        raise c.fail("modes", f"duplicate mode in {list(modes)!r}")
-    grids = c.grids("grids", raw.get("grids"))
-    compile_axis = raw.get("compile", False)
-    compile_axis = [compile_axis] if isinstance(compile_axis, bool) else c.list_("compile", compile_axis)
-    compile_axis = tuple(c.bool_(f"compile[{i}]", v) for i, v in enumerate(compile_axis))
-    settings = {
-        "min_run_time": c.float_("min_run_time", raw.get("min_run_time", 0.5)),
-        "min_repeats": c.int_("min_repeats", raw.get("min_repeats", 5), 1),
-        "warmup": c.int_("warmup", raw.get("warmup", 1), 0),
-        "frontier": c.bool_("frontier", raw.get("frontier", True)),
-        "memory_limit_gib": cfg["memory_limit_gib"],
-        "imports": cfg["imports"],
-        "timeout": cfg["timeout"],
-    }
-    specs = attention_specs(c, raw, cfg["dim"], cfg["heads"], grids[0])
-    device = resolved_device(c, cfg["device"])
-    threads = resolve_threads(cfg["threads"])
-    cases = []
-    # Grid-major order interleaves mechanisms (drift hits all alike) and lets a frontier skip larger grids.
-    all_grids = sorted({g for s in specs for g in (s.grids or grids)}, key=lambda hw: (hw[0] * hw[1], hw))
-    for H, W in all_grids:
-        for mode in modes:
-            for compiled in compile_axis:
-                for spec in specs:
-                    if (H, W) not in (spec.grids or grids):
-                        continue
-                    cases.append(Case(cfg["name"], "cost", spec.label, spec.name, spec.kwargs, mode, H, W, batch,
-                                      cfg["dim"], cfg["heads"], cfg["dtype"], device, threads, compiled,
-                                      cfg["tf32"], settings))
-    return Suite(c.path, cfg["name"], "cost", cfg["description"], cfg["expected_duration"], device, cfg,
-                 specs, tuple(cases))

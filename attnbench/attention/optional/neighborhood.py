@@ -24,7 +24,8 @@ class NeighborhoodAttention(QKVAttention):
 
     Complexity: time O(N kernel² d), memory O(N kernel²) with a fused backend. On CPU natten runs through
     PyTorch Flex Attention, which without ``torch_compile=True`` materialises the full score matrix (O(N²)
-    memory) and has no backward: ``not_supported_reasons(..., backward=True)`` says so.
+    memory) and has no backward: ``backward_devices`` says so, and ``not_supported_reasons(..., backward=True)``
+    reports it.
 
     Args:
         dim, heads, dim_head, qkv_bias, dropout: as for ``full`` (natten has no attention dropout; ``dropout``
@@ -35,6 +36,7 @@ class NeighborhoodAttention(QKVAttention):
     complexity = "time O(N k^2 d), memory O(N k^2) fused"
     constraints = "kernel <= H, W; CPU: forward only"
     reference = "Hassani et al. 2023; NATTEN na2d"
+    backward_devices = frozenset({"cuda"})  # on CPU natten runs through Flex Attention, which has no backward
 
     def __init__(
         self,
@@ -54,9 +56,10 @@ class NeighborhoodAttention(QKVAttention):
         reasons = super().not_supported_reasons(height, width, device, dtype, backward)
         if height < self.kernel or width < self.kernel:
             reasons.append(f"kernel {self.kernel} larger than grid {height}x{width}")
-        if backward and torch.device(device).type == "cpu":
-            reasons.append("natten (Flex Attention) has no backward on CPU")
         return reasons
+
+    def receptive_field(self, height: int, width: int) -> tuple[int, int]:
+        return min(self.kernel, height), min(self.kernel, width)
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError("NeighborhoodAttention overrides forward")

@@ -15,7 +15,7 @@ import gc
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["MemoryResult", "peak_memory", "prime_cpu_runtime"]
+__all__ = ["MemoryResult", "cpu_peak_supported", "peak_memory", "prime_cpu_runtime", "read_peak", "start_peak"]
 
 _STATUS = Path("/proc/self/status")
 
@@ -64,21 +64,39 @@ def prime_cpu_runtime() -> None:
     z.backward(torch.ones_like(z))
 
 
-def peak_memory(step: Callable[[], object], device: str) -> MemoryResult:
-    """Peak bytes that ``step()`` needs beyond what is allocated before it."""
+def start_peak(device: str) -> int | None:
+    """Reset the peak counter of ``device`` and return the baseline in bytes (``None``: no CPU counter here)."""
     import torch
 
-    gc.collect()
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        step()
-        torch.cuda.synchronize()
-        return MemoryResult(torch.cuda.max_memory_allocated() - base, "cuda_allocated")
+        return torch.cuda.memory_allocated()
     if not cpu_peak_supported():
-        raise RuntimeError("CPU peak memory needs Linux /proc/self/clear_refs")
+        return None
     Path("/proc/self/clear_refs").write_text("5")
-    base = _status_kib("VmRSS")
+    return _status_kib("VmRSS") * 1024
+
+
+def read_peak(device: str, base: int | None) -> MemoryResult | None:
+    """Peak bytes since :func:`start_peak` beyond its baseline (``None`` when there was no counter)."""
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
+        return MemoryResult(torch.cuda.max_memory_allocated() - (base or 0), "cuda_allocated")
+    if base is None:
+        return None
+    return MemoryResult(max(0, _status_kib("VmHWM") * 1024 - base), "cpu_rss")
+
+
+def peak_memory(step: Callable[[], object], device: str) -> MemoryResult:
+    """Peak bytes that ``step()`` needs beyond what is allocated before it."""
+    gc.collect()
+    if device != "cuda" and not cpu_peak_supported():
+        raise RuntimeError("CPU peak memory needs Linux /proc/self/clear_refs")
+    base = start_peak(device)
     step()
-    return MemoryResult(max(0, _status_kib("VmHWM") - base) * 1024, "cpu_rss")
+    result = read_peak(device, base)
+    assert result is not None  # a counter exists: checked above
+    return result

@@ -1,4 +1,4 @@
-"""The results CSV: one fixed schema for cost and accuracy rows, crash-safe appends under a file lock.
+"""The results CSV file: the schema of :mod:`attnbench.store.schema`, crash-safe appends under a file lock.
 
 Every case appends one row and flushes it (``fsync``) before the next case starts, so a crash loses at most the
 case in flight. A second run on the same file is refused while the first holds the lock. A truncated last line
@@ -15,41 +15,16 @@ import os
 import shutil
 import time
 import warnings
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["COLUMNS", "SCHEMA_VERSION", "ResultsError", "ResultsFile", "read_results"]
+from attnbench.store.schema import COLUMNS, SCHEMA_VERSION, format_value
 
-SCHEMA_VERSION = 1
-
-# Fixed column order (see README "Results columns"). Cost rows leave the accuracy columns empty and vice versa.
-COLUMNS: tuple[str, ...] = (
-    # what was run
-    "schema_version", "suite", "kind", "case_key", "label", "attention", "kwargs", "mode", "task",
-    "height", "width", "tokens", "batch", "dim", "heads", "dtype", "device", "threads", "compile", "seed",
-    # outcome
-    "status", "reason",
-    # cost
-    "time_ms_median", "time_ms_iqr", "time_ms_min", "time_n", "peak_mib", "mem_kind", "input_mib", "params",
-    "compile_s", "sdpa_backend", "tf32", "impl",
-    # accuracy
-    "metric", "value", "rel_l2", "rel_mse", "top1", "train_res", "eval_res", "token_height", "token_width",
-    "patch", "window_ratio", "n_train", "n_test", "epochs", "train_s", "final_loss",
-    # provenance
-    "torch", "cuda", "device_name", "device_mem_gib", "cpu_model", "hostname", "git_sha", "attnbench",
-    "python", "timestamp", "case_wall_s",
-)
-
+__all__ = ["ResultsError", "ResultsFile", "read_results"]
 
 class ResultsError(RuntimeError):
     """A results file that cannot be used (locked, foreign header); the message is one line."""
-
-
-def series_label(row: dict[str, Any]) -> str:
-    """The name a row's series is shown under: compiled cases are a series of their own in every table and plot."""
-    return str(row["label"]) + (" [compiled]" if str(row.get("compile")) == "true" else "")
 
 
 def _split_complete(text: str) -> tuple[str, str]:
@@ -149,21 +124,6 @@ class ResultsFile:
         if unknown:
             raise KeyError(f"row has columns outside the schema: {sorted(unknown)}")
         row = {**row, "schema_version": SCHEMA_VERSION}
-        self._write_lines([[_fmt(row.get(c)) for c in COLUMNS]])
-        self.rows.append({c: str(_fmt(row.get(c))) for c in COLUMNS})
+        self._write_lines([[format_value(row.get(c)) for c in COLUMNS]])
+        self.rows.append({c: str(format_value(row.get(c))) for c in COLUMNS})
 
-
-def _fmt(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, bool):
-        return str(value).lower()
-    return value
-
-
-@contextmanager
-def open_results(path: str | Path, fresh: bool = False) -> Iterator[ResultsFile]:
-    with ResultsFile(path, fresh=fresh) as rf:
-        yield rf

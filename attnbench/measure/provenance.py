@@ -28,7 +28,7 @@ def cpu_model() -> str:
 @functools.lru_cache(maxsize=4)
 def git_sha(root: str | None = None) -> str:
     """HEAD of the attnbench checkout, with ``+dirty`` when tracked files are modified; ``""`` outside git."""
-    root = root or str(Path(__file__).resolve().parents[1])
+    root = root or str(Path(__file__).resolve().parents[2])
     try:
         sha = subprocess.run(["git", "-C", root, "rev-parse", "--short=12", "HEAD"], capture_output=True,
                              text=True, timeout=10).stdout.strip()

@@ -17,10 +17,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from attnbench.analysis import machine_line  # noqa: E402
-from attnbench.plots import save_figure  # noqa: E402
+from attnbench.report.figures import save_figure  # noqa: E402
+from attnbench.report.frame import machine_line  # noqa: E402
 
-__all__ = ["accuracy_table", "plot_accuracy"]
+__all__ = ["accuracy_table", "plot_accuracy", "write_accuracy_md"]
 
 _LOWER_IS_BETTER = {"rel_l2": True, "top1": False}
 

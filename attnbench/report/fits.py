@@ -1,48 +1,17 @@
-"""Scaling analysis of cost rows: power-law exponents with confidence intervals, ratios to ``full``,
+"""Scaling analysis of cost rows: power-law exponents with confidence intervals, ratios to the baseline (``full``),
 crossover N*, and frontiers. Pure functions of a results DataFrame; nothing is re-run.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["Fit", "baseline_label", "crossovers", "fit_power_law", "frontiers", "load_frame", "ratios",
-           "scaling_fits", "write_scaling_md"]
+from attnbench.report.frame import baseline_label
 
-NUMERIC = ("height", "width", "tokens", "batch", "dim", "heads", "threads", "time_ms_median", "time_ms_iqr",
-           "time_ms_min", "time_n", "peak_mib", "input_mib", "params", "compile_s", "value", "rel_l2", "rel_mse",
-           "top1", "train_res", "eval_res", "token_height", "token_width", "patch", "window_ratio", "n_train",
-           "n_test", "epochs", "train_s", "final_loss", "seed", "case_wall_s")
-
-
-def load_frame(paths: list[str | Path]) -> pd.DataFrame:
-    """Results CSV files (or folders of them) as one DataFrame with numeric columns converted."""
-    from attnbench.results import read_results, series_label
-
-    files: list[Path] = []
-    for p in map(Path, paths):
-        files.extend(sorted(f for f in p.glob("*.csv") if ".bak" not in f.name) if p.is_dir() else [p])
-    frames = [pd.DataFrame(read_results(f)) for f in files]
-    frames = [f for f in frames if not f.empty]
-    if not frames:
-        return pd.DataFrame()
-    df = pd.concat(frames, ignore_index=True)
-    df["label"] = [series_label(r) for r in df[["label", "compile"]].to_dict("records")]
-    for col in NUMERIC:
-        if col in df:
-            df[col] = pd.to_numeric(df[col], errors="coerce")
-    return df
-
-
-def machine_line(df: pd.DataFrame) -> str:
-    """"Machine: ..., torch ..., git ..." for a results table; every git sha present is listed, not just the first."""
-    first = df.iloc[0]
-    return (f"Machine: {first.get('device_name', '')} ({first.get('device', '')}, {first.get('threads', '')} threads), "
-            f"torch {first.get('torch', '')}, git {', '.join(sorted(set(df['git_sha'].astype(str))))}")
+__all__ = ["Fit", "crossovers", "fit_power_law", "frontiers", "ratios", "scaling_fits"]
 
 
 @dataclass(frozen=True)
@@ -164,57 +133,3 @@ def frontiers(df: pd.DataFrame) -> pd.DataFrame:
                               if len(bad) else ""),
         })
     return pd.DataFrame(rows)
-
-
-def _grid_name(tokens: int | None) -> str:
-    if tokens is None or pd.isna(tokens):
-        return "never"
-    tokens = int(tokens)
-    side = int(round(np.sqrt(tokens)))
-    return f"{tokens} ({side}²)" if side * side == tokens else str(tokens)
-
-
-def write_scaling_md(df: pd.DataFrame, path: str | Path, min_tokens: int = 1024, command: str = "") -> Path:
-    """The tables behind the plots: exponents, frontiers, crossovers, ratios to the baseline."""
-    path = Path(path)
-    fits = scaling_fits(df, min_tokens)
-    base = baseline_label(df)
-    lines = [f"# Scaling summary: {', '.join(sorted(df['suite'].unique()))}", ""]
-    if command:
-        lines += [f"Reproduce: `{command}`", ""]
-    first = df.iloc[0]
-    lines += [f"{machine_line(df)}; dtype {first.get('dtype', '')}, batch {first.get('batch', '')}, "
-              f"C = {first.get('dim', '')}, heads = {first.get('heads', '')}; memory counter `{first.get('mem_kind', '')}`.", ""]
-    lines += [f"## Fitted exponents (y ∝ N^b, least squares on log-log over runs with N ≥ {min_tokens}; "
-              "± is the 95 % CI half-width)", "",
-              "| mode | attention | time b | memory b | points | N range |", "|---|---|---|---|---|---|"]
-    for _, r in fits.iterrows():
-        t, m = r["time_exp"], r["mem_exp"]
-        rng = f"{t.n_min}–{t.n_max}" if t else ""
-        lines.append(f"| {r['mode']} | {r['label']} | {t or 'n/a'} | {m or 'n/a'} | {t.points if t else 0} | {rng} |")
-    if fits.empty:
-        lines.append(f"| | no mechanism has two or more grids with N ≥ {min_tokens} | | | | |")
-    front = frontiers(df)
-    lines += ["", "## Frontier (largest grid that completed)", "", "| mode | attention | largest ok | first failure |",
-              "|---|---|---|---|"]
-    lines += [f"| {r['mode']} | {r['label']} | {r['largest_ok']} | {r['first_failure']} |" for _, r in front.iterrows()]
-    if base is not None:
-        cross = crossovers(df, base)
-        lines += ["", f"## Crossover N* against `{base}` (faster at every larger grid)", "",
-                  "| mode | attention | N* |", "|---|---|---|"]
-        lines += [f"| {r['mode']} | {r['label']} | {_grid_name(r['n_star'])} |" for _, r in cross.iterrows()]
-        rat = ratios(df, base)
-        for mode, g in rat.groupby("mode", sort=False):
-            grids = sorted({(int(h), int(w)) for h, w in zip(g["height"], g["width"])}, key=lambda x: x[0] * x[1])
-            lines += ["", f"## {mode}: speed-up and memory ratio vs `{base}` (time_{base} / time; peak / peak_{base})",
-                      "", "| attention | " + " | ".join(f"{h}x{w}" for h, w in grids) + " |",
-                      "|---|" + "---|" * len(grids)]
-            for label, gl in g.groupby("label", sort=False):
-                cells = []
-                for h, w in grids:
-                    hit = gl[(gl["height"] == h) & (gl["width"] == w)]
-                    cells.append(f"{hit['speedup'].iloc[0]:.3g}× / {hit['mem_ratio'].iloc[0]:.3g}" if len(hit) else "")
-                lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
-    return path

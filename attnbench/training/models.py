@@ -1,5 +1,5 @@
-"""Models for the accuracy tasks: one isotropic grid transformer shared by every mechanism, and the MANO
-paper's own Darcy operator.
+"""Models for the accuracy tasks: one isotropic grid transformer shared by every mechanism, and the layout of the
+MANO paper's Darcy operator, both with a pluggable registry attention.
 
 Both take ``[B, C_in, H, W]`` fields. Position enters as two appended coordinate channels (x, y) ∈ [0, 1)
 on the node grid, identical for every mechanism and consistent across resolutions (so zero-shot evaluation at
@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from attnbench.contract import build
+from attnbench.registry import build_for_grid
 
-__all__ = ["GridTransformer", "MANODarcyOperator", "coordinates"]
+__all__ = ["MODELS", "Block", "GridTransformer", "OperatorTransformer", "attention_layers", "coordinates"]
 
 
 def coordinates(batch: int, height: int, width: int, device: Any = None, dtype: Any = None) -> torch.Tensor:
@@ -51,8 +51,8 @@ class GridTransformer(nn.Module):
     "classify"``, mean-pooled tokens → linear).
 
     Args:
-        attention, attn_kwargs: registry name and options. For ``swin`` the shift alternates 0, window // 2 from
-            block to block unless ``shift`` is given (Swin's W-MSA / SW-MSA pairs).
+        attention, attn_kwargs: registry name (or named configuration) and options. Each block's options come from
+            the mechanism's ``block_kwargs`` (e.g. Swin alternates its shift 0, window // 2 unless ``shift`` is given).
         in_channels: data channels (coordinates are added on top). out_channels: output channels or classes.
         dim, depth, heads, mlp_ratio, dropout: backbone size. patch: patch side p (1 = pixel tokens).
         stem: ``patch`` (one strided conv) or ``conv`` (3×3 conv + GELU before the patch conv).
@@ -75,11 +75,8 @@ class GridTransformer(nn.Module):
             self.stem = nn.Conv2d(c_in, dim, patch, patch)
         blocks = []
         for i in range(depth):
-            kwargs = dict(attn_kwargs)
-            if attention == "swin" and "shift" not in attn_kwargs:
-                kwargs["shift"] = (kwargs.get("window", 8) // 2) if i % 2 else 0
-            blocks.append(Block(build(attention, dim, heads, token_grid[0], token_grid[1], kwargs, seed=None),
-                                dim, mlp_ratio, dropout))
+            attn = build_for_grid(attention, dim, heads, token_grid[0], token_grid[1], attn_kwargs, block=i, seed=None)
+            blocks.append(Block(attn, dim, mlp_ratio, dropout))
         self.blocks = nn.ModuleList(blocks)
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, out_channels * patch * patch if head == "dense" else out_channels)
@@ -97,26 +94,31 @@ class GridTransformer(nn.Module):
         return F.pixel_shuffle(out, self.patch) if self.patch > 1 else out
 
 
-class MANODarcyOperator(nn.Module):
-    """The MANO authors' Darcy model (their ``MANO`` class, mano-paper.md §2.5) around attnbench's ``mano``.
+class OperatorTransformer(nn.Module):
+    """The layout of the MANO authors' Darcy model (their ``MANO`` class in ``models/MANO.py`` of
+    github.com/AlexColagrande/MANO), with any registry attention.
 
-    ``[B, C_in, H, W]`` → channels last → ``Linear(C_in, dim)`` → Dropout → depth × [``x + MultipoleAttn(x)``,
+    ``[B, C_in, H, W]`` → channels last → ``Linear(C_in, dim)`` → Dropout → depth × [``x + attn(x)``,
     ``x + FFN(x)`` with a pre-LayerNorm FFN] → LayerNorm → ``Linear(dim, dim)`` → Tanh → ``Linear(dim, C_out)``.
-    No positional encoding (as in the authors' code): the attention's own LayerNorms act as the pre-norm.
-    Defaults are the demo configuration: dim 128, depth 8, 4 heads of 32, MLP 128, dropout 0.1, window 2,
-    stride 1, conv down/up with rate 4.
+    No positional encoding (as in the authors' code): MANO's own LayerNorms act as the pre-norm. ``dropout`` is
+    passed to the attention too, as the authors' model does. The authors' demo configuration: dim 128, depth 8,
+    4 heads of 32, MLP 128, dropout 0.1, and ``mano`` with window 2, stride 1, rate 4, conv down/up.
+
+    Args:
+        attention: registry name. in_channels, out_channels: data channels. dim, depth, heads, mlp_dim, dropout:
+            model size. token_grid: grid passed to the attention's ``grid_kwargs``. **attn_kwargs: attention
+            options (e.g. ``window``, ``stride``, ``rate``, ``dim_head``).
     """
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 1, dim: int = 128, depth: int = 8, heads: int = 4,
-                 dim_head: int = 32, mlp_dim: int = 128, dropout: float = 0.1, window: int = 2, stride: int = 1,
-                 rate: int = 4, sampling: str = "conv") -> None:
+    def __init__(self, attention: str, in_channels: int = 1, out_channels: int = 1, dim: int = 128, depth: int = 8,
+                 heads: int = 4, mlp_dim: int = 128, dropout: float = 0.1, token_grid: tuple[int, int] = (64, 64),
+                 **attn_kwargs: Any) -> None:
         super().__init__()
         self.lift = nn.Sequential(nn.Linear(in_channels, dim), nn.Dropout(dropout))
-        down, up = ("conv", "conv") if sampling == "conv" else ("pool", "nearest")
+        attn_kwargs = {**attn_kwargs, "dropout": dropout}
         self.attn = nn.ModuleList(
-            build("mano", dim, heads, 64, 64, dict(window=window, stride=stride, rate=rate, down=down, up=up,
-                                                  dim_head=dim_head, dropout=dropout), seed=None)
-            for _ in range(depth))
+            build_for_grid(attention, dim, heads, token_grid[0], token_grid[1], attn_kwargs, block=i, seed=None)
+            for i in range(depth))
         self.ffn = nn.ModuleList(
             nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, mlp_dim), nn.GELU(), nn.Dropout(dropout),
                           nn.Linear(mlp_dim, dim), nn.Dropout(dropout))
@@ -130,3 +132,13 @@ class MANODarcyOperator(nn.Module):
             t = attn(t) + t
             t = ffn(t) + t
         return self.project(self.norm(t)).permute(0, 3, 1, 2)
+
+
+def attention_layers(model: nn.Module) -> list[nn.Module]:
+    """The attention layers of a model built here, in order."""
+    layers = [m.attn for m in model.modules() if isinstance(m, Block)]
+    return layers or list(getattr(model, "attn", []))
+
+
+# Suite name → model class (``model = "..."`` in an accuracy task).
+MODELS: dict[str, type[nn.Module]] = {"backbone": GridTransformer, "operator": OperatorTransformer}

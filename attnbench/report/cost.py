@@ -1,4 +1,4 @@
-"""Scaling plots from results CSVs (matplotlib, Agg); plotting never re-runs a measurement.
+"""Cost figures and tables from results rows (matplotlib, Agg); nothing is re-run.
 
 Per suite and mode: runtime vs N = H·W and peak memory vs N, log-log, one line per mechanism with its fitted
 exponent and 95 % CI in the legend, O(N) and O(N²) guide lines, and the first oom/timeout of each mechanism
@@ -16,19 +16,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from attnbench.analysis import fit_power_law, write_scaling_md  # noqa: E402
+from attnbench.report.figures import save_figure  # noqa: E402
+from attnbench.report.fits import crossovers, fit_power_law, frontiers, ratios, scaling_fits  # noqa: E402
+from attnbench.report.frame import baseline_label, machine_line  # noqa: E402
 
-__all__ = ["plot_cost", "plot_results", "save_figure"]
+__all__ = ["plot_cost", "write_scaling_md"]
 
 _FAIL_MARK = {"oom": "OOM", "timeout": "timeout", "crashed": "crash"}
-
-
-def save_figure(fig: plt.Figure, path: Path) -> Path:
-    """Write a figure as PNG and release it."""
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
 
 
 def _guides(ax: plt.Axes, xs: np.ndarray, y0: float) -> None:
@@ -95,27 +89,55 @@ def plot_cost(df: pd.DataFrame, out_dir: str | Path, min_tokens: int = 1024) -> 
     return written
 
 
-def plot_results(paths: list[str | Path], out_dir: str | Path | None = None, min_tokens: int = 1024,
-                 command: str = "") -> list[Path]:
-    """Read results CSV(s); write all figures and ``scaling.md`` to ``<out_dir>/<suite>/``.
+def _grid_name(tokens: int | None) -> str:
+    if tokens is None or pd.isna(tokens):
+        return "never"
+    tokens = int(tokens)
+    side = int(round(np.sqrt(tokens)))
+    return f"{tokens} ({side}²)" if side * side == tokens else str(tokens)
 
-    ``out_dir`` defaults to ``plots/`` next to the (first) results file, e.g. ``results/cpu/plots/cpu/``.
-    """
-    from attnbench.analysis import load_frame
 
-    df = load_frame(paths)
-    if df.empty:
-        raise ValueError(f"no result rows found in {', '.join(map(str, paths))}")
-    first = Path(paths[0])
-    root = Path(out_dir) if out_dir else (first.parent if first.is_file() else first) / "plots"
-    written: list[Path] = []
-    for suite, g in df.groupby("suite", sort=False):
-        base = root / str(suite)
-        if (g["kind"] == "cost").any():
-            written += plot_cost(g, base, min_tokens)
-            written.append(write_scaling_md(g[g["kind"] == "cost"], base / "scaling.md", min_tokens, command))
-        if (g["kind"] == "accuracy").any():
-            from attnbench.accuracy_plots import plot_accuracy
-
-            written += plot_accuracy(g[g["kind"] == "accuracy"], base)
-    return written
+def write_scaling_md(df: pd.DataFrame, path: str | Path, min_tokens: int = 1024, command: str = "") -> Path:
+    """The tables behind the plots: exponents, frontiers, crossovers, ratios to the baseline."""
+    path = Path(path)
+    fits = scaling_fits(df, min_tokens)
+    base = baseline_label(df)
+    lines = [f"# Scaling summary: {', '.join(sorted(df['suite'].unique()))}", ""]
+    if command:
+        lines += [f"Reproduce: `{command}`", ""]
+    first = df.iloc[0]
+    lines += [f"{machine_line(df)}; dtype {first.get('dtype', '')}, batch {first.get('batch', '')}, "
+              f"C = {first.get('dim', '')}, heads = {first.get('heads', '')}; memory counter `{first.get('mem_kind', '')}`.", ""]
+    lines += [f"## Fitted exponents (y ∝ N^b, least squares on log-log over runs with N ≥ {min_tokens}; "
+              "± is the 95 % CI half-width)", "",
+              "| mode | attention | time b | memory b | points | N range |", "|---|---|---|---|---|---|"]
+    for _, r in fits.iterrows():
+        t, m = r["time_exp"], r["mem_exp"]
+        rng = f"{t.n_min}–{t.n_max}" if t else ""
+        lines.append(f"| {r['mode']} | {r['label']} | {t or 'n/a'} | {m or 'n/a'} | {t.points if t else 0} | {rng} |")
+    if fits.empty:
+        lines.append(f"| | no mechanism has two or more grids with N ≥ {min_tokens} | | | | |")
+    front = frontiers(df)
+    lines += ["", "## Frontier (largest grid that completed)", "", "| mode | attention | largest ok | first failure |",
+              "|---|---|---|---|"]
+    lines += [f"| {r['mode']} | {r['label']} | {r['largest_ok']} | {r['first_failure']} |" for _, r in front.iterrows()]
+    if base is not None:
+        cross = crossovers(df, base)
+        lines += ["", f"## Crossover N* against `{base}` (faster at every larger grid)", "",
+                  "| mode | attention | N* |", "|---|---|---|"]
+        lines += [f"| {r['mode']} | {r['label']} | {_grid_name(r['n_star'])} |" for _, r in cross.iterrows()]
+        rat = ratios(df, base)
+        for mode, g in rat.groupby("mode", sort=False):
+            grids = sorted({(int(h), int(w)) for h, w in zip(g["height"], g["width"])}, key=lambda x: x[0] * x[1])
+            lines += ["", f"## {mode}: speed-up and memory ratio vs `{base}` (time_{base} / time; peak / peak_{base})",
+                      "", "| attention | " + " | ".join(f"{h}x{w}" for h, w in grids) + " |",
+                      "|---|" + "---|" * len(grids)]
+            for label, gl in g.groupby("label", sort=False):
+                cells = []
+                for h, w in grids:
+                    hit = gl[(gl["height"] == h) & (gl["width"] == w)]
+                    cells.append(f"{hit['speedup'].iloc[0]:.3g}× / {hit['mem_ratio'].iloc[0]:.3g}" if len(hit) else "")
+                lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path

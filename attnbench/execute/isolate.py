@@ -1,0 +1,160 @@
+"""Isolation: every case runs in a fresh process with a timeout; what the child does and how a missing answer is
+classified.
+
+Case processes come from a multiprocessing *forkserver* that has imported torch once: every case still starts
+from a new, single-threaded process image (honest peak RSS, no state shared between cases), without paying
+~2 s of interpreter and torch start-up per case. In the child, :func:`run_in_child` configures the process
+(threads, TF32, memory cap, plugin imports), calls the case's own ``run`` and maps exceptions: out of memory
+(``torch.OutOfMemoryError``, ``MemoryError``, the CPU allocator's "can't allocate") → ``oom``, anything else →
+``error`` with the exception's one-line message. In the parent, no answer within the timeout → ``timeout`` (the
+child is killed); the child dying without an answer → ``crashed`` with the signal.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import multiprocessing as mp
+import resource
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+from attnbench.attention import CORE_MODULES
+from attnbench.spec.case import Case
+
+__all__ = ["classify_exception", "configure", "run_in_child", "run_isolated"]
+
+# torch.utils.benchmark imports cpp_extension, which warns about a missing CUDA toolkit on CPU-only machines.
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+
+_OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory", "bad_alloc")
+
+
+def classify_exception(exc: BaseException) -> tuple[str, str]:
+    """``(status, reason)`` for an exception raised by a case."""
+    import torch
+
+    message = (str(exc).strip().splitlines() or [""])[0][:300]
+    oom_type = getattr(torch, "OutOfMemoryError", None)
+    if isinstance(exc, MemoryError) or (oom_type is not None and isinstance(exc, oom_type)):
+        return "oom", f"{type(exc).__name__}: {message}"
+    if isinstance(exc, RuntimeError) and any(m in str(exc).lower() for m in _OOM_MARKERS):
+        return "oom", f"{type(exc).__name__}: {message}"
+    return "error", f"{type(exc).__name__}: {message}"
+
+
+def _vm_size_bytes() -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def configure(case: Case) -> None:
+    """Threads, TF32, memory cap and plugin imports: set explicitly in every case process, and recorded."""
+    import torch
+
+    torch.set_num_threads(case.threads)
+    torch.backends.cuda.matmul.allow_tf32 = case.tf32
+    torch.backends.cudnn.allow_tf32 = case.tf32
+    torch.set_float32_matmul_precision("high" if case.tf32 else "highest")
+    limit = case.settings.get("memory_limit_gib")
+    if limit and case.device == "cpu":
+        # Address-space cap on top of what is mapped now (the CUDA build of torch maps GBs it never touches),
+        # so an oversized allocation fails as an exception (oom) instead of summoning the kernel's OOM killer.
+        cap = _vm_size_bytes() + int(limit * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, resource.getrlimit(resource.RLIMIT_AS)[1]))
+    for module in case.settings.get("imports", ()):
+        importlib.import_module(module)
+
+
+def run_in_child(case: Case, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Configure this process, run the case and return its columns (status ``ok``) or a failure status."""
+    start = time.perf_counter()
+    try:
+        configure(case)
+        out = case.run(progress or (lambda message: None))
+        out.setdefault("status", "ok")
+    except BaseException as exc:  # noqa: BLE001 - every failure is a result row, never a crashed sweep
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        status, reason = classify_exception(exc)
+        out = {"status": status, "reason": reason}
+    out["case_wall_s"] = round(time.perf_counter() - start, 3)
+    return out
+
+
+def _child(case: Case, conn: Any) -> None:
+    def progress(message: str) -> None:  # long cases (training) report as they go
+        conn.send(("progress", message))
+
+    conn.send(("result", run_in_child(case, progress)))
+    conn.close()
+
+
+_CONTEXT: Any = None
+
+
+def _context() -> Any:
+    global _CONTEXT
+    if _CONTEXT is None:
+        if "forkserver" in mp.get_all_start_methods():
+            _CONTEXT = mp.get_context("forkserver")
+            # Imported once in the server, inherited by every case process: torch, timm, the measurement code,
+            # the case types and the core mechanisms (optional ones excluded: their import can have side effects).
+            core = ["torch", "attnbench.execute.isolate", "attnbench.spec.cost", "attnbench.spec.training",
+                    "attnbench.registry", "attnbench.measure.memory", "attnbench.measure.timing",
+                    "torch.utils.benchmark"]
+            _CONTEXT.set_forkserver_preload(core + list(CORE_MODULES.values()))
+        else:  # pragma: no cover - non-Linux
+            _CONTEXT = mp.get_context("spawn")
+    return _CONTEXT
+
+
+def run_isolated(case: Case, timeout: float, on_progress: Any = None) -> dict[str, Any]:
+    """Run ``case`` in a new process; map a missing answer to ``timeout`` or ``crashed``."""
+    ctx = _context()
+    recv, send = ctx.Pipe(duplex=False)
+    # Not daemonic: a case may start its own worker processes; the parent joins or kills it explicitly.
+    proc = ctx.Process(target=_child, args=(case, send), daemon=False)
+    start = time.perf_counter()
+    proc.start()
+    send.close()  # the child holds the only write end: EOF tells us it is gone
+    result = None
+    try:
+        while result is None:
+            remaining = timeout - (time.perf_counter() - start)
+            if remaining <= 0 or not recv.poll(remaining):
+                if proc.is_alive():
+                    proc.kill()
+                    proc.join(10)
+                    return {"status": "timeout", "reason": f"no result within {timeout:g} s (process killed)",
+                            "case_wall_s": round(time.perf_counter() - start, 3)}
+                break
+            try:
+                kind, payload = recv.recv()
+            except EOFError:
+                break
+            if kind == "result":
+                result = payload
+            elif on_progress is not None:
+                on_progress(payload)
+    finally:
+        recv.close()
+    proc.join(30)
+    if proc.is_alive():  # answered but hangs on exit: the answer stands
+        proc.kill()
+        proc.join(10)
+    if result is not None:
+        return result
+    code = proc.exitcode
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+        hint = " (out of memory? the kernel's OOM killer sends SIGKILL)" if -code == signal.SIGKILL else ""
+        reason = f"killed by signal {name}{hint}"
+    else:
+        reason = f"exited with code {code} without a result"
+    return {"status": "crashed", "reason": reason, "case_wall_s": round(time.perf_counter() - start, 3)}

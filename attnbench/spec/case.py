@@ -1,0 +1,101 @@
+"""A case: one isolated unit of work of a suite, typed by what it does (:class:`~attnbench.spec.cost.CostCase`,
+:class:`~attnbench.spec.training.TrainCase`).
+
+A case knows how to check itself before it runs (:meth:`Case.precheck`, in the parent), run in its fresh process
+(:meth:`Case.run`, in the child) and turn an outcome into results rows (:meth:`Case.rows`), so an executor never
+asks what kind of case it holds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+__all__ = ["Case"]
+
+
+@dataclass(frozen=True)
+class Case:
+    """What every case has: an attention at a grid, in a configuration. Subclasses set :attr:`kind`."""
+
+    suite: str
+    label: str
+    attention: str
+    kwargs: dict[str, Any]
+    mode: str
+    height: int
+    width: int
+    batch: int
+    dim: int
+    heads: int
+    dtype: str
+    device: str
+    threads: int
+    compile: bool
+    tf32: bool
+    settings: dict[str, Any] = field(default_factory=dict)  # timing / task settings passed to the child
+
+    kind: ClassVar[str] = ""
+
+    @property
+    def tokens(self) -> int:
+        return self.height * self.width
+
+    @property
+    def key(self) -> str:
+        """Identity used for resume: the same key is never measured twice in one results file."""
+        return (f"{self.label}|{self.mode}|{self.height}x{self.width}|b{self.batch}|c{self.dim}h{self.heads}|"
+                f"{self.dtype}|{self.device}|t{self.threads}|compile={int(self.compile)}")
+
+    @property
+    def row_keys(self) -> list[str]:
+        """Keys of the rows this case writes (one by default)."""
+        return [self.key]
+
+    @property
+    def series(self) -> tuple[str, str, str, bool]:
+        """Cases of one series share a frontier: a failure at N skips larger N."""
+        return (self.kind, self.label, self.mode, self.compile)
+
+    @property
+    def frontier(self) -> bool:
+        """Whether an oom/timeout of this case skips the larger grids of its series."""
+        return bool(self.settings.get("frontier", True))
+
+    @property
+    def selectors(self) -> tuple[str, ...]:
+        """Names ``--only`` can select this case by."""
+        return (self.label,)
+
+    @property
+    def description(self) -> str:
+        """One line for progress displays."""
+        return f"{self.suite}: {self.label} {self.mode} {self.height}x{self.width}"
+
+    @classmethod
+    def prepare(cls, cases: Sequence[Case]) -> None:
+        """Work done once in the parent before a sweep of these cases (e.g. generating datasets); default none."""
+
+    def precheck(self) -> list[str]:
+        """Reasons the case cannot run here (empty: it can); asked in the parent before a process is started."""
+        raise NotImplementedError
+
+    def run(self, progress: Callable[[str], None]) -> dict[str, Any]:
+        """Run in the case's fresh process; returns the measured columns (or a failure status)."""
+        raise NotImplementedError
+
+    def identity(self) -> dict[str, Any]:
+        """The identity columns every row of this case carries."""
+        return {
+            "suite": self.suite, "kind": self.kind, "case_key": self.key, "label": self.label,
+            "attention": self.attention, "kwargs": json.dumps(self.kwargs, sort_keys=True), "mode": self.mode,
+            "height": self.height, "width": self.width, "tokens": self.tokens, "batch": self.batch,
+            "dim": self.dim, "heads": self.heads, "dtype": self.dtype, "device": self.device,
+            "threads": self.threads, "compile": self.compile, "tf32": self.tf32,
+        }
+
+    def rows(self, outcome: dict[str, Any]) -> list[dict[str, Any]]:
+        """The results rows of one outcome, aligned with :attr:`row_keys` (one row by default)."""
+        return [{**self.identity(), **outcome, "case_key": self.key}]

@@ -1,0 +1,155 @@
+"""Cost suites (``kind = "cost"``, the default): attentions × grids × modes × compile, one :class:`CostCase` each.
+
+A cost case builds one attention layer in its fresh process and measures the peak memory and the time of one
+``fwd`` (under ``inference_mode``) or ``fwd_bwd`` step (gradients cleared every call, a fixed output gradient).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from attnbench.spec.case import Case
+from attnbench.spec.validate import (
+    COMMON_KEYS, Checker, Suite, attention_specs, common_config, resolve_device_for, resolve_threads,
+)
+
+__all__ = ["COST_KEYS", "MODES", "CostCase", "load_cost_suite", "measure_cost"]
+
+MODES = ("fwd", "fwd_bwd")
+COST_KEYS = COMMON_KEYS | {
+    "batch", "dim", "heads", "modes", "grids", "min_run_time", "min_repeats", "warmup", "frontier", "compile",
+}
+
+
+@dataclass(frozen=True)
+class CostCase(Case):
+    """One layer at one grid, mode and configuration: time and peak memory of one step."""
+
+    kind: ClassVar[str] = "cost"
+
+    def precheck(self) -> list[str]:
+        """The mechanism's own ``not_supported_reasons`` at this grid, device, dtype and mode."""
+        import torch
+
+        from attnbench.registry import build_for_grid, capability_reasons
+
+        module = build_for_grid(self.attention, self.dim, self.heads, self.height, self.width, self.kwargs)
+        return capability_reasons(module, self.height, self.width, self.device, getattr(torch, self.dtype),
+                                  backward=self.mode == "fwd_bwd")
+
+    def run(self, progress: Callable[[str], None]) -> dict[str, Any]:
+        return measure_cost(self)
+
+
+def load_cost_suite(raw: dict[str, Any], c: Checker) -> Suite:
+    """Validate a cost suite and expand it grid-major into :class:`CostCase` s."""
+    c.unknown_keys("", raw, COST_KEYS)
+    cfg = common_config(c, raw)
+    batch = c.int_("batch", raw.get("batch", 1), 1)
+    modes = tuple(c.choice(f"modes[{i}]", m, MODES) for i, m in enumerate(c.list_("modes", raw.get("modes", ["fwd"]))))
+    if len(set(modes)) != len(modes):
+        raise c.fail("modes", f"duplicate mode in {list(modes)!r}")
+    grids = c.grids("grids", raw.get("grids"))
+    compile_axis = raw.get("compile", False)
+    compile_axis = [compile_axis] if isinstance(compile_axis, bool) else c.list_("compile", compile_axis)
+    compile_axis = tuple(c.bool_(f"compile[{i}]", v) for i, v in enumerate(compile_axis))
+    settings = {
+        "min_run_time": c.float_("min_run_time", raw.get("min_run_time", 0.5)),
+        "min_repeats": c.int_("min_repeats", raw.get("min_repeats", 5), 1),
+        "warmup": c.int_("warmup", raw.get("warmup", 1), 0),
+        "frontier": c.bool_("frontier", raw.get("frontier", True)),
+        "memory_limit_gib": cfg["memory_limit_gib"],
+        "imports": cfg["imports"],
+        "timeout": cfg["timeout"],
+    }
+    specs = attention_specs(c, raw, cfg["dim"], cfg["heads"], grids[0])
+    device = resolve_device_for(c, cfg["device"])
+    threads = resolve_threads(cfg["threads"])
+    cases = []
+    # Grid-major order interleaves mechanisms (drift hits all alike) and lets a frontier skip larger grids.
+    all_grids = sorted({g for s in specs for g in (s.grids or grids)}, key=lambda hw: (hw[0] * hw[1], hw))
+    for H, W in all_grids:
+        for mode in modes:
+            for compiled in compile_axis:
+                for spec in specs:
+                    if (H, W) not in (spec.grids or grids):
+                        continue
+                    cases.append(CostCase(cfg["name"], spec.label, spec.name, spec.kwargs, mode, H, W, batch,
+                                          cfg["dim"], cfg["heads"], cfg["dtype"], device, threads, compiled,
+                                          cfg["tf32"], settings))
+    return Suite(c.path, cfg["name"], "cost", cfg["description"], cfg["expected_duration"], device, specs,
+                 tuple(cases))
+
+
+def measure_cost(case: CostCase) -> dict[str, Any]:
+    """Build the layer, then peak memory (first full-size step of this fresh process) and time of one step."""
+    import torch
+
+    from attnbench.measure import memory, timing
+    from attnbench.registry import build_for_grid
+
+    s = case.settings
+    dtype = getattr(torch, case.dtype)
+    module = build_for_grid(case.attention, case.dim, case.heads, case.height, case.width, case.kwargs,
+                            seed=0, device=case.device).to(dtype)
+    torch.manual_seed(1)
+    x = torch.randn(case.batch, case.height, case.width, case.dim, device=case.device, dtype=dtype)
+    grad_out = torch.randn_like(x) if case.mode == "fwd_bwd" else None
+    input_bytes = x.numel() * x.element_size() * (2 if grad_out is not None else 1)
+    params = sum(p.numel() for p in module.parameters())
+    runner = torch.compile(module) if case.compile else module
+
+    if case.mode == "fwd":
+        module.eval()
+
+        def step() -> None:
+            with torch.inference_mode():
+                runner(x)
+    else:
+        module.train()
+        x.requires_grad_(True)
+
+        def step() -> None:
+            module.zero_grad(set_to_none=True)  # never accumulate gradients across iterations
+            x.grad = None
+            runner(x).backward(grad_out)
+
+    compile_s = None
+    if case.compile:  # compilation is timed separately and kept out of the measured region
+        t0 = time.perf_counter()
+        step()
+        if case.device == "cuda":
+            torch.cuda.synchronize()
+        compile_s = time.perf_counter() - t0
+    if case.device == "cpu":
+        # Compiled: compilation has already grown and freed the heap, so a later HWM delta would read ~0, not the peak.
+        mem = None
+        if not case.compile:
+            memory.prime_cpu_runtime()
+            mem = memory.peak_memory(step, "cpu")  # first full-size step in this fresh process: honest HWM
+        warmup = s["warmup"]
+    else:
+        for _ in range(max(1, s["warmup"])):
+            step()
+        mem = memory.peak_memory(step, "cuda")
+        warmup = 0
+    result = timing.measure(step, threads=case.threads, min_run_time=s["min_run_time"],
+                            min_repeats=s["min_repeats"], warmup=warmup)
+    info = getattr(module, "extra_info", lambda: {})()
+    return {
+        "time_ms_median": result.median * 1e3,
+        "time_ms_iqr": result.iqr * 1e3,
+        "time_ms_min": result.minimum * 1e3,
+        "time_n": result.n,
+        "peak_mib": mem.peak_bytes / 2**20 if mem else None,
+        "mem_kind": mem.kind if mem else "",
+        "input_mib": input_bytes / 2**20,
+        "params": params,
+        "compile_s": compile_s,
+        "sdpa_backend": info.get("sdpa_backend", ""),
+        "impl": json.dumps(info, sort_keys=True, default=str) if info else "",
+    }

@@ -1,0 +1,52 @@
+"""Suites: declarative TOML files, strictly validated (:mod:`.validate`), expanded into typed cases.
+
+A suite names the attentions (registry name or named configuration + kwargs, optional label) and the axes to sweep.
+Cost suites (``kind = "cost"``, the default; :mod:`.cost`) sweep grids × modes × compile; accuracy suites
+(``kind = "accuracy"``; :mod:`.training`) sweep tasks × attentions × seeds. Both share the validator, the runner
+and the row schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from attnbench.spec.cost import load_cost_suite
+from attnbench.spec.training import load_training_suite
+from attnbench.spec.validate import Checker, Suite, SuiteError, apply_overrides, tomllib
+
+__all__ = ["KINDS", "SUITES_DIR", "default_suites", "load_suite"]
+
+# Suite kind → loader. A new kind of case adds one entry here and one module beside cost.py / training.py.
+KINDS: dict[str, Callable[[dict[str, Any], Checker], Suite]] = {
+    "cost": load_cost_suite,
+    "accuracy": load_training_suite,
+}
+
+SUITES_DIR = Path(__file__).resolve().parents[2] / "suites"
+
+
+def load_suite(path: str | Path, overrides: dict[str, Any] | None = None) -> Suite:
+    """Read, override, validate and expand a suite; raises :class:`SuiteError` with a one-line message."""
+    shown = str(path)
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise SuiteError(f"{shown}: no such suite file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SuiteError(f"{shown}: invalid TOML: {exc}") from None
+    if overrides:
+        raw = apply_overrides(raw, overrides, shown)
+    c = Checker(shown)
+    kind = c.choice("kind", raw.get("kind", "cost"), tuple(KINDS))
+    return KINDS[kind](raw, c)
+
+
+def default_suites() -> list[str]:
+    """This machine's default: ``suites/gpu.toml`` when CUDA works, else ``suites/cpu.toml`` and the quick
+    accuracy suite."""
+    from attnbench.measure.provenance import resolve_device
+
+    names = ["gpu.toml"] if resolve_device("auto") == "cuda" else ["cpu.toml", "accuracy-quick.toml"]
+    return [str(SUITES_DIR / n) for n in names if (SUITES_DIR / n).exists()]

@@ -1,0 +1,86 @@
+"""The one row schema of every results file: column names, order, types and meaning, defined once.
+
+The CSV header (:data:`COLUMNS`), the numeric columns the report converts (:data:`NUMERIC`) and the column list of
+``results/README.md`` (:func:`columns_markdown`, checked by a test) are all generated from :data:`SCHEMA`. Cost and
+training rows share it: a cost row leaves the accuracy columns empty and vice versa.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["COLUMNS", "NUMERIC", "SCHEMA", "SCHEMA_VERSION", "Column", "columns_markdown", "format_value",
+           "series_label"]
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Column:
+    """One CSV column: ``type`` is ``str``, ``int``, ``float``, ``bool`` (written ``true``/``false``) or ``json``."""
+
+    name: str
+    type: str
+    group: str
+    doc: str = ""
+
+
+def _cols(group: str, spec: str) -> tuple[Column, ...]:
+    """``"name:type[:doc]; ..."`` → columns of one group (compact, so the table reads like the CSV header)."""
+    out = []
+    for item in filter(None, (part.strip() for part in spec.split(";"))):
+        name, type_, *doc = item.split(":", 2)
+        out.append(Column(name, type_, group, " ".join(doc[0].split()) if doc else ""))
+    return tuple(out)
+
+
+SCHEMA: tuple[Column, ...] = (
+    *_cols("identity", """
+        schema_version:int; suite:str; kind:str:cost|accuracy; case_key:str; label:str; attention:str;
+        kwargs:json:constructor options, JSON; mode:str:fwd|fwd_bwd, or trained|zero_shot for accuracy; task:str;
+        height:int; width:int; tokens:int:= H·W; batch:int; dim:int:C; heads:int; dtype:str; device:str;
+        threads:int; compile:bool; seed:int"""),
+    *_cols("outcome", "status:str:ok|oom|timeout|crashed|error|unsupported|skipped; reason:str"),
+    *_cols("cost", """
+        time_ms_median:float:per call, ms; time_ms_iqr:float:ms; time_ms_min:float:ms; time_n:int;
+        peak_mib:float:MiB, see mem_kind — for accuracy rows the peak during training; mem_kind:str:cpu_rss|cuda_allocated;
+        input_mib:float; params:int; compile_s:float; sdpa_backend:str:the SDPA kernel actually used; tf32:bool;
+        impl:json:implementation facts such as mano's level count, swin's window path — for accuracy rows the
+        dataset, model and optimiser settings"""),
+    *_cols("accuracy", """
+        metric:str:rel_l2|top1; value:float; rel_l2:float; rel_mse:float; top1:float; train_res:int; eval_res:int;
+        token_height:int; token_width:int; patch:int; window_ratio:float:what one layer reaches / token grid side;
+        n_train:int; n_test:int; epochs:int; train_s:float; final_loss:float"""),
+    *_cols("provenance", """
+        torch:str; cuda:str; device_name:str; device_mem_gib:float; cpu_model:str; hostname:str; git_sha:str;
+        attnbench:str; python:str; timestamp:str; case_wall_s:float"""),
+)
+
+COLUMNS: tuple[str, ...] = tuple(c.name for c in SCHEMA)
+NUMERIC: tuple[str, ...] = tuple(c.name for c in SCHEMA if c.type in ("int", "float"))
+
+
+def format_value(value: Any) -> Any:
+    """How a value is written to the CSV: ``None`` → empty, floats with 6 significant digits, booleans lower-case."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return value
+
+
+def series_label(row: dict[str, Any]) -> str:
+    """The name a row's series is shown under: compiled cases are a series of their own in every table and plot."""
+    return str(row["label"]) + (" [compiled]" if str(row.get("compile")) == "true" else "")
+
+
+def columns_markdown() -> str:
+    """The column list of ``results/README.md``: one bullet per group, ``name (meaning)``."""
+    lines = [f"## Columns (schema version {SCHEMA_VERSION})", ""]
+    for group in dict.fromkeys(c.group for c in SCHEMA):
+        items = [f"`{c.name}`" + (f" ({c.doc})" if c.doc else "") for c in SCHEMA if c.group == group]
+        lines.append(f"- {group}: " + ", ".join(items))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,114 @@
+"""The training loop and evaluation of one model, plus what a harness asks of a trained model's attention layers.
+
+Regression (Darcy) trains on the mean relative L2 error of the decoded field, with pointwise Gaussian normalisation
+of input and output fitted on the training set (Li et al.'s ``UnitGaussianNormalizer``; for zero-shot evaluation
+on another grid the normaliser fields are interpolated to that grid's nodes). Classification trains on
+cross-entropy. AdamW with a one-cycle schedule, fixed epochs, seeded initialisation and data order.
+
+The functions take a :class:`TrainingRun`: anything with the run's ``settings`` (batch, lr, weight_decay, epochs,
+eval_batch), ``seed``, ``device`` and ``dtype`` — a training case satisfies it; nothing here imports suites.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from attnbench.registry import capability_reasons, receptive_field
+from attnbench.training.metrics import rel_l2, rel_mse, top1
+from attnbench.training.models import attention_layers
+from attnbench.training.tasks import Normaliser, TaskData
+
+__all__ = ["TrainingRun", "evaluate", "model_reasons", "train_model", "window_ratio"]
+
+
+class TrainingRun(Protocol):
+    """What the loop reads of a training run."""
+
+    settings: dict[str, Any]
+    seed: int | None
+    device: str
+    dtype: str
+
+
+def model_reasons(model: nn.Module, side: int, device: str, dtype: str, backward: bool = False) -> list[str]:
+    """Why a model's attention layers cannot run on a ``side × side`` token grid (empty: they can)."""
+    reasons: list[str] = []
+    for attn in attention_layers(model):
+        for r in capability_reasons(attn, side, side, device, getattr(torch, dtype), backward=backward):
+            if r not in reasons:
+                reasons.append(r)
+    return reasons
+
+
+def window_ratio(model: nn.Module, side: int) -> float:
+    """Side of what one attention layer reaches divided by the token grid side (1 = global), asked of the layer."""
+    layers = attention_layers(model)
+    if not layers:
+        return 1.0
+    return min(1.0, receptive_field(layers[0], side, side)[0] / side)
+
+
+def train_model(model: nn.Module, data: TaskData, run: TrainingRun, progress: Callable[[str], None],
+                norm: tuple[Normaliser, Normaliser] | None) -> tuple[float, float]:
+    """Train in place; returns (wall seconds, mean loss of the last epoch)."""
+    s = run.settings
+    x, y = data.train
+    n = x.shape[0]
+    steps = max(1, -(-n // s["batch"]))
+    opt = torch.optim.AdamW(model.parameters(), lr=s["lr"], weight_decay=s["weight_decay"])
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=s["lr"], total_steps=s["epochs"] * steps, pct_start=0.1)
+    gen = torch.Generator().manual_seed(run.seed or 0)
+    dtype = getattr(torch, run.dtype)
+    model.train()
+    start, last = time.perf_counter(), float("nan")
+    for epoch in range(s["epochs"]):
+        order, total = torch.randperm(n, generator=gen), 0.0
+        for i in range(steps):
+            idx = order[i * s["batch"]:(i + 1) * s["batch"]]
+            xb, yb = x[idx].to(run.device), y[idx].to(run.device)
+            if norm is not None:
+                xb = norm[0].encode(xb)
+            out = model(xb.to(dtype)).float()
+            if data.problem == "regression":
+                loss = rel_l2(norm[1].decode(out), yb).mean()
+            else:
+                loss = F.cross_entropy(out, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+        last = total / n
+        progress(f"epoch {epoch + 1}/{s['epochs']} loss {last:.4g} ({time.perf_counter() - start:.0f} s)")
+    return time.perf_counter() - start, last
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: TaskData, res: int, run: TrainingRun,
+             norm: tuple[Normaliser, Normaliser] | None) -> dict[str, float]:
+    """Mean metric over the test set at grid ``res``: rel L2 and rel MSE (regression) or top-1 (classification)."""
+    x, y = data.test[res]
+    model.eval()
+    dtype = getattr(torch, run.dtype)
+    batch = run.settings["eval_batch"]
+    l2, mse, acc = [], [], []
+    for i in range(0, x.shape[0], batch):
+        xb, yb = x[i:i + batch].to(run.device), y[i:i + batch].to(run.device)
+        out = model((norm[0].encode(xb) if norm else xb).to(dtype)).float()
+        if data.problem == "regression":
+            pred = norm[1].decode(out)
+            l2.append(rel_l2(pred, yb))
+            mse.append(rel_mse(pred, yb))
+        else:
+            acc.append(top1(out, yb))
+    if data.problem == "regression":
+        return {"metric": "rel_l2", "value": torch.cat(l2).mean().item(), "rel_l2": torch.cat(l2).mean().item(),
+                "rel_mse": torch.cat(mse).mean().item()}
+    value = torch.cat(acc).mean().item()
+    return {"metric": "top1", "value": value, "top1": value}

@@ -1,0 +1,145 @@
+"""Training tasks: load a dataset's training and test sets, and the pointwise normaliser of regression fields.
+
+A task is described by plain settings (``dataset``, ``n_train``, ``n_test``, ``eval_res``, ...), as validated by the
+accuracy suite; nothing here knows about suites or cases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["Normaliser", "TaskData", "dataset_reasons", "load_task", "prepare_data", "resample_nodes"]
+
+
+@dataclass
+class TaskData:
+    """``train``: (x [n, C, H, W], y); ``test``: grid → (x, y); regression targets are ``[n, 1, H, W]``."""
+
+    problem: str
+    train: tuple[torch.Tensor, torch.Tensor]
+    test: dict[int, tuple[torch.Tensor, torch.Tensor]]
+    classes: int = 1
+
+
+def load_task(settings: dict[str, Any], train_res: int) -> TaskData:
+    """Load (or generate) a task's training set at ``train_res`` and its test sets at every ``eval_res``."""
+    dataset, n_train, n_test = settings["dataset"], settings["n_train"], settings["n_test"]
+    evals = settings["eval_res"]
+    if dataset == "neuralop":
+        from attnbench.data import neuralop
+
+        x, y = neuralop.load("train", train_res)
+        tests = {}
+        for r in evals:
+            tx, ty = neuralop.load("test", r)
+            tests[r] = (tx[:n_test, None], ty[:n_test, None])
+        return TaskData("regression", (x[:n_train, None], y[:n_train, None]), tests)
+    if dataset == "darcy":
+        from attnbench.data import darcy
+
+        fine = settings["fine"]
+        train = darcy.generate([train_res], n_train, "train", fine=fine, progress=False)[train_res]
+        test = darcy.generate(sorted(set(evals)), n_test, "test", fine=fine, progress=False)
+        return TaskData("regression", (train[0][:, None], train[1][:, None]),
+                        {r: (test[r][0][:, None], test[r][1][:, None]) for r in evals})
+    if dataset == "fashion":
+        from attnbench.data import fashion
+
+        train = fashion.load("train", train_res, n=n_train, seed=0)
+        return TaskData("classification", train,
+                        {r: fashion.load("test", r, n=n_test, seed=0) for r in evals}, classes=10)
+    if dataset == "longrange":
+        from attnbench.data import longrange
+
+        variant = settings.get("variant", "standard")
+        x, y = longrange.make(n_train, train_res, seed=1, variant=variant)
+        mean, std = x.mean(), x.std()  # scalar normalisation; the same numbers at every grid
+        tests = {}
+        for r in evals:
+            tx, ty = longrange.make(n_test, r, seed=2, variant=variant)  # the same scenes at every grid
+            tests[r] = ((tx - mean) / std, ty)
+        return TaskData("classification", ((x - mean) / std, y), tests, classes=2)
+    raise ValueError(f"unknown dataset {dataset!r}")
+
+
+def resample_nodes(field: torch.Tensor, size: int) -> torch.Tensor:
+    """Linear interpolation of a ``[..., n, n]`` node field (nodes at i/n) onto the nodes j/size of another grid.
+
+    On a finer grid the old nodes are reproduced exactly; beyond the last node the value is held (border).
+    """
+    n = field.shape[-1]
+    if n == size:
+        return field
+    pos = torch.arange(size, dtype=torch.float32) * (n / size)  # target nodes in source index units
+    coord = pos / (n - 1) * 2 - 1  # align_corners=True: -1 and 1 are the first and last source nodes
+    gy, gx = torch.meshgrid(coord, coord, indexing="ij")
+    grid = torch.stack([gx, gy], dim=-1)[None]
+    flat = field.reshape(-1, 1, n, n).float()
+    out = F.grid_sample(flat, grid.expand(flat.shape[0], -1, -1, -1), mode="bilinear", padding_mode="border",
+                        align_corners=True)
+    return out.reshape(*field.shape[:-2], size, size).to(field.dtype)
+
+
+class Normaliser:
+    """Pointwise mean and std over the training samples (``[C, H, W]``), resampled for other grids."""
+
+    def __init__(self, x: torch.Tensor, eps: float = 1e-5) -> None:
+        self.mean, self.std, self.eps = x.mean(0), x.std(0), eps
+
+    def _at(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return resample_nodes(self.mean, size), resample_nodes(self.std, size)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        mean, std = self._at(x.shape[-1])
+        return (x - mean.to(x.device)) / (std.to(x.device) + self.eps)
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        mean, std = self._at(x.shape[-1])
+        return x * (std.to(x.device) + self.eps) + mean.to(x.device)
+
+
+
+
+def prepare_data(settings: dict[str, Any], train_res: int, seen: set[tuple[Any, ...]]) -> None:
+    """Generate or fetch what one training run will read (progress bars on), skipping what ``seen`` already holds."""
+    from attnbench.data import DatasetUnavailable
+
+    if settings["dataset"] == "darcy":
+        for split, n, grids in (("train", settings["n_train"], (train_res,)),
+                                ("test", settings["n_test"], tuple(settings["eval_res"]))):
+            key = (split, n, grids, settings["fine"])
+            if key not in seen:
+                seen.add(key)
+                from attnbench.data import darcy
+
+                darcy.generate(list(grids), n, split, fine=settings["fine"])
+    elif settings["dataset"] == "neuralop" and ("neuralop",) not in seen:
+        seen.add(("neuralop",))
+        try:
+            from attnbench.data import neuralop
+
+            neuralop.fetch()
+        except DatasetUnavailable:
+            pass  # the precheck turns this into unsupported rows with the reason
+
+
+def dataset_reasons(settings: dict[str, Any]) -> list[str]:
+    """Why a task's dataset cannot be had here (empty: it can), with the command that installs it."""
+    from attnbench.data import DatasetUnavailable
+
+    try:
+        if settings["dataset"] == "neuralop":
+            from attnbench.data import neuralop
+
+            neuralop.fetch()
+        elif settings["dataset"] == "fashion":
+            from attnbench.data import fashion
+
+            fashion.find_files()
+    except DatasetUnavailable as exc:
+        return [str(exc)]
+    return []
