@@ -141,7 +141,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     missing = [p for p in args.results if not __import__("pathlib").Path(p).exists()]
     if missing:
         return _usage_error(f"{missing[0]}: no such results file or directory")
-    written = plot_results(args.results, out_dir=args.out, min_tokens=args.fit_min_tokens,
+    written = plot_results(args.results, out_dir=args.out, min_tokens=args.fit_min_tokens, baseline=args.baseline,
                            command=" ".join(["attnbench", "plot", *args.results]))
     for path in written:
         print(path)
@@ -170,7 +170,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         except SuiteError as exc:
             return _usage_error(str(exc))
     for path in paths:
-        code = cmd_plot(argparse.Namespace(results=[path], out=None, fit_min_tokens=args.fit_min_tokens))
+        code = cmd_plot(argparse.Namespace(results=[path], out=None, fit_min_tokens=args.fit_min_tokens,
+                                           baseline=args.baseline))
         if code:
             return code
     return 0
@@ -247,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default: plots/ next to the results)")
     p.add_argument("--fit-min-tokens", type=int, default=1024, metavar="N",
                    help="fit scaling exponents over grids with N >= this many tokens (default 1024 = 32²)")
+    p.add_argument("--baseline", default=None, metavar="LABEL",
+                   help="label that speed-ups, memory ratios and crossovers are measured against (default: full)")
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("bench", help="run suites (default: this machine's default suites), then plot them",
@@ -256,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     run_options(p)
     p.add_argument("--fit-min-tokens", type=int, default=1024, metavar="N",
                    help="fit scaling exponents over grids with N >= this many tokens (default 1024 = 32²)")
+    p.add_argument("--baseline", default=None, metavar="LABEL",
+                   help="label that speed-ups, memory ratios and crossovers are measured against (default: full)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("data", help="prepare datasets: darcy (generate), neuralop (fetch + verify), fashion (check)")

@@ -33,3 +33,28 @@ def test_check_bad_input_is_one_line_exit_2(capsys):
 def test_python_dash_m_entry_point():
     proc = subprocess.run([sys.executable, "-m", "attnbench", "check", "linear"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_every_command_and_option_has_help():
+    import argparse
+
+    from attnbench.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {c.dest: c.help for c in sub._choices_actions}
+    missing = [name for name in sub.choices if not helps.get(name)]
+    for name, p in sub.choices.items():
+        missing += [f"{name} {a.option_strings or a.dest}" for a in p._actions
+                    if not isinstance(a, argparse._HelpAction) and not a.help]
+    assert not missing, missing
+
+
+def test_results_readme_lists_the_schema():
+    """The column list in results/README.md is the one generated from the row schema."""
+    from pathlib import Path
+
+    from attnbench.store.schema import columns_markdown
+
+    text = (Path(__file__).resolve().parents[1] / "results" / "README.md").read_text()
+    assert columns_markdown() in text, columns_markdown()

@@ -135,3 +135,78 @@ def test_real_plugin_package_is_found_and_checked(installed_example_plugin):
 
 def test_module_identity():
     assert issubclass(_A, nn.Module)
+
+
+# ------------------------------------------------------------------------------------------ named configurations
+def test_named_configuration_builds_its_mechanism_and_caller_options_win(clean_registry):
+    from attnbench import create_attention
+
+    layer = create_attention("swin_w8", dim=32, heads=4)
+    assert type(layer) is clean_registry.get_attention("swin") and layer.window == 8
+    assert create_attention("swin_w8", dim=32, heads=4, window=4).window == 4
+    assert clean_registry.resolve_config("mano_k2s1r2") == ("mano", {"window": 2, "stride": 1, "rate": 2})
+    assert clean_registry.resolve_config("linear") == ("linear", {})
+    assert "swin_w8" in clean_registry.list_configs() and "swin_w8" not in clean_registry.list_attentions()
+
+
+def test_configuration_names_are_checked(clean_registry):
+    clean_registry.register_config("toy_cfg", "swin", window=4)
+    clean_registry.register_config("toy_cfg", "swin", window=4)  # the same binding again: a no-op
+    with pytest.raises(ValueError, match="already registered"):
+        clean_registry.register_config("toy_cfg", "swin", window=2)
+    with pytest.raises(ValueError, match="already a registered attention"):
+        clean_registry.register_config("mano", "swin", window=2)
+    with pytest.raises(clean_registry.UnknownAttentionError, match="did you mean 'swin_w8'"):
+        clean_registry.get_attention("swin_w9")
+
+
+def test_named_configuration_in_a_suite_and_on_the_cli(tmp_path):
+    from attnbench.cli import main
+    from attnbench.spec.suite import load_suite
+
+    suite = tmp_path / "s.toml"
+    suite.write_text('grids = [[16, 16]]\ndevice = "cpu"\n[[attentions]]\nname = "swin_w8"\n'
+                     '[[attentions]]\nname = "mano_k2s1r2"\nlabel = "m"\nkwargs = { rate = 4 }\n')
+    cases = load_suite(suite).cases
+    assert [(c.label, c.attention) for c in cases] == [("swin_w8", "swin_w8"), ("m", "mano_k2s1r2")]
+    assert main(["check", "swin_w4", "--grid", "8", "8"]) == 0
+
+
+# ------------------------------------------------------------------------------- a bare third-party plugin
+@pytest.fixture
+def bare_plugin(tmp_path, monkeypatch):
+    """A plugin as a third party may write it: a plain nn.Module, no decorator, no attnbench base class."""
+    (tmp_path / "bare_attnbench_plugin.py").write_text(textwrap.dedent("""
+        import torch
+        from torch import nn
+
+        class TokenMix(nn.Module):
+            def __init__(self, dim, heads):
+                super().__init__()
+                if dim % heads:
+                    raise ValueError(f"token_mix: heads={heads} must divide dim={dim}")
+                self.heads = heads
+                self.qkv = nn.Linear(dim, 3 * dim)
+
+            def forward(self, x):
+                B, H, W, C = x.shape
+                q, k, v = self.qkv(x).reshape(B, H * W, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
+                out = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+                return out.transpose(1, 2).reshape(B, H, W, C)
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "bare_attnbench_plugin"
+    sys.modules.pop("bare_attnbench_plugin", None)
+
+
+def test_bare_module_plugin_lists_and_passes_the_checks(clean_registry, bare_plugin):
+    from attnbench.contract import CheckContext, run_checks
+
+    ep = importlib.metadata.EntryPoint("token_mix", f"{bare_plugin}:TokenMix", clean_registry.ENTRY_POINT_GROUP)
+    clean_registry.load_plugins([ep])
+    assert "token_mix" in clean_registry.list_attentions()
+    results = run_checks(CheckContext("token_mix", height=8, width=12))
+    assert [r for r in results if r.status == "fail"] == [], results
+    assert sum(r.status == "pass" for r in results) >= 6
+    layer = clean_registry.build_for_grid("token_mix", 32, 4, 8, 8)
+    assert clean_registry.receptive_field(layer, 8, 8) == (8, 8)  # no hook: counted as global

@@ -12,7 +12,7 @@ import json
 import os
 import pathlib
 
-__all__ = ["DatasetUnavailable", "cache_dir", "recipe_hash"]
+__all__ = ["DatasetUnavailable", "atomic_write_bytes", "cache_dir", "recipe_hash"]
 
 
 class DatasetUnavailable(RuntimeError):
@@ -45,7 +45,7 @@ def recipe_hash(obj: dict) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def _atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:
+def atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same directory: a crash never leaves a torn file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

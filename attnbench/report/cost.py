@@ -97,11 +97,12 @@ def _grid_name(tokens: int | None) -> str:
     return f"{tokens} ({side}²)" if side * side == tokens else str(tokens)
 
 
-def write_scaling_md(df: pd.DataFrame, path: str | Path, min_tokens: int = 1024, command: str = "") -> Path:
+def write_scaling_md(df: pd.DataFrame, path: str | Path, min_tokens: int = 1024, command: str = "",
+                     baseline: str | None = None) -> Path:
     """The tables behind the plots: exponents, frontiers, crossovers, ratios to the baseline."""
     path = Path(path)
     fits = scaling_fits(df, min_tokens)
-    base = baseline_label(df)
+    base = baseline or baseline_label(df)
     lines = [f"# Scaling summary: {', '.join(sorted(df['suite'].unique()))}", ""]
     if command:
         lines += [f"Reproduce: `{command}`", ""]

@@ -46,14 +46,6 @@ def fit_power_law(n: np.ndarray, y: np.ndarray) -> Fit | None:
     return Fit(float(res.slope), float(ci), float(res.intercept), len(x), int(n.min()), int(n.max()))
 
 
-def baseline_label(df: pd.DataFrame) -> str | None:
-    """The label measured against: ``full`` if present, else the first label of attention ``full``."""
-    if (df["label"] == "full").any():
-        return "full"
-    full = df.loc[df["attention"] == "full", "label"]
-    return None if full.empty else str(full.iloc[0])
-
-
 def _ok(df: pd.DataFrame) -> pd.DataFrame:
     return df[(df["status"] == "ok") & (df["kind"] == "cost")]
 

@@ -86,11 +86,18 @@ class Case:
         """Run in the case's fresh process; returns the measured columns (or a failure status)."""
         raise NotImplementedError
 
+    def resolved_kwargs(self) -> dict[str, Any]:
+        """The constructor options in force: a named configuration's, overridden by the suite's ``kwargs``."""
+        from attnbench.registry import resolve_config
+
+        return {**resolve_config(self.attention)[1], **self.kwargs}
+
     def identity(self) -> dict[str, Any]:
-        """The identity columns every row of this case carries."""
+        """The identity columns every row of this case carries (``kwargs``: the options in force)."""
         return {
             "suite": self.suite, "kind": self.kind, "case_key": self.key, "label": self.label,
-            "attention": self.attention, "kwargs": json.dumps(self.kwargs, sort_keys=True), "mode": self.mode,
+            "attention": self.attention, "kwargs": json.dumps(self.resolved_kwargs(), sort_keys=True),
+            "mode": self.mode,
             "height": self.height, "width": self.width, "tokens": self.tokens, "batch": self.batch,
             "dim": self.dim, "heads": self.heads, "dtype": self.dtype, "device": self.device,
             "threads": self.threads, "compile": self.compile, "tf32": self.tf32,
