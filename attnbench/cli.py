@@ -1,8 +1,8 @@
 """attnbench: benchmark attention mechanisms on 2-D grids — runtime, peak memory and accuracy across resolutions.
 
 Commands: list (registered mechanisms and named configurations), check (contract checks of one mechanism), run
-(suites, one fresh process per case), plot (figures and tables from results), bench (run, then plot), data
-(prepare datasets). This module parses arguments only; each command calls into the package.
+(suites, one fresh process per case), plot (figures and tables from results), compare (two runs, case by case),
+bench (run, plot, compare with the committed reference), data (prepare datasets). This module parses arguments only; each command calls into the package.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import ast
 import dataclasses
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 __all__ = ["main"]
@@ -98,10 +99,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _checkout_results() -> Path | None:
+    """``results/`` of the attnbench checkout this code runs from (``None`` when installed outside a checkout)."""
+    root = Path(__file__).resolve().parents[1]
+    return root / "results" if (root / ".git").exists() else None
+
+
+def _run(args: argparse.Namespace) -> tuple[int, list[Path]]:
+    """Validate and run the suites; ``(exit code, results files written)``."""
     from rich.console import Console
 
-    from attnbench.execute.runner import run_suite
+    from attnbench.execute.runner import new_run_id, run_suite
+    from attnbench.measure.provenance import code_version, tree_is_dirty
     from attnbench.report.console import print_summary
     from attnbench.spec.suite import load_suite
     from attnbench.spec.validate import SuiteError
@@ -111,69 +120,119 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:  # the whole suite is validated before anything runs
         suites = [load_suite(path, overrides) for path in args.suites]
     except SuiteError as exc:
-        return _usage_error(str(exc))
+        return _usage_error(str(exc)), []
     if getattr(args, "only", None):
         wanted = set(args.only.split(","))
         known = {name for s in suites for c in s.cases for name in c.selectors}
         unknown = sorted(wanted - known)
         if unknown:
-            return _usage_error(f"--only {','.join(unknown)}: no such task or label; known: {', '.join(sorted(known))}")
+            return _usage_error(f"--only {','.join(unknown)}: no such task or label; known: "
+                                f"{', '.join(sorted(known))}"), []
         suites = [dataclasses.replace(s, cases=tuple(c for c in s.cases if wanted & set(c.selectors)))
                   for s in suites]
+    root = Path(args.out) if args.out else Path("results")
+    committed = _checkout_results()
+    if (committed is not None and root.resolve().is_relative_to(committed.resolve()) and tree_is_dirty()
+            and not args.allow_dirty):
+        return _usage_error(f"{root}: the checkout has uncommitted changes to tracked files, and results/ holds only "
+                            "measurements of committed code; commit first, pass --allow-dirty (rows then carry "
+                            "code_version <sha>+dirty.<diff hash>), or write elsewhere with --out DIR"), []
     console = Console(stderr=True)
+    run_id = new_run_id(code_version())  # one run folder for every suite of this command
+    paths = []
     for suite in suites:
         console.print(f"[bold]{suite.name}[/]: {len(suite.cases)} cases on {suite.device}"
                       + (f" (expected: {suite.expected_duration})" if suite.expected_duration else ""))
         try:
-            report = run_suite(suite, out=args.out, fresh=args.fresh, show_progress=not args.quiet, console=console)
+            report = run_suite(suite, root=root, run_id=run_id, fresh=args.fresh, show_progress=not args.quiet,
+                               console=console)
         except ResultsError as exc:
-            return _usage_error(str(exc))
+            return _usage_error(str(exc)), paths
         counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items())) or "nothing new"
         console.print(f"{report.path}: {counts} in {report.wall_s:.0f} s")
+        paths.append(report.path)
         # Cost rows only (a training suite prints nothing); wide enough for 7 grids when stdout is not a terminal.
         print_summary(report.rows, console=Console(width=max(Console().width, 150)), suite=suite.name)
-    return 0
+    return 0, paths
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    return _run(args)[0]
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
     from attnbench.report.build import plot_results
+    from attnbench.report.frame import NotResultsError
 
-    missing = [p for p in args.results if not __import__("pathlib").Path(p).exists()]
+    missing = [p for p in args.results if not Path(p).exists()]
     if missing:
         return _usage_error(f"{missing[0]}: no such results file or directory")
-    written = plot_results(args.results, out_dir=args.out, min_tokens=args.fit_min_tokens, baseline=args.baseline,
-                           command=" ".join(["attnbench", "plot", *args.results]))
+    try:
+        written = plot_results(args.results, out_dir=args.out, min_tokens=args.fit_min_tokens,
+                               baseline=args.baseline, command=" ".join(["attnbench", "plot", *args.results]))
+    except NotResultsError as exc:
+        return _usage_error(str(exc))
     for path in written:
         print(path)
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from attnbench.report.compare import compare, print_comparison, verdict
+    from attnbench.report.frame import NotResultsError, load_frame
+
+    missing = [p for p in (args.a, args.b) if not Path(p).exists()]
+    if missing:
+        return _usage_error(f"{missing[0]}: no such results file or directory")
+    try:
+        table = compare(load_frame([args.a]), load_frame([args.b]), threshold=args.threshold, alpha=args.alpha)
+    except NotResultsError as exc:
+        return _usage_error(str(exc))
+    print_comparison(table, Console(width=max(Console().width, 150)), args.a, args.b, args.threshold, args.alpha,
+                     fmt=args.format)
+    return verdict(table, args.fail_above, args.fail_below)
+
+
+def _reference_for(suite_csv: Path) -> Path | None:
+    """The committed reference results of the same suite: this machine's if there are any, else the newest."""
+    committed = _checkout_results()
+    if committed is None:
+        return None
+    found = sorted((committed / "reference").glob(f"**/{suite_csv.name}"), key=lambda p: str(p))
+    same_machine = [p for p in found if suite_csv.parent.parent.name in p.parts]
+    return (same_machine or found or [None])[-1]
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
-    """Run the given suites (default: this machine's) and plot what they wrote."""
-    from attnbench.spec.suite import default_suites, load_suite
-    from attnbench.spec.validate import SuiteError
+    """Run the given suites (default: this machine's), plot what they wrote, and compare with the reference."""
+    from rich.console import Console
+
+    from attnbench.report.compare import compare, print_comparison
+    from attnbench.report.frame import load_frame
+    from attnbench.spec.suite import default_suites
 
     suites = args.suites or default_suites()
     if not suites:
         return _usage_error("no default suites found next to the package (run from a checkout, or name a suite file)")
     run_args = argparse.Namespace(suites=suites, out=args.out, set=args.set, fresh=args.fresh, quiet=args.quiet,
-                                  only=None)
-    code = cmd_run(run_args)
+                                  only=None, allow_dirty=args.allow_dirty)
+    code, paths = _run(run_args)
     if code:
         return code
-    from attnbench.execute.runner import results_path
-
-    paths = []
-    for s in suites:
-        try:
-            paths.append(str(results_path(load_suite(s, parse_assignments(args.set, "--set")), args.out)))
-        except SuiteError as exc:
-            return _usage_error(str(exc))
+    console = Console(width=max(Console().width, 150))
     for path in paths:
-        code = cmd_plot(argparse.Namespace(results=[path], out=None, fit_min_tokens=args.fit_min_tokens,
+        code = cmd_plot(argparse.Namespace(results=[str(path)], out=None, fit_min_tokens=args.fit_min_tokens,
                                            baseline=args.baseline))
         if code:
             return code
+        reference = _reference_for(path)
+        if reference is None:
+            console.print(f"{path.stem}: no committed reference results to compare with")
+            continue
+        console.print(f"\n[bold]This machine vs the committed reference[/] ({reference}):")
+        print_comparison(compare(load_frame([reference]), load_frame([path])), console, str(reference), str(path))
     return 0
 
 
@@ -226,17 +285,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     def run_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--out", default=None, metavar="DIR",
-                       help="results directory (default results/<device-tag>, e.g. results/cpu)")
+                       help="results root (default results/); a run writes DIR/<machine>/<run-id>/<suite>.csv")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a suite key with a TOML value, e.g. batch=2 or attentions[0].kwargs.window=4 "
                             "(repeatable)")
         p.add_argument("--fresh", action="store_true",
-                       help="start a new results file instead of resuming (the old one is kept as *.bak.csv)")
+                       help="start a new run even where an interrupted run of the same suite could be resumed")
+        p.add_argument("--allow-dirty", action="store_true",
+                       help="let a checkout with uncommitted changes write into its results/ (refused by default)")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    p = sub.add_parser("run", help="run suites: one fresh process per case, rows appended to results/<device>/<suite>.csv",
-                       description="Validate every suite, then run its cases, each in a fresh process with a timeout; "
-                                   "a re-run resumes the results file.")
+    p = sub.add_parser("run", help="run suites as a new run: results/<machine>/<run-id>/<suite>.csv",
+                       description="Validate every suite, then run its cases, each in a fresh process with a timeout. "
+                                   "Every run is a new measurement; only an interrupted run with the same suite, "
+                                   "configurations, code, torch and machine is resumed.")
     p.add_argument("suites", nargs="+", metavar="SUITE", help="suite TOML file(s), e.g. suites/smoke.toml")
     run_options(p)
     p.add_argument("--only", default=None, metavar="NAMES",
@@ -262,6 +324,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", default=None, metavar="LABEL",
                    help="label that speed-ups, memory ratios and crossovers are measured against (default: full)")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("compare", help="compare two results files or folders case by case (asv-style)",
+                       description="Matches cases on their full configuration and grid; ratio B/A of median times "
+                                   "with a bootstrap CI, Mann-Whitney U on the timing blocks, memory ratio, status "
+                                   "changes. A change is significant when p < alpha and the ratio passes threshold.")
+    p.add_argument("a", metavar="A", help="baseline results CSV or folder")
+    p.add_argument("b", metavar="B", help="results CSV or folder compared with A")
+    p.add_argument("--threshold", type=float, default=1.1, help="smallest ratio counted as a change (default 1.1)")
+    p.add_argument("--alpha", type=float, default=0.002, help="significance level of the U test (default 0.002)")
+    p.add_argument("--fail-above", type=float, default=None, metavar="R",
+                   help="exit 1 when a case is significantly slower by a ratio >= R (e.g. 1.1)")
+    p.add_argument("--fail-below", type=float, default=None, metavar="R",
+                   help="exit 1 when a case is significantly faster by a ratio <= R (e.g. 0.9: time to refresh "
+                        "a reference)")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                   help="console table (default), or CSV / JSON on stdout")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("data", help="prepare datasets: darcy (generate), neuralop (fetch + verify), fashion (check)")
     p.add_argument("dataset", choices=("darcy", "neuralop", "fashion"), help="which dataset")

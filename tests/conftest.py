@@ -23,3 +23,17 @@ def clean_registry():
     registry._UNAVAILABLE.clear(); registry._UNAVAILABLE.update(snapshot[2])
     registry._CONFIGS.clear(); registry._CONFIGS.update(snapshot[3])
     registry._plugins_loaded = snapshot[4]
+
+
+def run_csvs(root, suite: str) -> list:
+    """Results files of ``suite`` under a results root (``<root>/<machine>/<run-id>/<suite>.csv``), oldest first."""
+    from pathlib import Path
+
+    return sorted(Path(root).glob(f"*/*/{suite}.csv"), key=lambda p: p.parent.name)
+
+
+def run_csv(root, suite: str):
+    """The one results file of ``suite`` under ``root`` (fails when there are several or none)."""
+    found = run_csvs(root, suite)
+    assert len(found) == 1, found
+    return found[0]

@@ -7,6 +7,7 @@ import torch
 
 from attnbench import list_attentions
 from attnbench.cli import main
+from conftest import run_csv
 from attnbench.registry import build_for_grid, capability_reasons
 from attnbench.spec.training import TrainCase
 from attnbench.store.csvfile import read_results
@@ -118,7 +119,8 @@ def test_accuracy_suite_rows_zero_shot_and_missing_dataset(tmp_path, monkeypatch
     path = tmp_path / "acc.toml"
     path.write_text(SUITE)
     assert main(["run", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 0
-    rows = read_results(tmp_path / "out" / "acc.csv")
+    csv_path = run_csv(tmp_path / "out", "acc")
+    rows = read_results(csv_path)
     by = {(r["task"], r["label"], r["eval_res"]): r for r in rows}
     assert len(rows) == 5  # 2 attentions x 2 grids for darcy, 1 row for the missing dataset
     lin16, lin32 = by[("darcy_tiny", "linear", "16")], by[("darcy_tiny", "linear", "32")]
@@ -131,10 +133,10 @@ def test_accuracy_suite_rows_zero_shot_and_missing_dataset(tmp_path, monkeypatch
     missing = by[("fashion_missing", "linear", "32")]
     assert missing["status"] == "unsupported" and "apt-get install -y dataset-fashion-mnist" in missing["reason"]
     # plots and the table come out of the same rows
-    assert main(["plot", str(tmp_path / "out" / "acc.csv")]) == 0
-    md = (tmp_path / "out" / "plots" / "acc" / "accuracy.md").read_text()
+    assert main(["plot", str(csv_path)]) == 0
+    md = (csv_path.parent / "plots" / "acc" / "accuracy.md").read_text()
     assert "darcy_tiny" in md and "zero_shot" in md
-    assert (tmp_path / "out" / "plots" / "acc" / "darcy_tiny_accuracy_vs_resolution.png").stat().st_size > 5000
+    assert (csv_path.parent / "plots" / "acc" / "darcy_tiny_accuracy_vs_resolution.png").stat().st_size > 5000
 
 
 @pytest.mark.parametrize("old,new,fragment", [

@@ -10,6 +10,7 @@ import pytest
 
 from attnbench.measure.timing import measure, summarize
 from attnbench.report.fits import crossovers, fit_power_law, frontiers, ratios, scaling_fits
+from attnbench.report.frame import prepare
 
 
 def test_summarize_median_and_iqr():
@@ -32,14 +33,14 @@ def test_measure_with_an_injected_fake_clock():
     def step():
         now[0] += next(durations)
 
-    result = measure(step, threads=1, min_run_time=0.2, min_repeats=7, warmup=2, timer=lambda: now[0])
+    result = measure(step, threads=1, min_run_time=0.2, min_blocks=7, warmup=2, timer=lambda: now[0])
     again_now = [0.0]
     durations = itertools.cycle([0.010, 0.012, 0.011, 0.030, 0.009])
 
     def step2():
         again_now[0] += next(durations)
 
-    again = measure(step2, threads=1, min_run_time=0.2, min_repeats=7, warmup=2, timer=lambda: again_now[0])
+    again = measure(step2, threads=1, min_run_time=0.2, min_blocks=7, warmup=2, timer=lambda: again_now[0])
     assert result.times == again.times  # same clock, same numbers
     assert result.n >= 7 and result.number_per_run >= 1
     median, iqr = summarize(result.times)
@@ -66,12 +67,12 @@ def _frame():
                          peak_mib=n / 1000, mem_kind="cpu_rss"))
         rows.append(dict(suite="s", kind="cost", mode="fwd", label="lin", attention="linear", height=side, width=side,
                          tokens=n, status="ok", time_ms_median=0.01 * n, peak_mib=n / 500, mem_kind="cpu_rss"))
-    return pd.DataFrame(rows)
+    return prepare(pd.DataFrame([{k: str(v) for k, v in r.items()} for r in rows]))
 
 
 def test_ratios_crossover_frontier_and_fits():
     df = _frame()
-    fits = scaling_fits(df, min_tokens=256).set_index("label")
+    fits = scaling_fits(df, min_tokens=256, decade=1e9).set_index("label")
     assert fits.loc["full", "time_exp"].exponent == pytest.approx(2.0)
     assert fits.loc["lin", "time_exp"].exponent == pytest.approx(1.0)
     r = ratios(df).set_index(["label", "height"])

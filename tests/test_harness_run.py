@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from attnbench.cli import main
+from conftest import run_csv, run_csvs
 from attnbench.store.csvfile import ResultsFile, read_results
 from attnbench.store.schema import COLUMNS
 
@@ -23,7 +25,8 @@ def test_smoke_suite_end_to_end(tmp_path):
     start = time.perf_counter()
     assert main(["bench", str(ROOT / "suites" / "smoke.toml"), "--out", str(tmp_path), "--quiet"]) == 0
     assert time.perf_counter() - start < 60
-    csv_path = tmp_path / "smoke.csv"
+    csv_path = run_csv(tmp_path, "smoke")
+    assert csv_path.parent.parent.name.endswith("c")  # results/<machine: cpu model + cores>/<run>/smoke.csv
     header = csv_path.read_text().splitlines()[0].split(",")
     assert tuple(header) == COLUMNS
     rows = read_results(csv_path)
@@ -32,11 +35,20 @@ def test_smoke_suite_end_to_end(tmp_path):
     for r in rows:
         assert r["status"] == "ok", r
         assert float(r["time_ms_median"]) > 0 and float(r["time_ms_iqr"]) >= 0 and int(r["time_n"]) >= 3
+        assert float(r["time_ms_q1"]) <= float(r["time_ms_median"]) <= float(r["time_ms_q3"])
+        assert float(r["time_ms_ci_lo"]) <= float(r["time_ms_median"]) <= float(r["time_ms_ci_hi"])
+        assert len(json.loads(r["time_samples_ms"])) == int(r["time_n"]) and int(r["time_calls_per_block"]) >= 1
+        assert r["load_start"] != "" and r["run_id"] == csv_path.parent.name and r["config_id"] in r["case_key"]
         assert float(r["peak_mib"]) >= 0 and r["mem_kind"] == "cpu_rss"
         assert int(r["threads"]) == 1 and r["dtype"] == "float32" and r["tf32"] == "false"
-        assert r["torch"] and r["timestamp"] and r["schema_version"] == "1"
-    assert {r["sdpa_backend"] for r in rows if r["attention"] == "full"} == {"flash"}
-    plots = tmp_path / "plots" / "smoke"
+        assert r["torch"] and r["timestamp"] and r["schema_version"] == "2"
+    # the kernel that ran, from a profiled step, for every mechanism that calls SDPA
+    assert {r["sdpa_backend"] for r in rows if r["attention"] in ("full", "mano_k2s1r2")} == {"flash"}
+    # timm's window attention passes its relative-position bias as a mask: CPU training falls back to math
+    assert {r["mode"]: r["sdpa_backend"] for r in rows if r["attention"] == "swin_w8"} == {"fwd": "flash",
+                                                                                          "fwd_bwd": "math"}
+    assert {r["sdpa_backend"] for r in rows if r["attention"] in ("linear", "full_naive")} == {"none"}
+    plots = csv_path.parent / "plots" / "smoke"
     pngs = sorted(p.name for p in plots.glob("*.png"))
     assert "smoke_fwd_runtime.png" in pngs and "smoke_fwd_bwd_memory_cpu_rss.png" in pngs
     assert all((plots / p).stat().st_size > 10_000 for p in pngs)
@@ -118,7 +130,7 @@ def fault_suite(tmp_path, monkeypatch):
 
 def test_faults_become_statuses_and_the_sweep_finishes(fault_suite, tmp_path):
     assert main(["run", str(fault_suite), "--out", str(tmp_path / "out"), "--quiet"]) == 0
-    rows = {(r["label"], r["height"]): r for r in read_results(tmp_path / "out" / "faults.csv")}
+    rows = {(r["label"], r["height"]): r for r in read_results(run_csv(tmp_path / "out", "faults"))}
     assert len(rows) == 12
     small = {label: rows[(label, "8")] for label, _ in rows}
     assert small["fault_oom"]["status"] == "oom" and "OutOfMemoryError" in small["fault_oom"]["reason"]
@@ -128,10 +140,10 @@ def test_faults_become_statuses_and_the_sweep_finishes(fault_suite, tmp_path):
     assert small["fault_value"]["status"] == "error"
     assert small["fault_value"]["reason"] == "ValueError: bad thing happened"
     assert small["linear"]["status"] == "ok"
-    # oom and timeout set a frontier: the larger grid is recorded as skipped, not tried
-    for label in ("fault_oom", "fault_alloc", "fault_sleep"):
+    # oom, timeout and a SIGKILL (the kernel's OOM killer) set a frontier: the larger grid is skipped, not tried
+    for label in ("fault_oom", "fault_alloc", "fault_sleep", "fault_sigkill"):
         assert rows[(label, "16")]["status"] == "skipped" and "above frontier" in rows[(label, "16")]["reason"]
-    for label, status in (("fault_sigkill", "crashed"), ("fault_value", "error"), ("linear", "ok")):
+    for label, status in (("fault_value", "error"), ("linear", "ok")):
         assert rows[(label, "16")]["status"] == status
 
 
@@ -163,25 +175,46 @@ def _keys(path: Path) -> list[str]:
     return [r["case_key"] for r in read_results(path)]
 
 
-def test_resume_after_killing_the_parent(tmp_path):
+def test_resume_after_killing_the_parent_then_a_new_run(tmp_path):
     suite = tmp_path / "tiny.toml"
     suite.write_text(TINY)
     out = tmp_path / "out"
-    csv_path = out / "tiny.csv"
     proc = subprocess.Popen([sys.executable, "-m", "attnbench", "run", str(suite), "--out", str(out), "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     deadline = time.time() + 120
-    while time.time() < deadline and (not csv_path.exists() or len(_keys(csv_path)) < 4):
+    while time.time() < deadline and (not run_csvs(out, "tiny") or len(_keys(run_csvs(out, "tiny")[0])) < 4):
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)  # the parent dies mid-sweep
     proc.wait()
+    csv_path = run_csv(out, "tiny")
     done_before = len(_keys(csv_path))
     assert 4 <= done_before < 12
-    assert main(["run", str(suite), "--out", str(out), "--quiet"]) == 0
-    keys = _keys(csv_path)
-    assert len(keys) == 12 and len(set(keys)) == 12  # every case exactly once
-    assert main(["run", str(suite), "--out", str(out), "--quiet"]) == 0  # nothing left to do
-    assert len(_keys(csv_path)) == 12
+    assert main(["run", str(suite), "--out", str(out), "--quiet"]) == 0  # the interrupted run is resumed
+    keys = _keys(run_csv(out, "tiny"))
+    assert len(keys) == 12 and len(set(keys)) == 12  # every case exactly once, in the same file
+    time.sleep(1.1)  # run ids have one-second resolution
+    assert main(["run", str(suite), "--out", str(out), "--quiet"]) == 0  # finished: a new run, a new file
+    first, second = run_csvs(out, "tiny")
+    assert first == csv_path and len(_keys(first)) == 12 and len(_keys(second)) == 12
+
+
+def test_a_changed_configuration_is_a_new_run_not_a_resume(tmp_path):
+    """An interrupted run is resumed only with the same configurations: edited kwargs measure the new ones."""
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(TINY.replace('modes = ["fwd", "fwd_bwd"]', 'modes = ["fwd"]'))
+    out = tmp_path / "out"
+    assert main(["run", str(suite), "--out", str(out), "--quiet", "--only", "linear"]) == 0
+    manifest = next(out.glob("*/*/tiny.json"))
+    data = json.loads(manifest.read_text())
+    data["finished"] = None  # pretend it was interrupted
+    manifest.write_text(json.dumps(data))
+    time.sleep(1.1)
+    assert main(["run", str(suite), "--out", str(out), "--quiet", "--only", "linear",
+                 "--set", "attentions[0].kwargs.eps=1e-3"]) == 0
+    first, second = run_csvs(out, "tiny")
+    assert len(_keys(first)) == 2 and len(_keys(second)) == 2
+    assert {json.loads(r["kwargs"]).get("eps") for r in read_results(second)} == {1e-3}
+    assert set(_keys(first)).isdisjoint(_keys(second))  # the configuration is part of the case identity
 
 
 def test_truncated_last_line_is_repaired_with_a_warning(tmp_path):
@@ -189,43 +222,57 @@ def test_truncated_last_line_is_repaired_with_a_warning(tmp_path):
     suite.write_text(TINY.replace('modes = ["fwd", "fwd_bwd"]', 'modes = ["fwd"]'))
     out = tmp_path / "out"
     assert main(["run", str(suite), "--out", str(out), "--quiet"]) == 0
-    csv_path = out / "tiny.csv"
+    csv_path = run_csv(out, "tiny")
+    manifest = csv_path.with_suffix(".json")
+    data = json.loads(manifest.read_text())
+    data["finished"] = None  # a crash mid-write: the run never finished
+    manifest.write_text(json.dumps(data))
     lines = csv_path.read_text().splitlines(keepends=True)
     assert len(lines) == 7
     csv_path.write_text("".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])  # a crash mid-write
     with pytest.warns(RuntimeWarning, match="last line is truncated"):
         assert main(["run", str(suite), "--out", str(out), "--quiet"]) == 0
-    keys = _keys(csv_path)
+    keys = _keys(run_csv(out, "tiny"))
     assert len(keys) == 6 and len(set(keys)) == 6
     assert all(len(line.split(",")) >= len(COLUMNS) for line in csv_path.read_text().splitlines())
 
 
-def test_fresh_keeps_the_old_file(tmp_path):
+def test_fresh_does_not_resume_an_interrupted_run(tmp_path):
     suite = tmp_path / "tiny.toml"
     suite.write_text(TINY.replace("[[8, 8], [16, 16]]", "[[8, 8]]").replace('["fwd", "fwd_bwd"]', '["fwd"]'))
     out = tmp_path / "out"
     assert main(["run", str(suite), "--out", str(out), "--quiet"]) == 0
+    manifest = next(out.glob("*/*/tiny.json"))
+    manifest.write_text(manifest.read_text().replace('"finished": "', '"was": "'))
+    time.sleep(1.1)
     assert main(["run", str(suite), "--out", str(out), "--quiet", "--fresh"]) == 0
-    backups = list(out.glob("tiny.*.bak.csv"))
-    assert len(backups) == 1 and len(read_results(backups[0])) == 3 and len(_keys(out / "tiny.csv")) == 3
+    assert [len(_keys(p)) for p in run_csvs(out, "tiny")] == [3, 3]
 
 
 def test_second_run_on_a_locked_file_is_refused(tmp_path, capsys):
+    """A run whose file is locked by another process is not resumed: the second run starts its own."""
     suite = tmp_path / "tiny.toml"
-    suite.write_text(TINY)
-    with ResultsFile(tmp_path / "out" / "tiny.csv"):
-        assert main(["run", str(suite), "--out", str(tmp_path / "out"), "--quiet"]) == 2
-    assert "holds its lock" in capsys.readouterr().err
+    suite.write_text(TINY.replace("[[8, 8], [16, 16]]", "[[8, 8]]").replace('["fwd", "fwd_bwd"]', '["fwd"]'))
+    out = tmp_path / "out"
+    assert main(["run", str(suite), "--out", str(out), "--quiet"]) == 0
+    first = run_csv(out, "tiny")
+    manifest = first.with_suffix(".json")
+    manifest.write_text(manifest.read_text().replace('"finished": "', '"was": "'))
+    time.sleep(1.1)
+    with ResultsFile(first):  # "another run" holds it
+        assert main(["run", str(suite), "--out", str(out), "--quiet"]) == 0
+    assert len(run_csvs(out, "tiny")) == 2 and len(_keys(first)) == 3
 
 
 def test_foreign_header_is_refused_and_left_untouched(tmp_path, capsys):
-    suite = tmp_path / "tiny.toml"
-    suite.write_text(TINY)
-    (tmp_path / "out").mkdir()
     foreign = tmp_path / "out" / "tiny.csv"
+    foreign.parent.mkdir()
     foreign.write_text("a,b,c\n1,2,3\n")
-    assert main(["run", str(suite), "--out", str(tmp_path / "out"), "--quiet"]) == 2
-    assert "header does not match" in capsys.readouterr().err
+    from attnbench.store.csvfile import ResultsError
+
+    with pytest.raises(ResultsError, match="header does not match"):
+        with ResultsFile(foreign):
+            pass
     assert foreign.read_text() == "a,b,c\n1,2,3\n"
 
 
@@ -236,8 +283,46 @@ def test_compile_axis(tmp_path):
     suite.write_text(TINY.replace('modes = ["fwd", "fwd_bwd"]', 'modes = ["fwd"]\ncompile = [false, true]')
                      .replace("[[8, 8], [16, 16]]", "[[8, 8]]").replace("timeout = 60", "timeout = 600"))
     assert main(["run", str(suite), "--out", str(tmp_path / "out"), "--quiet", "--only", "linear"]) == 0
-    rows = {r["compile"]: r for r in read_results(tmp_path / "out" / "tiny.csv")}
+    csv_path = run_csv(tmp_path / "out", "tiny")
+    rows = {r["compile"]: r for r in read_results(csv_path)}
     assert rows["true"]["status"] == "ok" and float(rows["true"]["compile_s"]) > 0
     assert rows["true"]["peak_mib"] == "" and rows["false"]["peak_mib"] != ""
-    assert main(["plot", str(tmp_path / "out" / "tiny.csv")]) == 0
-    assert "linear [compiled]" in (tmp_path / "out" / "plots" / "tiny" / "scaling.md").read_text()
+    assert main(["plot", str(csv_path)]) == 0
+    assert "linear [compiled]" in (csv_path.parent / "plots" / "tiny" / "scaling.md").read_text()
+
+
+def test_dirty_checkout_does_not_write_into_results_unless_allowed(tmp_path, monkeypatch, capsys):
+    import attnbench.cli as cli
+    from attnbench.measure import provenance
+
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(TINY.replace("[[8, 8], [16, 16]]", "[[8, 8]]").replace('["fwd", "fwd_bwd"]', '["fwd"]'))
+    committed = tmp_path / "checkout" / "results"
+    monkeypatch.setattr(cli, "_checkout_results", lambda: committed)
+    monkeypatch.setattr(provenance, "tree_is_dirty", lambda root=None: True)
+    assert main(["run", str(suite), "--out", str(committed), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "uncommitted changes" in err and "--allow-dirty" in err and not committed.exists()
+    assert main(["run", str(suite), "--out", str(tmp_path / "elsewhere"), "--quiet"]) == 0
+    assert main(["run", str(suite), "--out", str(committed), "--quiet", "--allow-dirty"]) == 0
+
+
+def test_bench_compares_this_machine_with_the_committed_reference(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    import attnbench.cli as cli
+
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(TINY.replace("[[8, 8], [16, 16]]", "[[8, 8]]").replace('["fwd", "fwd_bwd"]', '["fwd"]')
+                     .replace("min_repeats = 2", "min_blocks = 5"))
+    committed = tmp_path / "checkout" / "results"
+    monkeypatch.setattr(cli, "_checkout_results", lambda: committed)
+    assert main(["bench", str(suite), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    assert "no committed reference" in capsys.readouterr().out
+    first = run_csv(tmp_path / "out", "tiny")
+    shutil.copytree(first.parent, committed / "reference" / first.parent.parent.name / first.parent.name)
+    time.sleep(1.1)
+    assert main(["bench", str(suite), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "This machine vs the committed reference" in out and "3 cases" in out
+    assert len(run_csvs(tmp_path / "out", "tiny")) == 2  # the second bench measured again

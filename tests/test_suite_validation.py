@@ -42,8 +42,11 @@ CASES = [  # (id, replace this, with this, expected fragment of the message)
     ("empty grids", "grids = [[8, 8]]", "grids = []", "grids: expected a non-empty array"),
     ("duplicate grid", "grids = [[8, 8]]", "grids = [[8, 8], [8, 8]]", "grids: duplicate grid"),
     ("no attentions", '[[attentions]]\nname = "full"\n\n[[attentions]]\nname = "mano"\nlabel = "mano_k2"\n'
-                      'kwargs = { window = 2 }', "", "attentions: expected an array"),
-    ("empty attentions", "", "", "attentions: expected a non-empty array"),
+                      'kwargs = { window = 2 }', "", "attentions: no mechanism to run: add at least one [[attentions]]"),
+    ("empty attentions", "", "", "attentions: no mechanism to run"),
+    ("no grids", "grids = [[8, 8]]", "", "grids: missing: a cost suite sweeps grids"),
+    ("nan min_run_time", "batch = 1", "batch = 1\nmin_run_time = nan", "min_run_time: expected a finite number > 0, got nan"),
+    ("inf timeout", "batch = 1", "batch = 1\ntimeout = inf", "timeout: expected a finite number > 0, got inf"),
     ("unknown attention", 'name = "full"', 'name = "fulll"', "attentions[0].name: unknown attention 'fulll'; did you mean 'full'?"),
     ("attention missing name", 'name = "full"', 'label = "x"', "attentions[0].name: missing"),
     ("unknown attention key", 'name = "full"', 'name = "full"\nkwarg = {}', "attentions[0].kwarg: unknown key"),
@@ -53,8 +56,8 @@ CASES = [  # (id, replace this, with this, expected fragment of the message)
     ("heads do not divide dim", "heads = 2", "heads = 3", "attentions[0].kwargs: full: heads=3 does not divide dim=16"),
     ("duplicate labels", 'label = "mano_k2"', 'label = "full"', "attentions[1].label: duplicate label 'full'"),
     ("same mechanism twice without labels", 'label = "mano_k2"\n', "", None),  # allowed? no: labels default to name
-    ("negative timeout", "batch = 1", "batch = 1\ntimeout = -5", "timeout: expected a number > 0, got -5"),
-    ("bad min_run_time", "batch = 1", "batch = 1\nmin_run_time = 0", "min_run_time: expected a number > 0"),
+    ("negative timeout", "batch = 1", "batch = 1\ntimeout = -5", "timeout: expected a finite number > 0, got -5"),
+    ("bad min_run_time", "batch = 1", "batch = 1\nmin_run_time = 0", "min_run_time: expected a finite number > 0"),
     ("bad frontier", "batch = 1", 'batch = 1\nfrontier = "yes"', "frontier: expected true or false"),
     ("bad compile axis", "batch = 1", "batch = 1\ncompile = [1]", "compile[0]: expected true or false"),
     ("bad import", "batch = 1", 'batch = 1\nimports = ["no_such_module_xyz"]', "imports: cannot import 'no_such_module_xyz'"),
@@ -106,3 +109,26 @@ def test_cases_are_grid_major_and_keys_unique():
     tokens = [c.tokens for c in suite.cases]
     assert tokens == sorted(tokens)
     assert len({c.key for c in suite.cases}) == len(suite.cases) == 6 * 7 * 2
+
+
+@pytest.mark.parametrize("content,fragment", [
+    (b"", "the suite is empty; it needs at least grids"),
+    (b"# only a comment\n", "the suite is empty"),
+    (b"name = \"x\"\n\xff\xfe grids", "not a text (UTF-8) file"),
+])
+def test_empty_or_binary_suite_file_is_one_line(content, fragment, tmp_path, capsys):
+    path = tmp_path / "s.toml"
+    path.write_bytes(content)
+    assert main(["run", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"attnbench: error: {path}: ") and fragment in err, err
+
+
+@pytest.mark.parametrize("content", ["a,b\n1,2\n", "", "\x00\x01binary"])
+def test_plot_of_a_file_that_is_not_results_is_one_line(content, tmp_path, capsys):
+    path = tmp_path / "x.csv"
+    path.write_text(content)
+    assert main(["plot", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(path) in err and "Traceback" not in err, err
+    assert main(["compare", str(path), str(path)]) == 2

@@ -35,4 +35,4 @@ class NaiveFullAttention(QKVAttention):
         return attn @ v
 
     def extra_info(self) -> dict[str, Any]:
-        return {"sdpa_backend": "none (explicit N x N scores)"}
+        return {"scores": "explicit N x N"}

@@ -15,8 +15,10 @@ from __future__ import annotations
 import importlib
 import logging
 import multiprocessing as mp
+import os
 import resource
 import signal
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +26,7 @@ from typing import Any
 from attnbench.attention import CORE_MODULES
 from attnbench.spec.case import Case
 
-__all__ = ["classify_exception", "configure", "run_in_child", "run_isolated"]
+__all__ = ["START_TIMEOUT", "classify_exception", "configure", "run_in_child", "run_isolated"]
 
 # torch.utils.benchmark imports cpp_extension, which warns about a missing CUDA toolkit on CPU-only machines.
 logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
@@ -87,7 +89,49 @@ def run_in_child(case: Case, progress: Callable[[str], None] | None = None) -> d
     return out
 
 
-def _child(case: Case, conn: Any) -> None:
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie — dead, not yet reaped — counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _die_with(runner_pid: int) -> None:
+    """Make this case process end when the runner or the fork server ends, whatever kills them.
+
+    ``PR_SET_PDEATHSIG`` covers the fork server (this process's parent); a watchdog thread covers the runner,
+    which is not our parent under the fork server. Either way the whole process group is killed, so no case is
+    ever left spinning on a machine that later cases measure.
+    """
+    import ctypes
+    import threading
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1 (Linux)
+    except (OSError, AttributeError):
+        pass
+    parent = os.getppid()
+
+    def watch() -> None:
+        while _alive(runner_pid) and os.getppid() == parent:
+            time.sleep(0.25)
+        os.killpg(0, signal.SIGKILL)
+
+    threading.Thread(target=watch, name="attnbench-watchdog", daemon=True).start()
+
+
+def _child(case: Case, conn: Any, runner_pid: int, environ: dict[str, str], path: list[str]) -> None:
+    os.setpgid(0, 0)  # a process group of its own: a timeout ends the case and anything it started
+    _die_with(runner_pid)
+    # The runner's environment now, not the one the fork server was started with (a long-lived server would
+    # otherwise freeze e.g. ATTNBENCH_DATA or a plugin's sys.path entry from its first use).
+    os.environ.clear()
+    os.environ.update(environ)
+    sys.path[:] = path
+    conn.send(("started", os.getpid()))
+
     def progress(message: str) -> None:  # long cases (training) report as they go
         conn.send(("progress", message))
 
@@ -105,33 +149,57 @@ def _context() -> Any:
             _CONTEXT = mp.get_context("forkserver")
             # Imported once in the server, inherited by every case process: torch, timm, the measurement code,
             # the case types and the core mechanisms (optional ones excluded: their import can have side effects).
-            core = ["torch", "attnbench.execute.isolate", "attnbench.spec.cost", "attnbench.spec.training",
-                    "attnbench.registry", "attnbench.measure.memory", "attnbench.measure.timing",
-                    "torch.utils.benchmark"]
+            # attnbench.execute.guard makes the server itself end with the runner.
+            os.environ["ATTNBENCH_RUNNER_PID"] = str(os.getpid())
+            core = ["attnbench.execute.guard", "torch", "attnbench.execute.isolate", "attnbench.spec.cost",
+                    "attnbench.spec.training", "attnbench.registry", "attnbench.measure.memory",
+                    "attnbench.measure.timing", "torch.utils.benchmark"]
             _CONTEXT.set_forkserver_preload(core + list(CORE_MODULES.values()))
         else:  # pragma: no cover - non-Linux
             _CONTEXT = mp.get_context("spawn")
     return _CONTEXT
 
 
+def _kill_group(proc: Any) -> None:
+    """End the case process and everything it started (its process group), then reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    if proc.is_alive():
+        proc.kill()
+    proc.join(10)
+
+
+# Seconds a case process may take to start (fork server start-up included) before its own timeout begins.
+START_TIMEOUT = 300.0
+
+
 def run_isolated(case: Case, timeout: float, on_progress: Any = None) -> dict[str, Any]:
-    """Run ``case`` in a new process; map a missing answer to ``timeout`` or ``crashed``."""
+    """Run ``case`` in a new process; map a missing answer to ``timeout`` or ``crashed``.
+
+    The timeout counts from the moment the case process runs (its "started" message), so the first case does not
+    lose its budget while the fork server imports torch. Whatever ends this function early (an exception, the
+    runner being terminated) kills the case's process group first.
+    """
     ctx = _context()
     recv, send = ctx.Pipe(duplex=False)
     # Not daemonic: a case may start its own worker processes; the parent joins or kills it explicitly.
-    proc = ctx.Process(target=_child, args=(case, send), daemon=False)
+    proc = ctx.Process(target=_child, args=(case, send, os.getpid(), dict(os.environ), list(sys.path)), daemon=False)
     start = time.perf_counter()
     proc.start()
     send.close()  # the child holds the only write end: EOF tells us it is gone
-    result = None
+    result, started = None, None
     try:
         while result is None:
-            remaining = timeout - (time.perf_counter() - start)
+            limit = START_TIMEOUT if started is None else timeout
+            remaining = limit - (time.perf_counter() - (start if started is None else started))
             if remaining <= 0 or not recv.poll(remaining):
                 if proc.is_alive():
-                    proc.kill()
-                    proc.join(10)
-                    return {"status": "timeout", "reason": f"no result within {timeout:g} s (process killed)",
+                    _kill_group(proc)
+                    what = (f"no result within {timeout:g} s (process group killed)" if started is not None
+                            else f"the case process did not start within {START_TIMEOUT:g} s")
+                    return {"status": "timeout", "reason": what,
                             "case_wall_s": round(time.perf_counter() - start, 3)}
                 break
             try:
@@ -140,14 +208,18 @@ def run_isolated(case: Case, timeout: float, on_progress: Any = None) -> dict[st
                 break
             if kind == "result":
                 result = payload
+            elif kind == "started":
+                started = time.perf_counter()
             elif on_progress is not None:
                 on_progress(payload)
+    except BaseException:
+        _kill_group(proc)
+        raise
     finally:
         recv.close()
     proc.join(30)
     if proc.is_alive():  # answered but hangs on exit: the answer stands
-        proc.kill()
-        proc.join(10)
+        _kill_group(proc)
     if result is not None:
         return result
     code = proc.exitcode

@@ -1,8 +1,15 @@
 """Run a suite: every case in a fresh process with a timeout (:mod:`.isolate`), one CSV row appended per row of
-an outcome, resumable. The runner never asks what kind of case it holds: the case prechecks, runs and reports itself.
+an outcome. The runner never asks what kind of case it holds: the case prechecks, runs and reports itself.
+
+Where results go (asv's ``results/<machine>/`` layout, one folder per run): ``<root>/<machine>/<run_id>/<suite>.csv``
+with a manifest ``<suite>.json`` beside it. ``<machine>`` comes from the hardware (:func:`machine_tag`);
+``<run_id>`` is the start time and the code version. **Every run is a new measurement**, except that an
+*interrupted* run (manifest not finished) of the same suite with the same cases (same configurations), the same
+code version, torch, device and machine is resumed; anything else starts a new run, so rows of two runs never mix
+and committed reference data (``results/reference/``) is never written to.
 
 Order of a case's outcome checks in the parent:
-1. already in the results file (resume) → not run again (``--fresh`` starts a new file, keeping the old one);
+1. already in the run's results file (resuming an interrupted run) → not run again;
 2. above the series' frontier (an earlier ``oom``/``timeout`` at fewer tokens) → ``skipped``;
 3. ``case.precheck()`` non-empty → ``unsupported`` with the reasons;
 4. otherwise a fresh process runs it: ``ok``/``oom``/``error`` come back from the child; no answer within the
@@ -11,6 +18,10 @@ Order of a case's outcome checks in the parent:
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import signal
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,39 +31,80 @@ from typing import Any
 from attnbench.execute.isolate import classify_exception, run_isolated
 from attnbench.spec.case import Case
 from attnbench.spec.validate import Suite
-from attnbench.store.csvfile import ResultsFile
+from attnbench.store.csvfile import ResultsFile, is_locked
 
-__all__ = ["FAILED", "RunReport", "results_path", "run_suite"]
+__all__ = ["FAILED", "RunReport", "ends_series", "find_resumable", "fingerprint", "new_run_id", "run_suite"]
 
 FAILED = ("oom", "timeout")
+
+
+def ends_series(status: str, reason: str = "") -> bool:
+    """Whether an outcome sets its series' frontier: out of memory, a timeout, or a kill by SIGKILL (the kernel's
+    OOM killer) — larger grids of the same series would only fail the same way."""
+    return status in FAILED or (status == "crashed" and "SIGKILL" in reason)
 
 Frontiers = dict[tuple[str, str, str, bool], tuple[int, str]]
 
 
 @dataclass
 class RunReport:
+    """What a run wrote: the results file, counts per status, cases found already recorded, wall time, rows."""
+
     path: Path
     counts: Counter = field(default_factory=Counter)
     skipped_existing: int = 0
     wall_s: float = 0.0
-    backup: Path | None = None
     rows: list[dict[str, str]] = field(default_factory=list)
 
 
-def results_path(suite: Suite, out: str | Path | None = None) -> Path:
-    """``<out>/<suite>.csv``; by default ``results/<device-tag>/<suite>.csv`` (e.g. ``results/cpu/cpu.csv``)."""
-    if out is None:
-        from attnbench.measure.provenance import device_tag
+def new_run_id(code_version: str) -> str:
+    """``<UTC start time>-<code version>``: sortable, and names the code that ran."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return f"{stamp}-{code_version[:12] or 'nogit'}{'-dirty' if 'dirty' in code_version else ''}"
 
-        out = Path("results") / device_tag(suite.device)
-    return Path(out) / f"{suite.name}.csv"
+
+def fingerprint(suite: Suite) -> str:
+    """Hash of everything a run of ``suite`` measures: its name and every case key (which include the full
+    configuration of each case)."""
+    keys = sorted(k for c in suite.cases for k in c.row_keys)
+    return hashlib.sha256(json.dumps([suite.name, keys]).encode()).hexdigest()[:16]
+
+
+def _manifest(suite: Suite, run_id: str, static: dict[str, Any]) -> dict[str, Any]:
+    return {"run_id": run_id, "suite": suite.name, "suite_file": suite.path, "fingerprint": fingerprint(suite),
+            "cases": len(suite.cases), "code_version": static.get("code_version", ""),
+            "git_sha": static.get("git_sha", ""), "torch": static.get("torch", ""), "device": suite.device,
+            "machine": static.get("machine", ""), "hostname": static.get("hostname", ""),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "finished": None}
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def find_resumable(machine_dir: Path, suite: Suite, static: dict[str, Any]) -> Path | None:
+    """The newest interrupted run of ``suite`` under ``machine_dir`` that may be resumed: same cases, code
+    version, torch, device and machine, not finished, and not running now. ``None`` when there is none."""
+    want = _manifest(suite, "", static)
+    same = ("fingerprint", "code_version", "torch", "device", "machine")
+    for manifest in sorted(machine_dir.glob(f"*/{suite.name}.json"), reverse=True):
+        try:
+            have = json.loads(manifest.read_text())
+        except (OSError, ValueError):
+            continue
+        if (have.get("finished") is None and all(have.get(k) == want[k] for k in same)
+                and not is_locked(manifest.with_suffix(".csv"))):  # a run in progress elsewhere is not resumed
+            return manifest.parent
+    return None
 
 
 def _frontiers(rows: list[dict[str, str]]) -> Frontiers:
     """Smallest failing token count per series, from rows already in the file (for resume)."""
     out: Frontiers = {}
     for r in rows:
-        if r.get("status") in FAILED and r.get("tokens", "").isdigit():
+        if ends_series(r.get("status", ""), r.get("reason", "")) and r.get("tokens", "").isdigit():
             key = (r.get("kind", ""), r["label"], r["mode"], r.get("compile") == "true")
             n = int(r["tokens"])
             if key not in out or n < out[key][0]:
@@ -74,52 +126,77 @@ def _outcome(case: Case, frontier: Frontiers, on_progress: Any = None) -> dict[s
     return run_isolated(case, float(case.settings.get("timeout", 300)), on_progress)
 
 
-def run_suite(suite: Suite, out: str | Path | None = None, fresh: bool = False, show_progress: bool = True,
-              console: Any = None) -> RunReport:
-    """Run every case of ``suite`` not yet in its results file; returns counts per status."""
+def _terminate(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds through run_isolated, which kills the running case's process group
+
+
+def run_suite(suite: Suite, root: str | Path = "results", run_id: str | None = None, fresh: bool = False,
+              show_progress: bool = True, console: Any = None) -> RunReport:
+    """Run every case of ``suite`` as a new run under ``<root>/<machine>/<run_id>/`` (or resume an interrupted
+    one, unless ``fresh``); returns counts per status and the results path."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from attnbench.measure.provenance import provenance
+    from attnbench.measure.provenance import provenance, runtime_environment
 
     console = console or Console(stderr=True)
-    report = RunReport(results_path(suite, out))
     start = time.perf_counter()
-    static = provenance(suite.device)
-    with ResultsFile(report.path, fresh=fresh) as rf:
-        report.backup = rf.backup
-        done = rf.done_keys()
-        frontier = _frontiers(rf.rows)
-        pending = [c for c in suite.cases if not set(c.row_keys) <= done]
-        report.skipped_existing = len(suite.cases) - len(pending)
-        if report.skipped_existing:
-            console.print(f"resuming {report.path}: {report.skipped_existing} of {len(suite.cases)} cases already "
-                          "recorded (use --fresh to start over)")
-        for case_type in dict.fromkeys(type(c) for c in pending):  # e.g. datasets, once, outside the timed cases
-            case_type.prepare([c for c in pending if type(c) is case_type])
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   TextColumn("ETA"), TimeRemainingColumn())
-        with Progress(*columns, console=console, disable=not show_progress, transient=False) as progress:
-            task = progress.add_task(suite.name, total=len(pending))
-            for case in pending:
-                what = case.description
-                progress.update(task, description=what)
+    static = {**provenance(suite.device), "runtime": json.dumps(runtime_environment(), sort_keys=True)}
+    machine_dir = Path(root) / static["machine"]
+    resumed = None if fresh else find_resumable(machine_dir, suite, static)
+    run_dir = resumed or machine_dir / (run_id or new_run_id(static["code_version"]))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    manifest_path = run_dir / f"{suite.name}.json"
+    manifest = json.loads(manifest_path.read_text()) if resumed else _manifest(suite, run_dir.name, static)
+    if not resumed:
+        _write_json(manifest_path, manifest)
+    report = RunReport(run_dir / f"{suite.name}.csv")
+    previous = signal.signal(signal.SIGTERM, _terminate) if _main_thread() else None
+    try:
+        with ResultsFile(report.path) as rf:
+            done = rf.done_keys()
+            frontier = _frontiers(rf.rows)
+            pending = [c for c in suite.cases if not set(c.row_keys) <= done]
+            report.skipped_existing = len(suite.cases) - len(pending)
+            if resumed:
+                console.print(f"resuming the interrupted run {report.path}: {report.skipped_existing} of "
+                              f"{len(suite.cases)} cases already recorded (--fresh starts a new run instead)")
+            for case_type in dict.fromkeys(type(c) for c in pending):  # e.g. datasets, once, outside timed cases
+                case_type.prepare([c for c in pending if type(c) is case_type])
+            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                       TextColumn("ETA"), TimeRemainingColumn())
+            with Progress(*columns, console=console, disable=not show_progress, transient=False) as progress:
+                task = progress.add_task(suite.name, total=len(pending))
+                for case in pending:
+                    what = case.description
+                    progress.update(task, description=what)
 
-                def show(message: str, what: str = what) -> None:
-                    progress.update(task, description=f"{what} {message}")
+                    def show(message: str, what: str = what) -> None:
+                        progress.update(task, description=f"{what} {message}")
 
-                outcome = _outcome(case, frontier, show)
-                timestamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-                for key, extra in zip(case.row_keys, case.rows(outcome)):
-                    if key in done:  # a crash between the rows of one case: keep what was written
-                        continue
-                    row = {**static, **extra, "case_key": key, "timestamp": timestamp}
-                    rf.append(row)
-                    report.counts[row["status"]] += 1
-                status = outcome["status"]
-                if status in FAILED and case.frontier:
-                    frontier.setdefault(case.series, (case.tokens, f"{status} at {case.height}x{case.width}"))
-                progress.advance(task)
-        report.rows = rf.rows
+                    outcome = _outcome(case, frontier, show)
+                    timestamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+                    for key, extra in zip(case.row_keys, case.rows(outcome)):
+                        if key in done:  # a crash between the rows of one case: keep what was written
+                            continue
+                        row = {**static, **extra, "run_id": run_dir.name, "case_key": key, "timestamp": timestamp}
+                        rf.append(row)
+                        report.counts[row["status"]] += 1
+                    if case.frontier and ends_series(outcome["status"], outcome.get("reason", "")):
+                        frontier.setdefault(case.series, (case.tokens,
+                                                          f"{outcome['status']} at {case.height}x{case.width}"))
+                    progress.advance(task)
+            report.rows = rf.rows
+        manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        _write_json(manifest_path, manifest)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     report.wall_s = time.perf_counter() - start
     return report
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

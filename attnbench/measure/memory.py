@@ -90,8 +90,14 @@ def read_peak(device: str, base: int | None) -> MemoryResult | None:
     return MemoryResult(max(0, _status_kib("VmHWM") * 1024 - base), "cpu_rss")
 
 
-def peak_memory(step: Callable[[], object], device: str) -> MemoryResult:
-    """Peak bytes that ``step()`` needs beyond what is allocated before it."""
+def peak_memory(step: Callable[[], object], device: str, reset: Callable[[], object] | None = None) -> MemoryResult:
+    """Peak bytes that ``step()`` needs beyond what is allocated before it.
+
+    ``reset`` runs first, before the baseline is read (e.g. clearing the previous step's gradients, so that the
+    measured step's own gradients count on every device).
+    """
+    if reset is not None:
+        reset()
     gc.collect()
     if device != "cuda" and not cpu_peak_supported():
         raise RuntimeError("CPU peak memory needs Linux /proc/self/clear_refs")

@@ -1,29 +1,45 @@
-"""Runtime of one step: ``torch.utils.benchmark.Timer`` with warm-up, median, IQR and the sample count.
+"""Runtime of one step: ``torch.utils.benchmark.Timer`` with warm-up, ≥ 20 timing blocks (or a stated budget), and
+statistics that say what they are computed over.
 
 ``Timer.blocked_autorange`` grows the inner block until timer overhead is negligible (this doubles as warm-up),
-then repeats blocks for ``min_run_time`` seconds. Its default timer synchronises CUDA before reading the clock,
-so GPU times are honest. We top the measurements up to ``min_repeats`` so slow cases still give a spread.
+then repeats blocks of ``number`` calls for ``min_run_time`` seconds; its default timer synchronises CUDA before
+reading the clock, so GPU times are honest. We top the blocks up to ``min_blocks`` unless ``max_run_time`` seconds
+of timing have passed. Every statistic is over **blocks**: each sample is the mean per-call time of one block of
+``number`` consecutive calls (so the spread of single calls is not observed). The median's 95 % CI is a
+percentile bootstrap over blocks. Minor page faults per call are counted too (``getrusage``): a step whose
+temporaries come from freshly mapped pages pays for zeroing them on every call.
 """
 
 from __future__ import annotations
 
+import resource
 import statistics
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["TimingResult", "measure", "summarize"]
+__all__ = ["TimingResult", "bootstrap_median_ci", "measure", "quartiles", "summarize"]
 
 
 @dataclass(frozen=True)
 class TimingResult:
-    """Per-call times in seconds (each the mean over ``number_per_run`` calls of one block)."""
+    """Per-call times in seconds, one per block (each the mean over ``number_per_run`` calls of one block)."""
 
     times: tuple[float, ...]
     number_per_run: int
+    minor_faults_per_call: float | None = None
 
     @property
     def median(self) -> float:
         return statistics.median(self.times)
+
+    @property
+    def q1(self) -> float:
+        return quartiles(self.times)[0]
+
+    @property
+    def q3(self) -> float:
+        return quartiles(self.times)[2]
 
     @property
     def iqr(self) -> float:
@@ -37,12 +53,15 @@ class TimingResult:
     def n(self) -> int:
         return len(self.times)
 
+    def median_ci(self, level: float = 0.95) -> tuple[float, float]:
+        return bootstrap_median_ci(self.times, level)
 
-def summarize(times: tuple[float, ...] | list[float]) -> tuple[float, float]:
-    """``(median, IQR)`` with linear-interpolated quartiles (numpy's default); IQR is 0 for one sample."""
+
+def quartiles(times: tuple[float, ...] | list[float]) -> tuple[float, float, float]:
+    """``(q1, median, q3)`` with linear-interpolated quartiles (numpy's default)."""
     xs = sorted(times)
     if not xs:
-        raise ValueError("summarize needs at least one time")
+        raise ValueError("quartiles need at least one time")
 
     def q(p: float) -> float:
         pos = p * (len(xs) - 1)
@@ -50,15 +69,36 @@ def summarize(times: tuple[float, ...] | list[float]) -> tuple[float, float]:
         hi = min(lo + 1, len(xs) - 1)
         return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
-    return q(0.5), q(0.75) - q(0.25)
+    return q(0.25), q(0.5), q(0.75)
+
+
+def summarize(times: tuple[float, ...] | list[float]) -> tuple[float, float]:
+    """``(median, IQR)``; IQR is 0 for one sample."""
+    q1, med, q3 = quartiles(times)
+    return med, q3 - q1
+
+
+def bootstrap_median_ci(times: tuple[float, ...] | list[float], level: float = 0.95, resamples: int = 2000,
+                        seed: int = 0) -> tuple[float, float]:
+    """Percentile-bootstrap confidence interval of the median (seeded: the same samples give the same CI)."""
+    import numpy as np
+
+    xs = np.asarray(times, float)
+    if len(xs) < 2:
+        return float(xs[0]), float(xs[0])
+    rng = np.random.default_rng(seed)
+    medians = np.median(rng.choice(xs, size=(resamples, len(xs)), replace=True), axis=1)
+    lo, hi = np.quantile(medians, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
 
 
 def measure(
     step: Callable[[], object],
     threads: int,
     min_run_time: float = 0.5,
-    min_repeats: int = 5,
+    min_blocks: int = 20,
     warmup: int = 1,
+    max_run_time: float = 10.0,
     timer: Callable[[], float] | None = None,
 ) -> TimingResult:
     """Time ``step()``.
@@ -67,18 +107,27 @@ def measure(
         step: one forward (or forward+backward) call; must synchronise nothing itself.
         threads: intra-op threads used while timing (``Timer`` otherwise defaults to 1).
         min_run_time: seconds of measurement for ``blocked_autorange``.
-        min_repeats: at least this many measurements (extra single blocks are added for slow steps).
+        min_blocks: top the blocks up to this many ...
         warmup: calls before any timing (first-call costs: allocator growth, lazy init, autotuning).
+        max_run_time: ... unless this many seconds of timing have passed (then fewer blocks, at least 2).
         timer: the clock (default ``timeit.default_timer``); tests inject a fake one.
     """
     from torch.utils.benchmark import Timer
 
     for _ in range(warmup):
         step()
+    calls = [0]
+
+    def counted() -> None:
+        calls[0] += 1
+        step()
+
     kwargs = {"timer": timer} if timer is not None else {}
-    t = Timer(stmt="step()", globals={"step": step}, num_threads=threads, **kwargs)
+    t = Timer(stmt="step()", globals={"step": counted}, num_threads=threads, **kwargs)
+    faults0, start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
     m = t.blocked_autorange(min_run_time=min_run_time)
     times = list(m.times)
-    while len(times) < min_repeats:
+    while len(times) < min_blocks and (len(times) < 2 or time.perf_counter() - start < max_run_time):
         times.extend(t.timeit(m.number_per_run).times)
-    return TimingResult(tuple(times), m.number_per_run)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0
+    return TimingResult(tuple(times), m.number_per_run, faults / calls[0] if calls[0] else None)

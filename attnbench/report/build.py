@@ -19,9 +19,7 @@ def plot_results(paths: list[str | Path], out_dir: str | Path | None = None, min
     ``baseline`` is the label ratios and crossovers are measured against (default: ``frame.BASELINE``).
     ``out_dir`` defaults to ``plots/`` next to the (first) results file, e.g. ``results/cpu/plots/cpu/``.
     """
-    df = load_frame(paths)
-    if df.empty:
-        raise ValueError(f"no result rows found in {', '.join(map(str, paths))}")
+    df = load_frame(paths)  # NotResultsError (one line) for a file that is not an attnbench results file
     first = Path(paths[0])
     root = Path(out_dir) if out_dir else (first.parent if first.is_file() else first) / "plots"
     written: list[Path] = []

@@ -17,7 +17,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from attnbench.report.figures import save_figure  # noqa: E402
-from attnbench.report.fits import crossovers, fit_power_law, frontiers, ratios, scaling_fits  # noqa: E402
+from attnbench.report.fits import (  # noqa: E402
+    WIN_MARGIN, crossovers, frontiers, memory_floor, ratios, scaling_fits,
+)
 from attnbench.report.frame import baseline_label, machine_line  # noqa: E402
 
 __all__ = ["plot_cost", "write_scaling_md"]
@@ -37,14 +39,19 @@ def _plot_metric(ax: plt.Axes, g: pd.DataFrame, column: str, min_tokens: int, yl
     labels = list(dict.fromkeys(g["label"]))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     top = ok[column].max() if len(ok) else 1.0
+    fits = scaling_fits(g, min_tokens)  # the same fits as scaling.md (top decade, bootstrap CI, memory floor)
+    fits = {r["label"]: r["time_exp" if column == "time_ms_median" else "mem_exp"] for _, r in fits.iterrows()}
     for i, label in enumerate(labels):
         color = colors[i % len(colors)]
         s = ok[ok["label"] == label].sort_values("tokens")
-        fit_pts = s[s["tokens"] >= min_tokens]
-        fit = fit_power_law(fit_pts["tokens"], fit_pts[column]) if len(fit_pts) else None
+        fit = fits.get(label)
         name = f"{label} (b = {fit})" if fit else label
         if len(s):
-            err = s["time_ms_iqr"] / 2 if column == "time_ms_median" else None
+            err = None
+            if column == "time_ms_median" and s["time_ms_q1"].notna().all():  # the real quartiles over blocks
+                err = [s[column] - s["time_ms_q1"], s["time_ms_q3"] - s[column]]
+            elif column == "time_ms_median":  # schema-1 rows stored only the IQR
+                err = s["time_ms_iqr"] / 2
             ax.errorbar(s["tokens"], s[column], yerr=err, marker="o", ms=4, lw=1.5, color=color, label=name,
                         capsize=2)
         failed = g[(g["label"] == label) & g["status"].isin(list(_FAIL_MARK))].sort_values("tokens")
@@ -75,7 +82,7 @@ def plot_cost(df: pd.DataFrame, out_dir: str | Path, min_tokens: int = 1024) -> 
         where = f"{first.get('device_name', '')}, {first.get('dtype', '')}, batch {first.get('batch', '')}, " \
                 f"C={first.get('dim', '')}, {first.get('threads', '')} threads"
         fig, ax = plt.subplots(figsize=(7, 5))
-        _plot_metric(ax, g, "time_ms_median", min_tokens, "median time per call [ms] (bars: IQR)")
+        _plot_metric(ax, g, "time_ms_median", min_tokens, "median time per call [ms] (bars: quartiles over blocks)")
         ax.set_title(f"{suite} — {mode} runtime\n{where}", fontsize=9)
         written.append(save_figure(fig, out_dir / f"{suite}_{mode}_runtime.png"))
         for kind, gk in g.groupby(g["mem_kind"].fillna(""), sort=False):
@@ -87,6 +94,11 @@ def plot_cost(df: pd.DataFrame, out_dir: str | Path, min_tokens: int = 1024) -> 
             ax.set_title(f"{suite} — {mode} peak memory\n{where}", fontsize=9)
             written.append(save_figure(fig, out_dir / f"{suite}_{mode}_memory_{kind}.png"))
     return written
+
+
+def _side(tokens: int) -> str:
+    side = int(round(np.sqrt(tokens)))
+    return f"{side}²" if side * side == tokens else str(tokens)
 
 
 def _grid_name(tokens: int | None) -> str:
@@ -109,22 +121,39 @@ def write_scaling_md(df: pd.DataFrame, path: str | Path, min_tokens: int = 1024,
     first = df.iloc[0]
     lines += [f"{machine_line(df)}; dtype {first.get('dtype', '')}, batch {first.get('batch', '')}, "
               f"C = {first.get('dim', '')}, heads = {first.get('heads', '')}; memory counter `{first.get('mem_kind', '')}`.", ""]
-    lines += [f"## Fitted exponents (y ∝ N^b, least squares on log-log over runs with N ≥ {min_tokens}; "
-              "± is the 95 % CI half-width)", "",
-              "| mode | attention | time b | memory b | points | N range |", "|---|---|---|---|---|---|"]
+    if "time_n" in df and df["time_n"].notna().any():
+        blocks = df.loc[df["status"] == "ok", "time_n"].dropna()
+        per = df.loc[df["status"] == "ok", "time_calls_per_block"].dropna()
+        lines += [f"Times: median per call over timing blocks ({int(blocks.min())}–{int(blocks.max())} blocks per case"
+                  + (f", {int(per.min())}–{int(per.max())} calls per block" if len(per) else "")
+                  + "; each block is the mean of its calls, so single-call spread is not observed).", ""]
+    if "load_start" in df and df["load_start"].notna().any():
+        loads = pd.concat([df["load_start"], df["load_end"]]).dropna()
+        lines += [f"Machine load (1-min load average) at case start/end: {loads.min():.2f}–{loads.max():.2f}.", ""]
+    floors = ", ".join(f"{mode} {f:.2f} MiB" for (_, mode, _), f in memory_floor(df).items())
+    lines += [f"## Fitted exponents (y ∝ N^b, least squares on log-log over the top decade of N that ran, N ≥ "
+              f"{min_tokens}; ± is the half-width of a 95 % bootstrap interval — over the timing blocks for time, "
+              f"over the points for memory; memory is fitted after subtracting the first-call floor: {floors or 'none'})",
+              "", "| mode | attention | time b | memory b | points | N range |", "|---|---|---|---|---|---|"]
     for _, r in fits.iterrows():
         t, m = r["time_exp"], r["mem_exp"]
         rng = f"{t.n_min}–{t.n_max}" if t else ""
         lines.append(f"| {r['mode']} | {r['label']} | {t or 'n/a'} | {m or 'n/a'} | {t.points if t else 0} | {rng} |")
     if fits.empty:
         lines.append(f"| | no mechanism has two or more grids with N ≥ {min_tokens} | | | | |")
+    lines += ["", "## Local time slopes (between consecutive grids: where the asymptotic exponent sets in)", "",
+              "| mode | attention | slopes (N → N': b) |", "|---|---|---|"]
+    for _, r in fits.iterrows():
+        slopes = ", ".join(f"{_side(a)}→{_side(b)}: {v:.2f}" for a, b, v in r["time_slopes"])
+        lines.append(f"| {r['mode']} | {r['label']} | {slopes} |")
     front = frontiers(df)
     lines += ["", "## Frontier (largest grid that completed)", "", "| mode | attention | largest ok | first failure |",
               "|---|---|---|---|"]
     lines += [f"| {r['mode']} | {r['label']} | {r['largest_ok']} | {r['first_failure']} |" for _, r in front.iterrows()]
     if base is not None:
         cross = crossovers(df, base)
-        lines += ["", f"## Crossover N* against `{base}` (faster at every larger grid)", "",
+        lines += ["", f"## Crossover N* against `{base}` (faster beyond the noise at every larger grid: 95 % CIs of "
+                  f"the medians apart, or ≥ {WIN_MARGIN}× without CIs; a failure where `{base}` ran is a loss)", "",
                   "| mode | attention | N* |", "|---|---|---|"]
         lines += [f"| {r['mode']} | {r['label']} | {_grid_name(r['n_star'])} |" for _, r in cross.iterrows()]
         rat = ratios(df, base)

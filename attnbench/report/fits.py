@@ -1,25 +1,36 @@
-"""Scaling analysis of cost rows: power-law exponents with confidence intervals, ratios to the baseline (``full``),
-crossover N*, and frontiers. Pure functions of a results DataFrame; nothing is re-run.
+"""Scaling analysis of cost rows: power-law exponents with bootstrap confidence intervals over the top decade of N,
+local slopes between consecutive grids, ratios to the baseline (``full``), crossover N* and frontiers. Pure
+functions of a results DataFrame (:func:`attnbench.report.frame.load_frame`); nothing is re-run. Every function
+groups by series label, and labels already separate configurations.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from attnbench.report.frame import baseline_label
+from attnbench.report.frame import CONTEXT, baseline_label
 
-__all__ = ["Fit", "crossovers", "fit_power_law", "frontiers", "ratios", "scaling_fits"]
+__all__ = ["WIN_MARGIN", "Fit", "crossovers", "fit_power_law", "frontiers", "local_slopes", "memory_floor", "ratios",
+           "scaling_fits"]
+
+# A mechanism "wins" against the baseline at a grid only beyond the noise: its 95 % CI of the median lies wholly
+# below the baseline's, or — for rows without a CI (schema 1) — it is at least this many times faster.
+WIN_MARGIN = 1.1
+# Statuses after which a larger grid of the same series would only fail the same way.
+FAILED = ("oom", "timeout", "crashed", "skipped", "error")
 
 
 @dataclass(frozen=True)
 class Fit:
-    """``y = a · N^exponent`` fitted by least squares on log-log axes."""
+    """``y = a · N^exponent``, least squares on log-log axes; ``ci95`` is the half-width of a 95 % bootstrap
+    interval of the exponent (nan when it cannot be had)."""
 
     exponent: float
-    ci95: float  # half-width of the 95 % confidence interval of the exponent (nan with < 3 points)
+    ci95: float
     intercept: float
     points: int
     n_min: int
@@ -30,80 +41,158 @@ class Fit:
         return f"{self.exponent:.2f}{ci}"
 
 
-def fit_power_law(n: np.ndarray, y: np.ndarray) -> Fit | None:
-    """Slope of ``log y`` on ``log N`` with a t-based 95 % CI; ``None`` with fewer than 2 distinct N."""
-    from scipy import stats
+def _slope(x: np.ndarray, z: np.ndarray) -> tuple[float, float]:
+    slope, intercept = np.polyfit(x, z, 1)
+    return float(slope), float(intercept)
 
+
+def fit_power_law(n: np.ndarray, y: np.ndarray, samples: list[np.ndarray] | None = None,
+                  resamples: int = 2000, seed: int = 0) -> Fit | None:
+    """Slope of ``log y`` on ``log N`` with a 95 % bootstrap CI; ``None`` with fewer than 2 distinct N.
+
+    With ``samples`` (the timing blocks behind each ``y``), the bootstrap resamples each grid's blocks and refits
+    the medians (measurement noise); otherwise it resamples the points (needs ≥ 3 distinct N).
+    """
     n, y = np.asarray(n, float), np.asarray(y, float)
     keep = np.isfinite(n) & np.isfinite(y) & (n > 0) & (y > 0)
+    if samples is not None:
+        samples = [s for s, k in zip(samples, keep) if k]
     n, y = n[keep], y[keep]
     if len(np.unique(n)) < 2:
         return None
     x, z = np.log(n), np.log(y)
-    res = stats.linregress(x, z)
-    dof = len(x) - 2
-    ci = stats.t.ppf(0.975, dof) * res.stderr if dof > 0 else float("nan")
-    return Fit(float(res.slope), float(ci), float(res.intercept), len(x), int(n.min()), int(n.max()))
+    slope, intercept = _slope(x, z)
+    rng = np.random.default_rng(seed)
+    boots = []
+    if samples is not None and all(len(s) >= 2 for s in samples):
+        for _ in range(resamples):
+            med = np.array([np.median(rng.choice(s, len(s))) for s in samples])
+            boots.append(_slope(x, np.log(med))[0])
+    elif len(np.unique(n)) >= 3:
+        for _ in range(resamples):
+            idx = rng.integers(0, len(x), len(x))
+            if len(np.unique(x[idx])) >= 2:
+                boots.append(_slope(x[idx], z[idx])[0])
+    ci = float("nan")
+    if boots:
+        lo, hi = np.quantile(boots, [0.025, 0.975])
+        ci = float(max(slope - lo, hi - slope))
+    return Fit(slope, ci, intercept, len(x), int(n.min()), int(n.max()))
 
 
 def _ok(df: pd.DataFrame) -> pd.DataFrame:
     return df[(df["status"] == "ok") & (df["kind"] == "cost")]
 
 
-def scaling_fits(df: pd.DataFrame, min_tokens: int = 1024, max_tokens: int | None = None) -> pd.DataFrame:
-    """Time and memory exponents per (suite, mode, label) over the points that ran in ``[min, max]`` tokens."""
+def _samples(g: pd.DataFrame) -> list[np.ndarray] | None:
+    if "time_samples_ms" not in g or (g["time_samples_ms"].astype(str) == "").any():
+        return None
+    return [np.asarray(json.loads(s), float) for s in g["time_samples_ms"]]
+
+
+def memory_floor(df: pd.DataFrame) -> dict[tuple[str, str, str], float]:
+    """Per (suite, mode, mem_kind): the smallest peak any mechanism needed at the suite's smallest grid — the
+    first-call allocations every case pays whatever N is. Memory exponents are fitted after subtracting it."""
     ok = _ok(df)
-    ok = ok[(ok["tokens"] >= min_tokens) & ((ok["tokens"] <= max_tokens) if max_tokens else True)]
+    out = {}
+    for (suite, mode, kind), g in ok.groupby(["suite", "mode", "mem_kind"], sort=False):
+        smallest = g[g["tokens"] == g["tokens"].min()]["peak_mib"].dropna()
+        if len(smallest):
+            out[(suite, mode, kind)] = float(smallest.min())
+    return out
+
+
+def local_slopes(n: np.ndarray, y: np.ndarray) -> list[tuple[int, int, float]]:
+    """``(N_i, N_{i+1}, slope)`` between consecutive grids: how the exponent changes with N."""
+    pts = [(a, b) for a, b in zip(np.asarray(n, float), np.asarray(y, float)) if a > 0 and b > 0]
+    pts.sort()
+    return [(int(a0), int(a1), float(np.log(b1 / b0) / np.log(a1 / a0)))
+            for (a0, b0), (a1, b1) in zip(pts, pts[1:]) if a1 > a0]
+
+
+def scaling_fits(df: pd.DataFrame, min_tokens: int = 1024, decade: float = 10.0) -> pd.DataFrame:
+    """Time and memory exponents per (suite, mode, label) over the **top decade** of the N that ran (N ≥
+    N_max / ``decade``, and N ≥ ``min_tokens``), with local slopes over all grids; memory after subtracting
+    :func:`memory_floor`."""
+    ok = _ok(df)
+    floors = memory_floor(df)
     rows = []
     for (suite, mode, label), g in ok.groupby(["suite", "mode", "label"], sort=False):
         g = g.sort_values("tokens")
-        t = fit_power_law(g["tokens"], g["time_ms_median"])
-        m = fit_power_law(g["tokens"], g["peak_mib"])
-        rows.append({"suite": suite, "mode": mode, "label": label, "time_exp": t, "mem_exp": m,
-                     "mem_kind": g["mem_kind"].iloc[0]})
+        top = g[(g["tokens"] >= g["tokens"].max() / decade) & (g["tokens"] >= min_tokens)]
+        floor = floors.get((suite, mode, g["mem_kind"].iloc[0]), 0.0)
+        mem = top["peak_mib"] - floor
+        rows.append({
+            "suite": suite, "mode": mode, "label": label,
+            "time_exp": fit_power_law(top["tokens"], top["time_ms_median"], _samples(top)),
+            "mem_exp": fit_power_law(top["tokens"], mem) if (mem > 0).all() else None,
+            "mem_floor": floor, "mem_kind": g["mem_kind"].iloc[0],
+            "time_slopes": local_slopes(g["tokens"], g["time_ms_median"]),
+        })
     return pd.DataFrame(rows)
 
 
-def ratios(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
-    """Speed-up (baseline time / time) and memory ratio (peak / baseline peak) at each common grid."""
-    ok = _ok(df)
+def _baseline_rows(df: pd.DataFrame, baseline: str | None) -> tuple[str | None, pd.DataFrame]:
     baseline = baseline or baseline_label(df)
     if baseline is None:
+        return None, df.iloc[0:0]
+    return baseline, df[df["base_label"] == baseline]
+
+
+def ratios(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
+    """Speed-up (baseline time / time) and memory ratio (peak / baseline peak) at each common grid, against the
+    baseline run in the same context (suite, mode, batch, dim, heads, dtype, device, threads)."""
+    ok = _ok(df)
+    baseline, base = _baseline_rows(ok, baseline)
+    if baseline is None:
         return pd.DataFrame()
-    base = ok[ok["label"] == baseline][["suite", "mode", "height", "width", "time_ms_median", "peak_mib"]]
-    merged = ok.merge(base, on=["suite", "mode", "height", "width"], suffixes=("", "_base"))
+    on = [*CONTEXT, "height", "width"]
+    base = base[[*on, "time_ms_median", "peak_mib"]]
+    merged = ok.merge(base, on=on, suffixes=("", "_base"))
     merged["speedup"] = merged["time_ms_median_base"] / merged["time_ms_median"]
     merged["mem_ratio"] = merged["peak_mib"] / merged["peak_mib_base"]
     return merged[["suite", "mode", "label", "height", "width", "tokens", "speedup", "mem_ratio"]]
 
 
-def crossovers(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
-    """Smallest N from which a mechanism is faster than the baseline at every larger common grid.
+def _beats(r: pd.Series) -> bool:
+    """The mechanism is faster than the baseline beyond the noise at this grid."""
+    lo_b, hi_m = r.get("time_ms_ci_lo_b"), r.get("time_ms_ci_hi")
+    if pd.notna(lo_b) and pd.notna(hi_m):
+        return bool(hi_m < lo_b)
+    return bool(r["time_ms_median_b"] >= WIN_MARGIN * r["time_ms_median"])
 
-    Grids where the baseline failed (oom/timeout/skipped) while the mechanism ran count as wins.
+
+def crossovers(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
+    """Smallest N from which a mechanism beats the baseline at every larger common grid (see :data:`WIN_MARGIN`).
+
+    A grid where the mechanism failed (oom, timeout, crashed, skipped, error) while the baseline ran is a loss;
+    where the baseline failed and the mechanism ran, a win; where both failed or either is unsupported, no evidence.
     """
-    baseline = baseline or baseline_label(df)
+    cost = df[df["kind"] == "cost"]
+    baseline, base = _baseline_rows(cost, baseline)
     if baseline is None:
         return pd.DataFrame()
     rows = []
-    cost = df[df["kind"] == "cost"]
+    on = [*CONTEXT, "height", "width", "tokens"]
     for (suite, mode, label), g in cost.groupby(["suite", "mode", "label"], sort=False):
-        if label == baseline:
+        if (g["base_label"] == baseline).all():
             continue
-        b = cost[(cost["suite"] == suite) & (cost["mode"] == mode) & (cost["label"] == baseline)]
-        merged = g.merge(b, on=["height", "width", "tokens"], suffixes=("", "_b")).sort_values("tokens")
-        wins = []
+        merged = g.merge(base, on=on, suffixes=("", "_b")).sort_values("tokens")
+        wins: list[bool | None] = []
         for _, r in merged.iterrows():
-            if r["status"] != "ok":
-                wins.append(None)
-            elif r["status_b"] != "ok":
-                wins.append(True if r["status_b"] in ("oom", "timeout", "skipped") else None)
+            mine, theirs = r["status"], r["status_b"]
+            if mine == "ok" and theirs == "ok":
+                wins.append(_beats(r))
+            elif mine == "ok" and theirs in FAILED:
+                wins.append(True)
+            elif mine in FAILED and theirs == "ok":
+                wins.append(False)
             else:
-                wins.append(r["time_ms_median"] < r["time_ms_median_b"])
+                wins.append(None)
         n_star = None
         for i in range(len(wins)):
             tail = [w for w in wins[i:] if w is not None]
-            if tail and all(tail):
+            if tail and all(tail) and wins[i] is not None:
                 n_star = int(merged["tokens"].iloc[i])
                 break
         rows.append({"suite": suite, "mode": mode, "label": label, "n_star": n_star})

@@ -2,34 +2,108 @@
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import json
 from pathlib import Path
 
 import pandas as pd
 
 from attnbench.store.csvfile import read_results
-from attnbench.store.schema import NUMERIC, series_label
+from attnbench.store.schema import COLUMNS, NUMERIC, series_label
 
-__all__ = ["BASELINE", "baseline_label", "load_frame", "machine_line"]
+__all__ = ["BASELINE", "CONTEXT", "NotResultsError", "baseline_label", "load_frame", "machine_line", "prepare"]
 
 # The label ratios and crossovers are measured against: global softmax attention, the quadratic reference.
 BASELINE = "full"
 
 
-def load_frame(paths: list[str | Path]) -> pd.DataFrame:
-    """Results CSV files (or folders of them) as one DataFrame with numeric columns converted."""
+class NotResultsError(ValueError):
+    """A file that is not an attnbench results file (or holds no rows); ``str()`` is one line for the user."""
+
+
+# Columns that tell two configurations of one label apart in a series name, in this order.
+DISTINGUISHING = ("attention", "kwargs", "batch", "dim", "heads", "dtype", "device", "threads", "tf32",
+                  "min_run_time", "min_blocks", "warmup", "timeout")
+# What two rows must share to be compared (ratios to the baseline, crossovers): all but the mechanism and grid.
+CONTEXT = ("suite", "mode", "batch", "dim", "heads", "dtype", "device", "threads")
+
+
+def _files(paths: list[str | Path]) -> list[Path]:
     files: list[Path] = []
     for p in map(Path, paths):
-        files.extend(sorted(f for f in p.glob("*.csv") if ".bak" not in f.name) if p.is_dir() else [p])
-    frames = [pd.DataFrame(read_results(f)) for f in files]
-    frames = [f for f in frames if not f.empty]
+        files.extend(sorted(f for f in p.rglob("*.csv") if ".bak" not in f.name) if p.is_dir() else [p])
+    return files
+
+
+def _derived_config_id(row: dict[str, object]) -> str:
+    """Schema-1 files carry no ``config_id``: derive one from the identity columns they have."""
+    keys = ("kind", "attention", "kwargs", "mode", "batch", "dim", "heads", "dtype", "device", "threads", "compile",
+            "tf32", "task")
+    text = json.dumps([str(row.get(k, "")) for k in keys])
+    return "v1-" + hashlib.sha256(text.encode()).hexdigest()[:7]
+
+
+def load_frame(paths: list[str | Path]) -> pd.DataFrame:
+    """Results CSV files (or folders of them, searched recursively) as one DataFrame.
+
+    Every schema column exists (older files get the missing ones empty), numeric columns are converted, and
+    ``label`` is the series name: ``[compiled]`` for compiled cases, and — where one label holds several
+    configurations (e.g. ``--set batch=4`` rows beside batch 1 rows) — the parameters that differ, so no analysis
+    ever mixes two configurations in one series. ``base_label`` keeps the label as written.
+
+    Raises:
+        NotResultsError: a file is not an attnbench results file, or no file holds a row.
+    """
+    files = _files(paths)
+    frames = []
+    for f in files:
+        try:
+            rows = read_results(f)
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise NotResultsError(f"{f}: not an attnbench results file ({type(exc).__name__})") from None
+        if rows and not {"case_key", "status", "label", "suite"} <= set(rows[0]):
+            raise NotResultsError(f"{f}: not an attnbench results file (no case_key/status/label/suite columns)")
+        if rows:
+            frames.append(pd.DataFrame(rows))
     if not frames:
-        return pd.DataFrame()
-    df = pd.concat(frames, ignore_index=True)
-    df["label"] = [series_label(r) for r in df[["label", "compile"]].to_dict("records")]
+        raise NotResultsError(f"{', '.join(map(str, paths))}: no attnbench result rows found")
+    return prepare(pd.concat(frames, ignore_index=True))
+
+
+def prepare(df: pd.DataFrame) -> pd.DataFrame:
+    """Normalise raw result rows (strings, as read): every schema column present, ``config_id`` derived where
+    missing, ``base_label`` and the distinct series ``label``, numeric columns converted."""
+    df = df.copy()
+    for col in COLUMNS:
+        if col not in df:
+            df[col] = ""
+    df = df.fillna("")
+    missing = df["config_id"] == ""
+    if missing.any():
+        df.loc[missing, "config_id"] = [_derived_config_id(r) for r in df[missing].to_dict("records")]
+    df["base_label"] = [series_label(r) for r in df[["label", "compile"]].to_dict("records")]
+    df["label"] = _distinct_labels(df)
     for col in NUMERIC:
-        if col in df:
-            df[col] = pd.to_numeric(df[col], errors="coerce")
+        df[col] = pd.to_numeric(df[col], errors="coerce")
     return df
+
+
+def _distinct_labels(df: pd.DataFrame) -> list[str]:
+    labels = df["base_label"].tolist()
+    # Within one suite, task and mode (the mode is part of a cost configuration; a task has its own settings).
+    for (_suite, _task, _mode, label), g in df.groupby(["suite", "task", "mode", "base_label"], sort=False):
+        configs = g["config_id"].unique()
+        if len(configs) < 2:
+            continue
+        first = g.drop_duplicates("config_id").set_index("config_id")
+        differing = [c for c in DISTINGUISHING if first[c].astype(str).nunique() > 1]
+        for config in configs:
+            row = first.loc[config]
+            suffix = ", ".join(f"{c}={row[c]}" for c in differing) or f"config {config}"
+            for i in g.index[g["config_id"] == config]:
+                labels[df.index.get_loc(i)] = f"{label} ({suffix})"
+    return labels
 
 
 def machine_line(df: pd.DataFrame) -> str:
@@ -40,8 +114,9 @@ def machine_line(df: pd.DataFrame) -> str:
 
 
 def baseline_label(df: pd.DataFrame) -> str | None:
-    """The label measured against: :data:`BASELINE` if present, else the first label of that attention."""
-    if (df["label"] == BASELINE).any():
+    """The label (as written, ``base_label``) measured against: :data:`BASELINE` if present, else the first label
+    of that attention."""
+    if (df["base_label"] == BASELINE).any():
         return BASELINE
-    full = df.loc[df["attention"] == BASELINE, "label"]
+    full = df.loc[df["attention"] == BASELINE, "base_label"]
     return None if full.empty else str(full.iloc[0])

@@ -8,6 +8,7 @@ asks what kind of case it holds.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -43,11 +44,31 @@ class Case:
     def tokens(self) -> int:
         return self.height * self.width
 
+    # Settings that change a measurement and so belong to its configuration (the rest is bookkeeping).
+    CONFIG_SETTINGS: ClassVar[tuple[str, ...]] = ()
+
+    def config(self) -> dict[str, Any]:
+        """Everything that changes the measurement except the grid (and the code version, which is the run's):
+        the mechanism and every option in force, mode, sizes, dtype, device, threads, compile, TF32 and the
+        kind's own settings (timing budget, training recipe)."""
+        return {
+            "kind": self.kind, "attention": self.attention, "kwargs": self.resolved_kwargs(), "mode": self.mode,
+            "batch": self.batch, "dim": self.dim, "heads": self.heads, "dtype": self.dtype, "device": self.device,
+            "threads": self.threads, "compile": self.compile, "tf32": self.tf32,
+            **{k: self.settings.get(k) for k in self.CONFIG_SETTINGS},
+        }
+
+    @property
+    def config_id(self) -> str:
+        """Short stable hash of :meth:`config`; analyses group rows by it, compare matches runs on it."""
+        text = json.dumps(self.config(), sort_keys=True, default=str, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:10]
+
     @property
     def key(self) -> str:
-        """Identity used for resume: the same key is never measured twice in one results file."""
+        """Identity used for resume: the same key is never measured twice in one run. Readable prefix + config."""
         return (f"{self.label}|{self.mode}|{self.height}x{self.width}|b{self.batch}|c{self.dim}h{self.heads}|"
-                f"{self.dtype}|{self.device}|t{self.threads}|compile={int(self.compile)}")
+                f"{self.dtype}|{self.device}|t{self.threads}|compile={int(self.compile)}|{self.config_id}")
 
     @property
     def row_keys(self) -> list[str]:
@@ -100,7 +121,8 @@ class Case:
             "mode": self.mode,
             "height": self.height, "width": self.width, "tokens": self.tokens, "batch": self.batch,
             "dim": self.dim, "heads": self.heads, "dtype": self.dtype, "device": self.device,
-            "threads": self.threads, "compile": self.compile, "tf32": self.tf32,
+            "threads": self.threads, "compile": self.compile, "tf32": self.tf32, "config_id": self.config_id,
+            **{k: self.settings.get(k) for k in ("min_run_time", "min_blocks", "warmup", "timeout")},
         }
 
     def rows(self, outcome: dict[str, Any]) -> list[dict[str, Any]]:

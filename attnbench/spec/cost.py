@@ -21,7 +21,8 @@ __all__ = ["COST_KEYS", "MODES", "CostCase", "load_cost_suite", "measure_cost"]
 
 MODES = ("fwd", "fwd_bwd")
 COST_KEYS = COMMON_KEYS | {
-    "batch", "dim", "heads", "modes", "grids", "min_run_time", "min_repeats", "warmup", "frontier", "compile",
+    "batch", "dim", "heads", "modes", "grids", "min_run_time", "min_blocks", "min_repeats", "max_run_time", "warmup",
+    "frontier", "compile",
 }
 
 
@@ -30,6 +31,8 @@ class CostCase(Case):
     """One layer at one grid, mode and configuration: time and peak memory of one step."""
 
     kind: ClassVar[str] = "cost"
+    CONFIG_SETTINGS: ClassVar[tuple[str, ...]] = (
+        "min_run_time", "min_blocks", "max_run_time", "warmup", "timeout", "memory_limit_gib", "imports")
 
     def precheck(self) -> list[str]:
         """The mechanism's own ``not_supported_reasons`` at this grid, device, dtype and mode."""
@@ -53,13 +56,18 @@ def load_cost_suite(raw: dict[str, Any], c: Checker) -> Suite:
     modes = tuple(c.choice(f"modes[{i}]", m, MODES) for i, m in enumerate(c.list_("modes", raw.get("modes", ["fwd"]))))
     if len(set(modes)) != len(modes):
         raise c.fail("modes", f"duplicate mode in {list(modes)!r}")
+    if "grids" not in raw:
+        raise c.fail("grids", "missing: a cost suite sweeps grids, e.g. grids = [[32, 32], [64, 64]]")
     grids = c.grids("grids", raw.get("grids"))
     compile_axis = raw.get("compile", False)
     compile_axis = [compile_axis] if isinstance(compile_axis, bool) else c.list_("compile", compile_axis)
     compile_axis = tuple(c.bool_(f"compile[{i}]", v) for i, v in enumerate(compile_axis))
     settings = {
         "min_run_time": c.float_("min_run_time", raw.get("min_run_time", 0.5)),
-        "min_repeats": c.int_("min_repeats", raw.get("min_repeats", 5), 1),
+        # min_repeats: the name before timing statistics were counted in blocks (kept as an alias)
+        "min_blocks": c.int_("min_blocks" if "min_blocks" in raw else "min_repeats",
+                             raw.get("min_blocks", raw.get("min_repeats", 20)), 2),
+        "max_run_time": c.float_("max_run_time", raw.get("max_run_time", 10.0)),
         "warmup": c.int_("warmup", raw.get("warmup", 1), 0),
         "frontier": c.bool_("frontier", raw.get("frontier", True)),
         "memory_limit_gib": cfg["memory_limit_gib"],
@@ -86,12 +94,16 @@ def load_cost_suite(raw: dict[str, Any], c: Checker) -> Suite:
 
 
 def measure_cost(case: CostCase) -> dict[str, Any]:
-    """Build the layer, then peak memory (first full-size step of this fresh process) and time of one step."""
+    """Build the layer, then peak memory (first full-size step of this fresh process), time of one step (≥ 20
+    blocks or the budget) and the SDPA kernel of one profiled step."""
     import torch
 
     from attnbench.measure import memory, timing
+    from attnbench.measure.profiling import sdpa_kernels
+    from attnbench.measure.provenance import load_average
     from attnbench.registry import build_for_grid
 
+    load_start = load_average()
     s = case.settings
     dtype = getattr(torch, case.dtype)
     module = build_for_grid(case.attention, case.dim, case.heads, case.height, case.width, case.kwargs,
@@ -102,6 +114,10 @@ def measure_cost(case: CostCase) -> dict[str, Any]:
     input_bytes = x.numel() * x.element_size() * (2 if grad_out is not None else 1)
     params = sum(p.numel() for p in module.parameters())
     runner = torch.compile(module) if case.compile else module
+
+    def clear_grads() -> None:
+        module.zero_grad(set_to_none=True)  # never accumulate gradients across iterations
+        x.grad = None
 
     if case.mode == "fwd":
         module.eval()
@@ -114,8 +130,7 @@ def measure_cost(case: CostCase) -> dict[str, Any]:
         x.requires_grad_(True)
 
         def step() -> None:
-            module.zero_grad(set_to_none=True)  # never accumulate gradients across iterations
-            x.grad = None
+            clear_grads()
             runner(x).backward(grad_out)
 
     compile_s = None
@@ -135,21 +150,34 @@ def measure_cost(case: CostCase) -> dict[str, Any]:
     else:
         for _ in range(max(1, s["warmup"])):
             step()
-        mem = memory.peak_memory(step, "cuda")
+        # The baseline is taken after the last step's gradients are cleared, as on CPU (where none exist yet):
+        # both counters then include x.grad and the parameter gradients the measured step creates.
+        mem = memory.peak_memory(step, "cuda", reset=clear_grads)
         warmup = 0
-    result = timing.measure(step, threads=case.threads, min_run_time=s["min_run_time"],
-                            min_repeats=s["min_repeats"], warmup=warmup)
+    result = timing.measure(step, threads=case.threads, min_run_time=s["min_run_time"], min_blocks=s["min_blocks"],
+                            warmup=warmup, max_run_time=s["max_run_time"])
+    kernels = sdpa_kernels(step)
     info = getattr(module, "extra_info", lambda: {})()
+    ci_lo, ci_hi = result.median_ci()
     return {
         "time_ms_median": result.median * 1e3,
+        "time_ms_q1": result.q1 * 1e3,
+        "time_ms_q3": result.q3 * 1e3,
         "time_ms_iqr": result.iqr * 1e3,
         "time_ms_min": result.minimum * 1e3,
+        "time_ms_ci_lo": ci_lo * 1e3,
+        "time_ms_ci_hi": ci_hi * 1e3,
         "time_n": result.n,
+        "time_calls_per_block": result.number_per_run,
+        "time_samples_ms": json.dumps([round(t * 1e3, 6) for t in result.times]),
+        "minor_faults_per_call": result.minor_faults_per_call,
         "peak_mib": mem.peak_bytes / 2**20 if mem else None,
         "mem_kind": mem.kind if mem else "",
         "input_mib": input_bytes / 2**20,
         "params": params,
         "compile_s": compile_s,
-        "sdpa_backend": info.get("sdpa_backend", ""),
+        "sdpa_backend": kernels,
         "impl": json.dumps(info, sort_keys=True, default=str) if info else "",
+        "load_start": load_start,
+        "load_end": load_average(),
     }

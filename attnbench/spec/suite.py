@@ -31,11 +31,18 @@ def load_suite(path: str | Path, overrides: dict[str, Any] | None = None) -> Sui
     """Read, override, validate and expand a suite; raises :class:`SuiteError` with a one-line message."""
     shown = str(path)
     try:
-        raw = tomllib.loads(Path(path).read_text())
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SuiteError(f"{shown}: no such suite file") from None
+    except IsADirectoryError:
+        raise SuiteError(f"{shown}: is a directory, not a suite file") from None
+    except UnicodeDecodeError as exc:
+        raise SuiteError(f"{shown}: not a text (UTF-8) file (byte {exc.start}); a suite is a TOML file") from None
     except tomllib.TOMLDecodeError as exc:
         raise SuiteError(f"{shown}: invalid TOML: {exc}") from None
+    if not raw:
+        raise SuiteError(f"{shown}: the suite is empty; it needs at least grids = [[H, W], ...] (or [[tasks]]) and "
+                         'one [[attentions]] table with a name, e.g. name = "full"')
     if overrides:
         raw = apply_overrides(raw, overrides, shown)
     c = Checker(shown)

@@ -164,6 +164,10 @@ class TrainCase(Case):
     seed: int | None = None
 
     kind: ClassVar[str] = "accuracy"
+    CONFIG_SETTINGS: ClassVar[tuple[str, ...]] = (
+        "dataset", "problem", "eval_res", "n_train", "n_test", "fine", "eval_batch", "variant", "model", "model_name",
+        "model_kwargs", "depth", "mlp_ratio", "dropout", "lr", "weight_decay", "epochs", "patch", "stem", "timeout",
+        "memory_limit_gib", "imports")
 
     @property
     def key(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 import sys
 from dataclasses import dataclass, field
@@ -76,8 +77,9 @@ class Checker:
         return value
 
     def float_(self, where: str, value: Any, positive: bool = True) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (positive and value <= 0) or value < 0:
-            raise self.fail(where, f"expected a number {'> 0' if positive else '>= 0'}, got {value!r}")
+        if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                or (positive and value <= 0) or value < 0):
+            raise self.fail(where, f"expected a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
         return float(value)
 
     def bool_(self, where: str, value: Any) -> bool:
@@ -203,6 +205,9 @@ def attention_specs(c: Checker, raw: dict[str, Any], dim: int, heads: int,
     from attnbench.registry import UnknownAttentionError, build_for_grid
 
     specs: list[AttentionSpec] = []
+    if not raw.get("attentions"):
+        raise c.fail("attentions", 'no mechanism to run: add at least one [[attentions]] table, e.g. name = "full" '
+                                   "(see attnbench list)")
     for i, entry in enumerate(c.list_("attentions", raw.get("attentions"))):
         where = f"attentions[{i}]"
         if not isinstance(entry, dict):

@@ -12,8 +12,6 @@ import csv
 import fcntl
 import io
 import os
-import shutil
-import time
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,7 +19,7 @@ from typing import Any
 
 from attnbench.store.schema import COLUMNS, SCHEMA_VERSION, format_value
 
-__all__ = ["ResultsError", "ResultsFile", "read_results"]
+__all__ = ["ResultsError", "ResultsFile", "is_locked", "read_results"]
 
 class ResultsError(RuntimeError):
     """A results file that cannot be used (locked, foreign header); the message is one line."""
@@ -63,16 +61,29 @@ def read_results(path: str | Path, repair: bool = False) -> list[dict[str, str]]
     return [dict(zip(header, r)) for r in body]
 
 
+def is_locked(path: str | Path) -> bool:
+    """Whether a run holds the lock of the results file ``path`` right now."""
+    lock = Path(path).with_suffix(Path(path).suffix + ".lock")
+    if not lock.exists():
+        return False
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops a lock we may have taken
+    return False
+
+
 class ResultsFile:
     """An open results CSV for one run: exclusive lock, schema check, resume keys, append one row at a time."""
 
-    def __init__(self, path: str | Path, fresh: bool = False) -> None:
+    def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock_path = self.path.with_suffix(self.path.suffix + ".lock")
         self._lock_fd: int | None = None
-        self.fresh = fresh
-        self.backup: Path | None = None
 
     def __enter__(self) -> ResultsFile:
         self._lock_fd = os.open(self._lock_path, os.O_CREAT | os.O_RDWR, 0o644)
@@ -82,10 +93,7 @@ class ResultsFile:
             os.close(self._lock_fd)
             self._lock_fd = None
             raise ResultsError(f"{self.path}: another attnbench run holds its lock ({self._lock_path}); "
-                               "wait for it or use --out") from None
-        if self.fresh and self.path.exists():  # never delete data: keep the old file next to the new one
-            self.backup = self.path.with_name(f"{self.path.stem}.{time.strftime('%Y%m%d-%H%M%S')}.bak.csv")
-            shutil.move(self.path, self.backup)
+                               "wait for it, or --fresh for a new run") from None
         self.rows = read_results(self.path, repair=True)
         if self.path.exists() and self.path.stat().st_size:
             with self.path.open() as fh:
@@ -95,8 +103,7 @@ class ResultsFile:
                 extra = sorted(set(header) - set(COLUMNS))
                 raise ResultsError(
                     f"{self.path}: header does not match results schema v{SCHEMA_VERSION} "
-                    f"(missing {missing[:5]}, unexpected {extra[:5]}); use --fresh (keeps the old file as a .bak.csv) "
-                    "or --out DIR")
+                    f"(missing {missing[:5]}, unexpected {extra[:5]}); it is left untouched — use another --out")
         else:
             self._write_lines([list(COLUMNS)])
         return self

@@ -13,7 +13,7 @@ from typing import Any
 __all__ = ["COLUMNS", "NUMERIC", "SCHEMA", "SCHEMA_VERSION", "Column", "columns_markdown", "format_value",
            "series_label"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -37,13 +37,24 @@ def _cols(group: str, spec: str) -> tuple[Column, ...]:
 
 SCHEMA: tuple[Column, ...] = (
     *_cols("identity", """
-        schema_version:int; suite:str; kind:str:cost|accuracy; case_key:str; label:str; attention:str;
-        kwargs:json:constructor options, JSON; mode:str:fwd|fwd_bwd, or trained|zero_shot for accuracy; task:str;
-        height:int; width:int; tokens:int:= H·W; batch:int; dim:int:C; heads:int; dtype:str; device:str;
-        threads:int; compile:bool; seed:int"""),
+        schema_version:int; run_id:str:the run (one machine, one code version, one start) the row belongs to;
+        suite:str; kind:str:cost|accuracy; case_key:str:readable key + config_id, unique in a run;
+        config_id:str:hash of the full configuration (everything that changes the measurement except the grid and
+        the code version) — analyses group by it; label:str; attention:str;
+        kwargs:json:constructor options in force, a named configuration's included; mode:str:fwd|fwd_bwd, or
+        trained|zero_shot for accuracy; task:str; height:int; width:int; tokens:int:= H·W; batch:int; dim:int:C;
+        heads:int; dtype:str; device:str; threads:int; compile:bool; seed:int; min_run_time:float:s, timing
+        budget per case; min_blocks:int:timing blocks asked for; warmup:int:calls before timing; timeout:float:s"""),
     *_cols("outcome", "status:str:ok|oom|timeout|crashed|error|unsupported|skipped; reason:str"),
     *_cols("cost", """
-        time_ms_median:float:per call, ms; time_ms_iqr:float:ms; time_ms_min:float:ms; time_n:int;
+        time_ms_median:float:ms per call, the median over timing blocks (each block: the mean of
+        time_calls_per_block consecutive calls); time_ms_q1:float:ms, first quartile over blocks;
+        time_ms_q3:float:ms, third quartile over blocks; time_ms_iqr:float:ms, q3 - q1; time_ms_min:float:ms,
+        fastest block; time_ms_ci_lo:float:ms, 95 % bootstrap CI of the median (over blocks), lower end;
+        time_ms_ci_hi:float:ms, upper end; time_n:int:number of timing blocks; time_calls_per_block:int;
+        time_samples_ms:json:every block's per-call time, ms (asv keeps its samples too);
+        minor_faults_per_call:float:page faults (minor) per call while timing — fresh pages the allocator had
+        to map; load_start:float:1-min load average when the case started; load_end:float:when it ended;
         peak_mib:float:MiB, see mem_kind — for accuracy rows the peak during training; mem_kind:str:cpu_rss|cuda_allocated;
         input_mib:float; params:int; compile_s:float; sdpa_backend:str:the SDPA kernel actually used; tf32:bool;
         impl:json:implementation facts such as mano's level count, swin's window path — for accuracy rows the
@@ -53,8 +64,11 @@ SCHEMA: tuple[Column, ...] = (
         token_height:int; token_width:int; patch:int; window_ratio:float:what one layer reaches / token grid side;
         n_train:int; n_test:int; epochs:int; train_s:float; final_loss:float"""),
     *_cols("provenance", """
-        torch:str; cuda:str; device_name:str; device_mem_gib:float; cpu_model:str; hostname:str; git_sha:str;
-        attnbench:str; python:str; timestamp:str; case_wall_s:float"""),
+        torch:str; cuda:str; device_name:str; device_mem_gib:float; cpu_model:str; machine:str:results folder
+        of the hardware (GPU model, or CPU model + cores); hostname:str; git_sha:str:+dirty when tracked files
+        differ; code_version:str:git sha + a hash of the uncommitted diff; attnbench:str; python:str;
+        runtime:json:interpreter path, kernel-relevant environment variables, CPU capability, thread pools;
+        timestamp:str; case_wall_s:float"""),
 )
 
 COLUMNS: tuple[str, ...] = tuple(c.name for c in SCHEMA)

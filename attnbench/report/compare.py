@@ -1,0 +1,114 @@
+"""``attnbench compare A B``: two results files or folders, case by case, as asv compares benchmark runs.
+
+Cases are matched on their full configuration (``config_id``) and grid — not on the code version or the machine,
+which is what may differ between A and B. For each pair: the ratio B/A of median times with a 95 % bootstrap CI
+(resampling both sides' timing blocks), a two-sided Mann-Whitney U test on the blocks, the memory ratio, and a
+status change. A change is *significant* when p < ``alpha`` (asv: 0.002) and the ratio is ≥ ``threshold`` (slower)
+or ≤ 1/``threshold`` (faster). Rows without timing blocks (schema 1) get the ratio only, and no verdict.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["compare", "print_comparison", "verdict"]
+
+_KEY = ["suite", "config_id", "height", "width"]
+
+
+def _samples(value: Any) -> np.ndarray | None:
+    if not isinstance(value, str) or not value:
+        return None
+    xs = np.asarray(json.loads(value), float)
+    return xs if len(xs) >= 2 else None
+
+
+def _ratio_ci(a: np.ndarray, b: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    ra = np.median(rng.choice(a, (resamples, len(a))), axis=1)
+    rb = np.median(rng.choice(b, (resamples, len(b))), axis=1)
+    lo, hi = np.quantile(rb / ra, [0.025, 0.975])
+    return float(lo), float(hi)
+
+
+def compare(a: pd.DataFrame, b: pd.DataFrame, threshold: float = 1.1, alpha: float = 0.002) -> pd.DataFrame:
+    """One row per case present in both A and B (cost rows), plus cases only in one of them."""
+    from scipy.stats import mannwhitneyu
+
+    a, b = a[a["kind"] == "cost"], b[b["kind"] == "cost"]
+    cols = [*_KEY, "label", "mode", "status", "time_ms_median", "peak_mib", "time_samples_ms"]
+    merged = a[cols].merge(b[cols], on=_KEY, how="outer", suffixes=("_a", "_b"), indicator=True)
+    rows = []
+    for _, r in merged.iterrows():
+        label = r["label_a"] if isinstance(r["label_a"], str) else r["label_b"]
+        mode = r["mode_a"] if isinstance(r["mode_a"], str) else r["mode_b"]
+        row: dict[str, Any] = {"label": label, "mode": mode, "grid": f"{int(r['height'])}x{int(r['width'])}",
+                               "tokens": int(r["height"]) * int(r["width"]), "status_a": r["status_a"],
+                               "status_b": r["status_b"], "ratio": np.nan, "ci_lo": np.nan, "ci_hi": np.nan,
+                               "p": np.nan, "mem_ratio": np.nan, "change": ""}
+        if r["_merge"] != "both":
+            row["change"] = "only in A" if r["_merge"] == "left_only" else "only in B"
+        elif r["status_a"] != r["status_b"]:
+            row["change"] = f"status {r['status_a']} → {r['status_b']}"
+        if r["_merge"] == "both" and r["status_a"] == "ok" and r["status_b"] == "ok":
+            row["ratio"] = r["time_ms_median_b"] / r["time_ms_median_a"]
+            if r["peak_mib_a"] and r["peak_mib_a"] > 0:
+                row["mem_ratio"] = r["peak_mib_b"] / r["peak_mib_a"]
+            sa, sb = _samples(r["time_samples_ms_a"]), _samples(r["time_samples_ms_b"])
+            if sa is not None and sb is not None:
+                row["ci_lo"], row["ci_hi"] = _ratio_ci(sa, sb)
+                row["p"] = float(mannwhitneyu(sa, sb, alternative="two-sided").pvalue)
+                if row["p"] < alpha and row["ratio"] >= threshold:
+                    row["change"] = "slower"
+                elif row["p"] < alpha and row["ratio"] <= 1 / threshold:
+                    row["change"] = "faster"
+            else:
+                row["change"] = row["change"] or "no samples: no test"
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    return out.sort_values(["mode", "label", "tokens"]).reset_index(drop=True) if len(out) else out
+
+
+def verdict(table: pd.DataFrame, fail_above: float | None, fail_below: float | None) -> int:
+    """Exit code: 1 when a significant slowdown reaches ``fail_above`` or a significant speed-up ``fail_below``."""
+    if table.empty:
+        return 0
+    if fail_above is not None and ((table["change"] == "slower") & (table["ratio"] >= fail_above)).any():
+        return 1
+    if fail_below is not None and ((table["change"] == "faster") & (table["ratio"] <= fail_below)).any():
+        return 1
+    return 0
+
+
+def _fmt(x: float, spec: str) -> str:
+    return "" if pd.isna(x) else format(x, spec)
+
+
+def print_comparison(table: pd.DataFrame, console: Any, a: str, b: str, threshold: float = 1.1,
+                     alpha: float = 0.002, fmt: str = "table") -> None:
+    """The comparison as a console table (or CSV / JSON on stdout)."""
+    if fmt == "csv":
+        print(table.to_csv(index=False), end="")
+        return
+    if fmt == "json":
+        print(table.to_json(orient="records"))
+        return
+    from rich.table import Table
+
+    t = Table(title=f"B / A: A = {a}, B = {b}; time ratio of medians with 95 % bootstrap CI, Mann-Whitney U p; "
+                    f"significant: p < {alpha:g} and ratio ≥ {threshold:g} (or ≤ 1/{threshold:g})")
+    for col in ("mode", "attention", "grid", "time B/A", "95 % CI", "p", "memory B/A", "change"):
+        t.add_column(col, justify="left" if col in ("mode", "attention", "change") else "right")
+    for _, r in table.iterrows():
+        ci = f"{r['ci_lo']:.3g}–{r['ci_hi']:.3g}" if pd.notna(r["ci_lo"]) else ""
+        t.add_row(str(r["mode"]), str(r["label"]), r["grid"], _fmt(r["ratio"], ".3g"), ci, _fmt(r["p"], ".2g"),
+                  _fmt(r["mem_ratio"], ".3g"), r["change"])
+    console.print(t)
+    sig = table[table["change"].isin(["slower", "faster"])]
+    console.print(f"{len(table)} cases; significant: {int((sig['change'] == 'slower').sum())} slower, "
+                  f"{int((sig['change'] == 'faster').sum())} faster; "
+                  f"{int(table['change'].str.startswith('status').sum())} status changes")
