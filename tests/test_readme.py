@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -19,3 +21,19 @@ def test_readme_plugin_example_passes_the_contract(clean_registry):
     assert all(r.status == "pass" for r in results), results
     assert "row" in clean_registry._REGISTRY
     clean_registry._REGISTRY.pop("row")
+
+
+def test_generated_readme_blocks_are_current():
+    """Every table and claim in README's generated blocks is what the committed results give."""
+    from attnbench.report import readme
+
+    assert readme.update(README, check=True), "README is out of date: run python -m attnbench.report.readme"
+
+
+def test_readme_generator_fails_on_an_unknown_block(tmp_path):
+    from attnbench.report import readme
+
+    path = tmp_path / "R.md"
+    path.write_text("<!-- BEGIN GENERATED: nope -->\nx\n<!-- END GENERATED: nope -->\n")
+    with pytest.raises(KeyError, match="no generator"):
+        readme.update(path)

@@ -1,0 +1,278 @@
+"""The README's result tables and claims, generated from committed results (never typed in by hand).
+
+The README marks each generated block::
+
+    <!-- BEGIN GENERATED: cost-fwd -->
+    ...
+    <!-- END GENERATED: cost-fwd -->
+
+``python -m attnbench.report.readme`` rewrites every block from ``results/``; ``--check`` exits 1 when a block
+differs from what the results give (a test runs it). Sources: the newest reference run of each suite
+(``results/reference/<machine>/<run>/``), its re-run (``results/rerun/...``), and the schema-1 legacy results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from attnbench.report.compare import compare
+from attnbench.report.fits import ratios, scaling_fits
+from attnbench.report.frame import load_frame
+
+__all__ = ["BLOCKS", "render", "update"]
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "results"
+_BLOCK = re.compile(r"(<!-- BEGIN GENERATED: (?P<name>[\w-]+)(?P<args>[^>]*?) -->\n)(?P<body>.*?)"
+                    r"(<!-- END GENERATED: (?P=name) -->)", re.S)
+
+
+def _newest(kind: str, suite: str) -> Path:
+    found = sorted((RESULTS / kind).glob(f"*/*/{suite}.csv"), key=lambda p: p.parent.name)
+    if not found:
+        raise FileNotFoundError(f"no {kind} results for suite {suite} under {RESULTS / kind}")
+    return found[-1]
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _rel(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+def _run_line(df: pd.DataFrame, path: Path) -> str:
+    first = df.iloc[0]
+    runtime = json.loads(first["runtime"]) if first.get("runtime") else {}
+    canary = runtime.get("canary_ms", {})
+    wall = df["case_wall_s"].sum()
+    return (f"Run `{first['run_id']}` ([`{_rel(path)}`]({_rel(path)})): {first['device_name']} "
+            f"({first['machine']}), torch {first['torch']}, {first['dtype']}, {int(first['threads'])} threads, TF32 "
+            f"{'on' if str(first['tf32']) == 'true' else 'off'}, git {first['git_sha']}; {len(df)} cases, "
+            f"{wall / 60:.0f} min of case time; canary (1 thread, 2^18 floats) exp {canary.get('exp', '?')} ms, "
+            f"expm1 {canary.get('expm1', '?')} ms.")
+
+
+def _cell(r: pd.Series) -> str:
+    if r["status"] != "ok":
+        return r["status"]
+    ci = f" [{r['time_ms_ci_lo']:.3g}–{r['time_ms_ci_hi']:.3g}]" if pd.notna(r["time_ms_ci_lo"]) else ""
+    peak = f" / {r['peak_mib']:.3g} MiB" if pd.notna(r["peak_mib"]) else ""
+    return f"{r['time_ms_median']:.3g} ms{ci}{peak}"
+
+
+def cost_fwd() -> str:
+    """Forward (and fwd_bwd) time with the median's CI and peak memory at 32², 64², 128²."""
+    path = _newest("reference", "cpu")
+    df = load_frame([path])
+    out = [_run_line(df, path), ""]
+    for mode in ("fwd", "fwd_bwd"):
+        sub = df[(df["mode"] == mode) & (df["kind"] == "cost")]
+        rows = []
+        for label, g in sub.groupby("label", sort=False):
+            cells = [_cell(g[g["height"] == s].iloc[0]) if (g["height"] == s).any() else "" for s in (32, 64, 128)]
+            rows.append([label, *cells])
+        out += [f"**{mode}** — median per call [95 % CI of the median] / peak memory (`cpu_rss`):", "",
+                _table(["attention", "32²", "64²", "128²"], rows), ""]
+    return "\n".join(out).rstrip()
+
+
+def cost_exponents() -> str:
+    """Exponents over the top decade of N, frontiers."""
+    path = _newest("reference", "cpu")
+    df = load_frame([path])
+    fits = scaling_fits(df)
+    rows = []
+    for (mode, label), g in fits.groupby(["mode", "label"], sort=False):
+        r = g.iloc[0]
+        t, m = r["time_exp"], r["mem_exp"]
+        largest = df[(df["label"] == label) & (df["mode"] == mode) & (df["status"] == "ok")]["height"].max()
+        rows.append([mode, label, str(t or "n/a"), str(m or "n/a"), f"{t.n_min}–{t.n_max}" if t else "",
+                     f"{int(largest)}²" if pd.notna(largest) else "none"])
+    floor = ", ".join(f"{m} {f:.2f} MiB" for m, f in fits.groupby("mode")["mem_floor"].first().items())
+    return (f"Exponent b of time ∝ N^b and (peak − floor) ∝ N^b over the top decade of N that ran (± = 95 % "
+            f"bootstrap half-width; memory floor subtracted: {floor}); from [`scaling.md`]"
+            f"({_rel(path.parent / 'plots' / 'cpu' / 'scaling.md')}):\n\n"
+            + _table(["mode", "attention", "time b", "memory b", "N range of the fit", "largest grid that ran"], rows))
+
+
+def _ratio_at(df: pd.DataFrame, label: str, base: str, mode: str, side: int) -> tuple[float, float]:
+    a = df[(df["label"] == label) & (df["mode"] == mode) & (df["height"] == side) & (df["status"] == "ok")]
+    b = df[(df["label"] == base) & (df["mode"] == mode) & (df["height"] == side) & (df["status"] == "ok")]
+    if a.empty or b.empty:
+        return float("nan"), float("nan")
+    return (float(b["time_ms_median"].iloc[0] / a["time_ms_median"].iloc[0]),
+            float(a["peak_mib"].iloc[0] / b["peak_mib"].iloc[0]))
+
+
+def claims(mech: str, reference: str, baseline: str, naive: str) -> str:
+    """What the cost data say about a mechanism's headline claims (the README names the four labels: the mechanism,
+    its reference implementation, the fused global baseline, the N×N-score baseline), computed, never typed."""
+    path = _newest("reference", "cpu")
+    df = load_frame([path])
+    lines = []
+    for mode in ("fwd", "fwd_bwd"):
+        sp, mem = _ratio_at(df, mech, reference, mode, 128)
+        lines.append(f"- `{mech}` vs the authors' layer (`{reference}`) at 128², {mode}: {sp:.2f}× faster, "
+                     f"{mem:.2f}× the peak memory.")
+    r = ratios(df, baseline)
+    for mode in ("fwd", "fwd_bwd"):
+        m = r[(r["label"] == mech) & (r["mode"] == mode)].sort_values("tokens")
+        if m.empty:
+            continue
+        best = m.loc[m["speedup"].idxmax()]
+        slower = [f"{int(np.sqrt(t))}²" for t, s in zip(m["tokens"], m["speedup"]) if s < 1]
+        tenfold = [f"{int(np.sqrt(t))}²" for t, s in zip(m["tokens"], m["speedup"]) if s >= 10]
+        lines.append(
+            f"- `{mech}` vs fused global attention (`{baseline}`), {mode}: largest measured speed-up "
+            f"{best['speedup']:.3g}× at {int(best['height'])}² (memory {best['mem_ratio']:.3g}× `{baseline}`'s); "
+            f"slower than `{baseline}` at {', '.join(slower) or 'no grid'}; one order of magnitude (≥ 10×) "
+            + (f"reached at {', '.join(tenfold)}" if tenfold else "not reached at any grid that both ran")
+            + "; two orders (≥ 100×) " + ("reached" if (m["speedup"] >= 100).any() else "not reached") + ".")
+        less = [f"{int(np.sqrt(t))}²" for t, v in zip(m["tokens"], m["mem_ratio"]) if v < 1]
+        lines.append(f"- peak memory of `{mech}` relative to `{baseline}`, {mode}: {m['mem_ratio'].min():.3g}–"
+                     f"{m['mem_ratio'].max():.3g}× (less than `{baseline}` at {', '.join(less) or 'no grid'}).")
+    both = r[(r["label"] == mech) & (r["mode"] == "fwd")].merge(
+        r[(r["label"] == naive) & (r["mode"] == "fwd")], on=["height", "width"], suffixes=("", "_n"))
+    if len(both):
+        last = both.sort_values("tokens").iloc[-1]
+        lines.append(f"- against the N×N-score implementation (`{naive}`, what \"ViT memory\" claims refer to), fwd "
+                     f"at {int(last['height'])}² (its largest grid): `{mech}` needs "
+                     f"{last['mem_ratio'] / last['mem_ratio_n']:.3g}× its peak memory.")
+    return "\n".join(lines)
+
+
+def rerun() -> str:
+    """Reference vs its re-run from a fresh clone, with ``attnbench compare``."""
+    a_path, b_path = _newest("reference", "cpu"), _newest("rerun", "cpu")
+    a, b = load_frame([a_path]), load_frame([b_path])
+    t = compare(a, b)
+    ok = t.dropna(subset=["ratio"])
+    rows = []
+    for label, g in ok.groupby("label", sort=False):
+        rows.append([label, f"{g['ratio'].min():.2f}–{g['ratio'].max():.2f}", f"{g['ratio'].median():.2f}",
+                     str(int((g["change"] == "slower").sum())), str(int((g["change"] == "faster").sum())),
+                     f"{g['mem_ratio'].min():.2f}–{g['mem_ratio'].max():.2f}"])
+    canary = [json.loads(df["runtime"].iloc[0]).get("canary_ms", {}) for df in (a, b)]
+    return (f"`attnbench compare {_rel(a_path)} {_rel(b_path)}` — {len(t)} cases, "
+            f"{int((t['change'] == 'slower').sum())} significantly slower and {int((t['change'] == 'faster').sum())} "
+            f"significantly faster in the re-run (Mann-Whitney U on the timing blocks, p < 0.002, ratio ≥ 1.1 or ≤ "
+            f"1/1.1), {int(t['change'].str.startswith('status').sum())} status changes. Canary expm1: reference "
+            f"{canary[0].get('expm1', '?')} ms, re-run {canary[1].get('expm1', '?')} ms.\n\n"
+            + _table(["attention", "time B/A (range over grids and modes)", "median", "slower", "faster",
+                      "memory B/A"], rows))
+
+
+def cost_plot() -> str:
+    """The reference run's forward runtime figure."""
+    path = _newest("reference", "cpu").parent / "plots" / "cpu" / "cpu_fwd_runtime.png"
+    return f"![forward runtime vs tokens, reference run]({_rel(path)})"
+
+
+def linear_probe(*labels: str) -> str:
+    """``suites/probe-linear.toml`` run with different interpreter / torch-copy pairs (one folder per pair); the
+    README names the labels to show."""
+    rows = []
+    for path in sorted((RESULTS / "investigations" / "linear-venv").glob("*/*/*/probe-linear.csv")):
+        df = load_frame([path])
+        runtime = json.loads(df["runtime"].iloc[0])
+        cells = []
+        for label in labels:
+            for side in (64, 128):
+                hit = df[(df["label"] == label) & (df["height"] == side) & (df["status"] == "ok")]
+                cells.append(f"{hit['time_ms_median'].iloc[0]:.3g}" if len(hit) else "")
+        rows.append([path.parents[2].name, f"`{runtime['executable']}`", f"`{runtime['torch_path']}`",
+                     str(runtime["canary_ms"]["expm1"]), *cells])
+    return ("`python -m attnbench run suites/probe-linear.toml` per interpreter / torch copy (folders under "
+            "[`results/investigations/linear-venv/`](results/investigations/linear-venv); median ms per forward call, "
+            "2 threads):\n\n"
+            + _table(["run", "interpreter", "torch imported from", "canary expm1 ms",
+                      *(f"{label} {side}²" for label in labels for side in (64, 128))], rows))
+
+
+def _accuracy(path: Path, tasks: list[str]) -> str:
+    df = load_frame([path])
+    df = df[(df["kind"] == "accuracy") & (df["status"] == "ok") & df["task"].isin(tasks)]
+    rows = []
+    for (task, label), g in df.groupby(["task", "label"], sort=False):
+        def stat(mode: str, col: str = "value") -> str:
+            v = g[g["mode"] == mode]
+            if v.empty:
+                return ""
+            s = v[col].std()
+            return f"{v[col].mean():.4g}" + ("" if pd.isna(s) else f" ± {s:.2g}")
+
+        trained = g[g["mode"] == "trained"]
+        metric = trained["metric"].iloc[0] if len(trained) else ""
+        zero = g[g["mode"] == "zero_shot"]["eval_res"]
+        rows.append([task, label, metric, stat("trained"),
+                     stat("trained", "rel_mse") if metric == "rel_l2" else "",
+                     f"{stat('zero_shot')} ({int(zero.iloc[0])}²)" if len(zero) else "",
+                     str(trained["seed"].nunique()), f"{trained['train_s'].mean():.0f}", f"{int(trained['params'].iloc[0])}",
+                     f"{int(trained['epochs'].iloc[0])}", f"{int(trained['n_train'].iloc[0])}"])
+    return (f"From [`{_rel(path)}`]({_rel(path)}) (mean ± std over seeds):\n\n"
+            + _table(["task", "attention", "metric", "trained", "rel MSE", "zero-shot (grid)", "seeds", "train s",
+                      "params", "epochs", "n_train"], rows))
+
+
+def accuracy_quick() -> str:
+    return _accuracy(_newest("reference", "accuracy-quick"), ["darcy16_neuralop", "darcy32"])
+
+
+def accuracy_legacy() -> str:
+    return _accuracy(RESULTS / "legacy" / "cpu" / "accuracy.csv",
+                     ["darcy16_neuralop", "darcy16_neuralop_paper_model", "fashion32", "fashion64", "longrange32",
+                      "longrange32_standard"])
+
+
+BLOCKS: dict[str, Callable[..., str]] = {
+    "cost-fwd": cost_fwd, "cost-exponents": cost_exponents, "claims": claims, "rerun": rerun,
+    "accuracy-quick": accuracy_quick, "accuracy-legacy": accuracy_legacy, "cost-plot": cost_plot,
+    "linear-probe": linear_probe,
+}
+
+
+def render(text: str) -> str:
+    """``text`` with every generated block rewritten from the results."""
+    def block(m: re.Match) -> str:
+        name = m.group("name")
+        if name not in BLOCKS:
+            raise KeyError(f"README block {name!r} has no generator; known: {', '.join(BLOCKS)}")
+        return f"{m.group(1)}{BLOCKS[name](*m.group('args').split())}\n{m.group(5)}"
+
+    return _BLOCK.sub(block, text)
+
+
+def update(path: Path, check: bool = False) -> bool:
+    """Rewrite (or, with ``check``, only compare) the generated blocks of ``path``; returns whether it was current."""
+    text = path.read_text()
+    new = render(text)
+    if new != text and not check:
+        path.write_text(new)
+    return new == text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m attnbench.report.readme", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("readme", nargs="?", default=str(ROOT / "README.md"), help="file with generated blocks")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a block differs from the results")
+    args = parser.parse_args(argv)
+    current = update(Path(args.readme), check=args.check)
+    print(f"{args.readme}: {'current' if current else ('out of date' if args.check else 'updated')}")
+    return 0 if current or not args.check else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
