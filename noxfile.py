@@ -28,7 +28,8 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """This machine's default suites (CUDA: suites/gpu.toml; CPU: suites/cpu.toml then the quick accuracy suite),
-    then their plots. ``nox -s bench -- suites/smoke.toml --set batch=2`` runs the given suite instead."""
+    """Measure this machine: its default suites (CUDA: suites/gpu.toml; CPU: suites/cpu.toml then the quick accuracy
+    suite) as a new run in results/<machine>/<run-id>/, their plots, and a comparison with the committed reference.
+    ``nox -s bench -- suites/smoke.toml --set batch=2`` runs the given suite instead."""
     _install(session, "test")
     session.run("python", "-m", "attnbench", "bench", *session.posargs)

@@ -180,7 +180,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from attnbench.report.compare import compare, print_comparison, verdict
+    from attnbench.report.compare import compare, compare_accuracy, print_accuracy_comparison, print_comparison, verdict
     from attnbench.report.frame import NotResultsError, load_frame
 
     missing = [p for p in (args.a, args.b) if not Path(p).exists()]
@@ -190,8 +190,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
         table = compare(load_frame([args.a]), load_frame([args.b]), threshold=args.threshold, alpha=args.alpha)
     except NotResultsError as exc:
         return _usage_error(str(exc))
-    print_comparison(table, Console(width=max(Console().width, 150)), args.a, args.b, args.threshold, args.alpha,
-                     fmt=args.format)
+    console = Console(width=max(Console().width, 150))
+    print_comparison(table, console, args.a, args.b, args.threshold, args.alpha, fmt=args.format)
+    if args.format == "table":
+        a, b = load_frame([args.a]), load_frame([args.b])
+        if (a["kind"] == "accuracy").any() or (b["kind"] == "accuracy").any():
+            print_accuracy_comparison(compare_accuracy(a, b), console, args.a, args.b)
     return verdict(table, args.fail_above, args.fail_below)
 
 
@@ -209,7 +213,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     """Run the given suites (default: this machine's), plot what they wrote, and compare with the reference."""
     from rich.console import Console
 
-    from attnbench.report.compare import compare, print_comparison
+    from attnbench.report.compare import compare, compare_accuracy, print_accuracy_comparison, print_comparison
     from attnbench.report.frame import load_frame
     from attnbench.spec.suite import default_suites
 
@@ -232,7 +236,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
             console.print(f"{path.stem}: no committed reference results to compare with")
             continue
         console.print(f"\n[bold]This machine vs the committed reference[/] ({reference}):")
-        print_comparison(compare(load_frame([reference]), load_frame([path])), console, str(reference), str(path))
+        ref, new = load_frame([reference]), load_frame([path])
+        if (new["kind"] == "cost").any():
+            print_comparison(compare(ref, new), console, str(reference), str(path))
+        if (new["kind"] == "accuracy").any():
+            print_accuracy_comparison(compare_accuracy(ref, new), console, str(reference), str(path))
     return 0
 
 

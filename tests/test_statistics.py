@@ -141,3 +141,26 @@ def test_compare_cli_exit_codes(tmp_path, capsys):
     capsys.readouterr()
     assert main(["compare", str(a), str(b), "--format", "json"]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 2
+
+
+def test_compare_of_training_runs(capsys):
+    """A suite without cost rows (accuracy) compares metrics, training time and memory — no crash on an empty
+    cost table (a fresh-clone bench once ended in a KeyError here)."""
+    from rich.console import Console
+
+    from attnbench.report.compare import compare_accuracy, print_accuracy_comparison, print_comparison
+
+    def rows(train_s, value):
+        return _frame([dict(suite="q", kind="accuracy", task="t", label="lin", attention="linear", mode=m,
+                            height=16, width=16, eval_res=r, seed=0, status="ok", metric="rel_l2", value=value,
+                            train_s=train_s, peak_mib=10, config_id="c", case_key=f"k{r}")
+                       for m, r in (("trained", 16), ("zero_shot", 32))])
+
+    a, b = rows(100.0, 0.2), rows(80.0, 0.2)
+    console = Console(width=200)
+    print_comparison(compare(a, b), console, "A", "B")
+    table = compare_accuracy(a, b)
+    assert list(table["train_ratio"]) == [0.8, 0.8] and list(table["change"]) == ["", ""]
+    print_accuracy_comparison(table, console, "A", "B")
+    out = capsys.readouterr().out
+    assert "no cost cases in common" in out and "0.8" in out

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["compare", "print_comparison", "verdict"]
+__all__ = ["compare", "compare_accuracy", "print_accuracy_comparison", "print_comparison", "verdict"]
 
 _KEY = ["suite", "config_id", "height", "width"]
 
@@ -73,6 +73,26 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, threshold: float = 1.1, alpha: flo
     return out.sort_values(["mode", "label", "tokens"]).reset_index(drop=True) if len(out) else out
 
 
+def compare_accuracy(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """Training rows matched on configuration, seed and evaluation grid: the metric in A and in B, training time and
+    peak training memory B/A, status changes. (One training run per seed gives no timing samples: no test.)"""
+    key = ["suite", "task", "config_id", "seed", "eval_res"]
+    a, b = a[a["kind"] == "accuracy"], b[b["kind"] == "accuracy"]
+    cols = [*key, "label", "mode", "status", "metric", "value", "train_s", "peak_mib"]
+    merged = a[cols].merge(b[cols], on=key, how="outer", suffixes=("_a", "_b"), indicator=True)
+    rows = []
+    for _, r in merged.iterrows():
+        label = r["label_a"] if isinstance(r["label_a"], str) else r["label_b"]
+        change = {"left_only": "only in A", "right_only": "only in B"}.get(r["_merge"], "")
+        if not change and r["status_a"] != r["status_b"]:
+            change = f"status {r['status_a']} → {r['status_b']}"
+        rows.append({"task": r["task"], "label": label, "mode": r["mode_a"] if isinstance(r["mode_a"], str) else
+                     r["mode_b"], "grid": f"{int(r['eval_res'])}²", "seed": r["seed"], "metric": r["metric_a"],
+                     "value_a": r["value_a"], "value_b": r["value_b"], "train_ratio": r["train_s_b"] / r["train_s_a"],
+                     "mem_ratio": r["peak_mib_b"] / r["peak_mib_a"], "change": change})
+    return pd.DataFrame(rows)
+
+
 def verdict(table: pd.DataFrame, fail_above: float | None, fail_below: float | None) -> int:
     """Exit code: 1 when a significant slowdown reaches ``fail_above`` or a significant speed-up ``fail_below``."""
     if table.empty:
@@ -99,6 +119,9 @@ def print_comparison(table: pd.DataFrame, console: Any, a: str, b: str, threshol
         return
     from rich.table import Table
 
+    if table.empty:
+        console.print(f"no cost cases in common between {a} and {b}")
+        return
     t = Table(title=f"B / A: A = {a}, B = {b}; time ratio of medians with 95 % bootstrap CI, Mann-Whitney U p; "
                     f"significant: p < {alpha:g} and ratio ≥ {threshold:g} (or ≤ 1/{threshold:g})")
     for col in ("mode", "attention", "grid", "time B/A", "95 % CI", "p", "memory B/A", "change"):
@@ -112,3 +135,21 @@ def print_comparison(table: pd.DataFrame, console: Any, a: str, b: str, threshol
     console.print(f"{len(table)} cases; significant: {int((sig['change'] == 'slower').sum())} slower, "
                   f"{int((sig['change'] == 'faster').sum())} faster; "
                   f"{int(table['change'].str.startswith('status').sum())} status changes")
+
+
+def print_accuracy_comparison(table: pd.DataFrame, console: Any, a: str, b: str) -> None:
+    """The training comparison as a console table."""
+    from rich.table import Table
+
+    if table.empty:
+        console.print(f"no training cases in common between {a} and {b}")
+        return
+    t = Table(title=f"A = {a}, B = {b}: metric in A and B; training time and peak training memory B/A")
+    for col in ("task", "attention", "mode", "grid", "seed", "metric", "A", "B", "train time B/A", "memory B/A",
+                "change"):
+        t.add_column(col)
+    for _, r in table.iterrows():
+        t.add_row(str(r["task"]), str(r["label"]), str(r["mode"]), r["grid"], _fmt(r["seed"], ".0f"),
+                  str(r["metric"]), _fmt(r["value_a"], ".4g"), _fmt(r["value_b"], ".4g"),
+                  _fmt(r["train_ratio"], ".3g"), _fmt(r["mem_ratio"], ".3g"), r["change"])
+    console.print(t)
