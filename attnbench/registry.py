@@ -42,6 +42,7 @@ __all__ = [
     "attention_source",
     "build_for_grid",
     "capability_reasons",
+    "cost_model",
     "create_attention",
     "get_attention",
     "list_attentions",
@@ -321,6 +322,16 @@ def capability_reasons(module: nn.Module, height: int, width: int, device: str =
         return list(fn(height, width, device, dtype, backward=backward))
     except TypeError:
         return list(fn(height, width, device, dtype))
+
+
+def cost_model(module: nn.Module, batch: int, height: int, width: int, dim: int, mode: str = "fwd",
+               element_size: int = 4) -> tuple[int | None, int | None]:
+    """``(flops, bytes)`` of one call from the mechanism's own formulas (``GridAttention.flops`` /
+    ``bytes_moved``); ``None`` for what a plugin does not declare."""
+    flops = getattr(module, "flops", None)
+    moved = getattr(module, "bytes_moved", None)
+    return (flops(batch, height, width, mode) if flops else None,
+            moved(batch, height, width, dim, mode, element_size) if moved else None)
 
 
 def receptive_field(module: nn.Module, height: int, width: int) -> tuple[int, int]:

@@ -150,6 +150,41 @@ class GridAttention(nn.Module):
         """Implementation facts a results row should record (e.g. the SDPA backend used, padding)."""
         return {}
 
+    # ------------------------------------------------------------------------------------------- cost model
+    # Backward FLOPs per forward FLOP: a matmul's backward computes the input and the weight gradient (2×); fused
+    # attention's backward recomputes the scores, 5 matmuls for the forward's 2 (2.5×), as FlashAttention and
+    # TritonBench count (fwd + bwd = 3.5 × fwd).
+    BACKWARD_RATIO: ClassVar[dict[str, float]] = {"matmul": 2.0, "sdpa": 2.5}
+
+    def flop_parts(self, batch: int, height: int, width: int) -> dict[str, int] | None:
+        """Forward FLOPs of one call on ``[batch, height, width, C]``, by kind, from the mechanism's own formula.
+
+        Counted as ``torch.utils.flop_counter.FlopCounterMode`` counts: 2 per multiply-add of matmuls and
+        convolutions (``matmul``) and of the two products of scaled-dot-product attention (``sdpa``); elementwise
+        ops, softmax and norms are not counted. ``None``: the mechanism declares no formula (plugins may).
+        """
+        return None
+
+    def flops(self, batch: int, height: int, width: int, mode: str = "fwd") -> int | None:
+        """FLOPs of one ``fwd`` or ``fwd_bwd`` call (see :attr:`BACKWARD_RATIO`); ``None`` when not declared."""
+        parts = self.flop_parts(batch, height, width)
+        if parts is None:
+            return None
+        total = sum(parts.values())
+        if mode == "fwd_bwd":
+            total += sum(self.BACKWARD_RATIO[kind] * value for kind, value in parts.items())
+        return int(total)
+
+    def bytes_moved(self, batch: int, height: int, width: int, dim: int, mode: str = "fwd",
+                    element_size: int = 4) -> int:
+        """Minimum memory traffic of one call, bytes: ``fwd`` reads x and the parameters and writes y;
+        ``fwd_bwd`` also reads the output gradient, x and the parameters again and writes the input and parameter
+        gradients. A lower bound (every intermediate kept on chip), for a roofline's bandwidth side."""
+        act = batch * height * width * dim
+        params = sum(p.numel() for p in self.parameters())
+        elements = 2 * act + params if mode == "fwd" else 5 * act + 3 * params
+        return int(elements * element_size)
+
     @staticmethod
     def _check_input(x: torch.Tensor) -> tuple[int, int, int, int]:
         if x.dim() != 4:
@@ -189,6 +224,20 @@ class QKVAttention(GridAttention):
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def attend_flops(self, batch: int, tokens: int) -> dict[str, int] | None:
+        """Forward FLOPs of :meth:`attend` on ``N = tokens`` (see :meth:`GridAttention.flop_parts`)."""
+        return None
+
+    def flop_parts(self, batch: int, height: int, width: int) -> dict[str, int] | None:
+        attend = self.attend_flops(batch, height * width)
+        if attend is None:
+            return None
+        inner, n = self.heads * self.dim_head, batch * height * width
+        parts = {"matmul": 2 * n * self.dim * 3 * inner + 2 * n * inner * self.dim}  # qkv and output projections
+        for kind, value in attend.items():
+            parts[kind] = parts.get(kind, 0) + value
+        return parts
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, H, W, C = self._check_input(x)

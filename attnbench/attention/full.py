@@ -70,6 +70,10 @@ class FullAttention(QKVAttention):
         with ctx:
             return F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
 
+    def attend_flops(self, batch: int, tokens: int) -> dict[str, int]:
+        """q kᵀ and p v: 4·B·h·N²·d."""
+        return {"sdpa": 4 * batch * self.heads * tokens**2 * self.dim_head}
+
     def extra_info(self) -> dict[str, Any]:
         # The kernel that actually ran is recorded by the harness from a profiled step (``sdpa_backend`` column).
         return {"backend_requested": self.backend}

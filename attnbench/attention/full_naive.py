@@ -34,5 +34,9 @@ class NaiveFullAttention(QKVAttention):
             attn = torch.nn.functional.dropout(attn, self.dropout)
         return attn @ v
 
+    def attend_flops(self, batch: int, tokens: int) -> dict[str, int]:
+        """q kᵀ and p v as plain matmuls (their backward does not recompute): 4·B·h·N²·d."""
+        return {"matmul": 4 * batch * self.heads * tokens**2 * self.dim_head}
+
     def extra_info(self) -> dict[str, Any]:
         return {"scores": "explicit N x N"}

@@ -55,3 +55,8 @@ class LinearAttention(QKVAttention):
         kv = k.transpose(-2, -1) @ v  # B, h, d, d
         normaliser = q @ k.sum(dim=-2, keepdim=True).transpose(-2, -1)  # B, h, N, 1
         return ((q @ kv) / (normaliser + self.eps)).to(dtype)
+
+    def attend_flops(self, batch: int, tokens: int) -> dict[str, int]:
+        """φ(K)ᵀV and φ(Q)(KV): 2·B·h·N·d² each; the normaliser φ(Q)·Σφ(k): 2·B·h·N·d."""
+        d = self.dim_head
+        return {"matmul": batch * self.heads * tokens * (4 * d * d + 2 * d)}

@@ -53,7 +53,11 @@ class MultipoleAttention(GridAttention):
     coverage average); the overlapping windows are processed as ``ceil(k/s)²`` groups of non-overlapping windows
     (strided views, no ``k²``-fold unfolded copy), each through ``scaled_dot_product_attention``.
 
-    Complexity: time O(N k² d / s² + N C²), memory O(N C) (one group of windows at a time).
+    Complexity (N = H·W): time O(N k⁴ d / s² + N C²) — ``N/s²`` window positions per level, each ``k²`` queries
+    against ``k²`` keys, plus the token-wise projections and the r×r convolutions (:meth:`flop_parts` counts it);
+    memory O(N C) in inference (one group of windows at a time), O(N k² C / s²) in training (each group's window
+    copy is kept for backward). What this layer removes relative to the reference is the ``k²/s²``-fold duplication
+    of the norms and projections and the unfolded copy, not the O(k⁴) attention inside windows.
 
     Args:
         dim, heads, dim_head, dropout: as for ``full``.
@@ -61,7 +65,7 @@ class MultipoleAttention(GridAttention):
         level_weighting: ``paper`` | ``sum``. max_levels: cap on the number of levels (None = no cap).
     """
 
-    complexity = "time O(N k^2 d / s^2 + N C^2), memory O(N C)"
+    complexity = "time O(N k^4 d / s^2 + N C^2), memory O(N C) inference / O(N k^2 C / s^2) training"
     constraints = "(H-k), (W-k) divisible by stride; levels stop where r no longer divides"
     reference = "Colagrande et al. 2025 (MANO), arXiv 2507.02748"
 
@@ -107,6 +111,25 @@ class MultipoleAttention(GridAttention):
         )
         self._counts: dict[tuple[Any, ...], torch.Tensor] = {}
         self._last_levels: list[tuple[int, int]] = []
+
+    def flop_parts(self, batch: int, height: int, width: int) -> dict[str, int]:
+        """Per level ``(h, w)`` with ``P = ((h-k)/s+1)·((w-k)/s+1)`` window positions: the qkv and output
+        projections once per token, q kᵀ and p v inside every window, 4·B·heads·P·k⁴·d; between levels the shared
+        down and up convolutions, 2·B·C²·r²·(coarse tokens) each (pooling and nearest up-sampling count 0)."""
+        k, s, r = self.window, self.stride, self.rate
+        inner, dim = self.heads * self.dim_head, self.to_qkv.in_features
+        out_proj = 0 if isinstance(self.to_out, nn.Identity) else 1
+        shapes = self.level_shapes(height, width)
+        matmul = sdpa = 0
+        for h, w in shapes:
+            n = batch * h * w
+            positions = ((h - k) // s + 1) * ((w - k) // s + 1)
+            matmul += 2 * n * dim * 3 * inner + out_proj * 2 * n * inner * dim
+            sdpa += 4 * batch * self.heads * positions * k**4 * self.dim_head
+        coarse = sum(batch * h * w for h, w in shapes[1:])
+        resampling = (self.down_kind == "conv") + (self.up_kind == "conv")
+        matmul += resampling * 2 * dim * dim * r * r * coarse
+        return {"matmul": matmul, "sdpa": sdpa}
 
     def receptive_field(self, height: int, width: int) -> tuple[int, int]:
         """The coarsest level's window, ``k · r^(levels-1)`` tokens of the input grid per side (capped at the grid)."""

@@ -142,6 +142,24 @@ class MultipoleAttentionReference(GridAttention):
     def grid_kwargs(cls, height: int, width: int) -> dict[str, Any]:
         return {"image_size": height}
 
+    def flop_parts(self, batch: int, height: int, width: int) -> dict[str, int]:
+        """As ``mano``, but the projections run on every window copy (``k²`` tokens per window position) and the
+        attention is written out as matmuls: per level 2·B·P·k²·C·(3·inner + inner) + 4·B·heads·P·k⁴·d."""
+        k, s, r = self.window, self.stride, self.rate
+        block = self.attention.attn
+        heads, inner, dim = block.heads, block.to_qkv.out_features // 3, block.to_qkv.in_features
+        out_proj = 0 if isinstance(block.to_out, nn.Identity) else 1
+        sides = [self.image_size // r**level for level in range(self.levels)]
+        matmul = 0
+        for side in sides:
+            copies = batch * ((side - k) // s + 1) ** 2 * k * k  # tokens of all window copies
+            matmul += 2 * copies * dim * 3 * inner + out_proj * 2 * copies * inner * dim
+            matmul += 4 * copies * heads * k * k * (inner // heads)
+        coarse = sum(batch * side * side for side in sides[1:])
+        resampling = isinstance(self.down, nn.Conv2d) + isinstance(self.up, nn.ConvTranspose2d)
+        matmul += resampling * 2 * dim * dim * r * r * coarse
+        return {"matmul": matmul}
+
     def receptive_field(self, height: int, width: int) -> tuple[int, int]:
         """The coarsest level's window, ``k · r^(levels-1)`` tokens per side (levels fixed at construction)."""
         reach = self.window * self.rate ** (self.levels - 1)

@@ -107,6 +107,16 @@ class SwinAttention(GridAttention):
             kwargs["shift"] = window // 2 if index % 2 else 0
         return kwargs
 
+    def flop_parts(self, batch: int, height: int, width: int) -> dict[str, int]:
+        """qkv and output projections over all N tokens; inside each of the N/w² windows, q kᵀ and p v over w²
+        tokens: 4·B·h·N·w²·d (the relative-position bias and the shift mask are additions, not counted)."""
+        n = batch * height * width
+        heads, dim = self.attn.num_heads, self.attn.qkv.in_features
+        inner = self.attn.qkv.out_features // 3
+        d = inner // heads
+        return {"matmul": 2 * n * dim * 3 * inner + 2 * n * inner * dim,
+                "sdpa": 4 * n * heads * self.window**2 * d}
+
     def receptive_field(self, height: int, width: int) -> tuple[int, int]:
         return min(self.window, height), min(self.window, width)
 

@@ -101,7 +101,7 @@ def measure_cost(case: CostCase) -> dict[str, Any]:
     from attnbench.measure import memory, timing
     from attnbench.measure.profiling import sdpa_kernels
     from attnbench.measure.provenance import load_average
-    from attnbench.registry import build_for_grid
+    from attnbench.registry import build_for_grid, cost_model
 
     load_start = load_average()
     s = case.settings
@@ -159,6 +159,7 @@ def measure_cost(case: CostCase) -> dict[str, Any]:
     kernels = sdpa_kernels(step)
     info = getattr(module, "extra_info", lambda: {})()
     ci_lo, ci_hi = result.median_ci()
+    flops, moved = cost_model(module, case.batch, case.height, case.width, case.dim, case.mode, x.element_size())
     return {
         "time_ms_median": result.median * 1e3,
         "time_ms_q1": result.q1 * 1e3,
@@ -178,6 +179,10 @@ def measure_cost(case: CostCase) -> dict[str, Any]:
         "compile_s": compile_s,
         "sdpa_backend": kernels,
         "impl": json.dumps(info, sort_keys=True, default=str) if info else "",
+        "flops": flops,
+        "bytes": moved,
+        "gflops_per_s": flops / result.median / 1e9 if flops else None,
+        "gbytes_per_s": moved / result.median / 1e9 if moved else None,
         "load_start": load_start,
         "load_end": load_average(),
     }

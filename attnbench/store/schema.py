@@ -13,7 +13,7 @@ from typing import Any
 __all__ = ["COLUMNS", "NUMERIC", "SCHEMA", "SCHEMA_VERSION", "Column", "columns_markdown", "format_value",
            "series_label"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,9 @@ SCHEMA: tuple[Column, ...] = (
         time_samples_ms:json:every block's per-call time, ms (asv keeps its samples too);
         minor_faults_per_call:float:page faults (minor) per call while timing — fresh pages the allocator had
         to map; load_start:float:1-min load average when the case started; load_end:float:when it ended;
+        flops:int:FLOPs of one call from the mechanism's formula (matmul-like work, fwd_bwd with the backward);
+        bytes:int:minimum memory traffic of one call, from the mechanism's formula;
+        gflops_per_s:float:flops / median time; gbytes_per_s:float:bytes / median time;
         peak_mib:float:MiB, see mem_kind — for accuracy rows the peak during training; mem_kind:str:cpu_rss|cuda_allocated;
         input_mib:float; params:int; compile_s:float; sdpa_backend:str:the SDPA kernel actually used; tf32:bool;
         impl:json:implementation facts such as mano's level count, swin's window path — for accuracy rows the

@@ -1,0 +1,53 @@
+"""Each mechanism's FLOP formula against torch's own counter (``FlopCounterMode``), parametrised over the registry.
+
+SDPA is pinned to the math kernel so the counter sees the attention as matmuls (it has no formula for the CPU flash
+kernel); then every FLOP the formulas count is visible to it, so forward totals must agree exactly, and fwd+bwd
+totals equal 3 × forward (each matmul's backward: input and weight gradient; the math kernel does not recompute,
+so the formulas' 2.5× fused-attention backward is replaced by 2× here).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from attnbench import list_attentions
+from attnbench.registry import build_for_grid, capability_reasons
+
+GRIDS = [(16, 16), (8, 12)]
+
+
+def _counted(module, x, backward):
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        y = module(x)
+        if backward:
+            y.backward(torch.ones_like(y))
+    return counter.get_total_flops()
+
+
+@pytest.mark.parametrize("grid", GRIDS, ids=lambda g: f"{g[0]}x{g[1]}")
+@pytest.mark.parametrize("name", list_attentions())
+def test_flop_formula_matches_the_counter(name, grid):
+    h, w = grid
+    module = build_for_grid(name, 32, 4, h, w)
+    if capability_reasons(module, h, w, backward=True) or getattr(module, "flop_parts", None) is None:
+        pytest.skip("cannot run backward here, or no FLOP formula")
+    parts = module.flop_parts(2, h, w)
+    if parts is None:
+        pytest.skip(f"{name} declares no FLOP formula")
+    x = torch.randn(2, h, w, 32)
+    assert _counted(module, x, backward=False) == sum(parts.values()) == module.flops(2, h, w, "fwd")
+    module.train()
+    assert _counted(module, x.requires_grad_(True), backward=True) == 3 * sum(parts.values())
+    bwd = module.flops(2, h, w, "fwd_bwd")
+    assert bwd == int(sum(parts.values()) + 2 * parts.get("matmul", 0) + 2.5 * parts.get("sdpa", 0))
+
+
+def test_dense_attention_counts_as_tritonbench_does():
+    full = build_for_grid("full", 64, 4, 32, 32)
+    n, attention = 32 * 32, 4 * 1 * 4 * (32 * 32) ** 2 * 16
+    assert full.flop_parts(1, 32, 32)["sdpa"] == attention
+    assert full.flops(1, 32, 32, "fwd_bwd") - 3 * full.flop_parts(1, 32, 32)["matmul"] == 3.5 * attention
+    assert full.bytes_moved(1, 32, 32, 64) == 4 * (2 * n * 64 + sum(p.numel() for p in full.parameters()))
