@@ -201,6 +201,20 @@ def linear_probe(*labels: str) -> str:
                       *(f"{label} {side}²" for label in labels for side in (64, 128))], rows))
 
 
+def rerun_pair() -> str:
+    """The two newest re-runs against each other: how far two runs of the same code and environment class move."""
+    runs = sorted((RESULTS / "rerun").glob("*/*/cpu.csv"), key=lambda p: p.parent.name)[-2:]
+    if len(runs) < 2:
+        return "(fewer than two re-runs committed)"
+    t = compare(load_frame([runs[0]]), load_frame([runs[1]]))
+    ratios_ = t["ratio"].dropna()
+    sig = t["change"].isin(["slower", "faster"])
+    lo, q1, med, q3, hi = np.quantile(ratios_, [0, 0.25, 0.5, 0.75, 1])
+    return (f"`attnbench compare {_rel(runs[0])} {_rel(runs[1])}`: {len(t)} cases, {int(sig.sum())} "
+            f"({100 * sig.mean():.0f} %) flagged as significant changes; time ratio B/A over the {len(ratios_)} cases "
+            f"that ran in both: median {med:.2f}, quartiles {q1:.2f}–{q3:.2f}, range {lo:.2f}–{hi:.2f}.")
+
+
 def _accuracy(path: Path, tasks: list[str]) -> str:
     df = load_frame([path])
     df = df[(df["kind"] == "accuracy") & (df["status"] == "ok") & df["task"].isin(tasks)]
@@ -239,7 +253,7 @@ def accuracy_legacy() -> str:
 BLOCKS: dict[str, Callable[..., str]] = {
     "cost-fwd": cost_fwd, "cost-exponents": cost_exponents, "claims": claims, "rerun": rerun,
     "accuracy-quick": accuracy_quick, "accuracy-legacy": accuracy_legacy, "cost-plot": cost_plot,
-    "linear-probe": linear_probe,
+    "linear-probe": linear_probe, "rerun-pair": rerun_pair,
 }
 
 
