@@ -51,3 +51,26 @@ def test_dense_attention_counts_as_tritonbench_does():
     assert full.flop_parts(1, 32, 32)["sdpa"] == attention
     assert full.flops(1, 32, 32, "fwd_bwd") - 3 * full.flop_parts(1, 32, 32)["matmul"] == 3.5 * attention
     assert full.bytes_moved(1, 32, 32, 64) == 4 * (2 * n * 64 + sum(p.numel() for p in full.parameters()))
+
+
+def test_roofline_measure_cache_and_fraction(tmp_path, monkeypatch, capsys):
+    import json
+
+    from attnbench.cli import main
+    from attnbench.measure.roofline import cached, measure_roofline
+    from attnbench.report.roofline import attainable, roofline_fraction
+
+    roof = measure_roofline("cpu", 1, n=128, copy_mib=4, min_run_time=0.05)
+    assert roof["peak_flops"]["float32"] > 1e6 and roof["copy_bytes_per_s"] > 1e6
+    monkeypatch.setenv("ATTNBENCH_DATA", str(tmp_path))
+    assert main(["roofline", "--device", "cpu", "--threads", "1", "--n", "128", "--copy-mib", "4"]) == 0
+    assert "GFLOP/s" in capsys.readouterr().out
+    from attnbench.measure.provenance import machine_tag
+
+    assert cached(machine_tag("cpu"), "cpu", 1)["matmul_n"] == 128
+    fake = {"peak_flops": {"float32": 100e9}, "copy_bytes_per_s": 10e9}
+    assert attainable(fake, "float32", 1e9, 1e9) == 10e9  # 1 FLOP/byte: bandwidth-bound
+    assert attainable(fake, "float32", 1e12, 1e9) == 100e9  # 1000 FLOP/byte: compute-bound
+    row = {"runtime": json.dumps({"roofline": fake}), "flops": 1e9, "bytes": 1e9, "time_ms_median": 200.0,
+           "dtype": "float32"}
+    assert roofline_fraction(row) == pytest.approx(0.5)  # 5 GFLOP/s of an attainable 10

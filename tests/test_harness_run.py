@@ -293,13 +293,13 @@ def test_compile_axis(tmp_path):
 
 
 def test_dirty_checkout_does_not_write_into_results_unless_allowed(tmp_path, monkeypatch, capsys):
-    import attnbench.cli as cli
+    import attnbench.commands as commands
     from attnbench.measure import provenance
 
     suite = tmp_path / "tiny.toml"
     suite.write_text(TINY.replace("[[8, 8], [16, 16]]", "[[8, 8]]").replace('["fwd", "fwd_bwd"]', '["fwd"]'))
     committed = tmp_path / "checkout" / "results"
-    monkeypatch.setattr(cli, "_checkout_results", lambda: committed)
+    monkeypatch.setattr(commands, "checkout_results", lambda: committed)
     monkeypatch.setattr(provenance, "tree_is_dirty", lambda root=None: True)
     assert main(["run", str(suite), "--out", str(committed), "--quiet"]) == 2
     err = capsys.readouterr().err
@@ -311,13 +311,13 @@ def test_dirty_checkout_does_not_write_into_results_unless_allowed(tmp_path, mon
 def test_bench_compares_this_machine_with_the_committed_reference(tmp_path, monkeypatch, capsys):
     import shutil
 
-    import attnbench.cli as cli
+    import attnbench.commands as commands
 
     suite = tmp_path / "tiny.toml"
     suite.write_text(TINY.replace("[[8, 8], [16, 16]]", "[[8, 8]]").replace('["fwd", "fwd_bwd"]', '["fwd"]')
                      .replace("min_repeats = 2", "min_blocks = 5"))
     committed = tmp_path / "checkout" / "results"
-    monkeypatch.setattr(cli, "_checkout_results", lambda: committed)
+    monkeypatch.setattr(commands, "checkout_results", lambda: committed)
     assert main(["bench", str(suite), "--out", str(tmp_path / "out"), "--quiet"]) == 0
     assert "no committed reference" in capsys.readouterr().out
     first = run_csv(tmp_path / "out", "tiny")

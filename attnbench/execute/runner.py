@@ -141,7 +141,13 @@ def run_suite(suite: Suite, root: str | Path = "results", run_id: str | None = N
 
     console = console or Console(stderr=True)
     start = time.perf_counter()
-    static = {**provenance(suite.device), "runtime": json.dumps(runtime_environment(), sort_keys=True)}
+    from attnbench.measure.roofline import cached
+
+    runtime = runtime_environment()
+    machine = provenance(suite.device)
+    if suite.cases:  # the roofline measured for this machine, device and thread count, if any
+        runtime["roofline"] = cached(machine["machine"], suite.device, suite.cases[0].threads)
+    static = {**machine, "runtime": json.dumps(runtime, sort_keys=True)}
     machine_dir = Path(root) / static["machine"]
     resumed = None if fresh else find_resumable(machine_dir, suite, static)
     run_dir = resumed or machine_dir / (run_id or new_run_id(static["code_version"]))

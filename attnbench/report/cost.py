@@ -96,6 +96,38 @@ def plot_cost(df: pd.DataFrame, out_dir: str | Path, min_tokens: int = 1024) -> 
     return written
 
 
+def _roofline_lines(df: pd.DataFrame) -> list[str]:
+    """Achieved GFLOP/s and the fraction of the attainable roofline, where rows carry FLOPs and a roofline."""
+    import json
+
+    from attnbench.report.roofline import roofline_fraction
+
+    ok = df[(df["status"] == "ok") & df["flops"].notna()].copy()
+    if ok.empty:
+        return []
+    ok["fraction"] = [roofline_fraction(r) for r in ok.to_dict("records")]
+    roof = next((json.loads(r)["roofline"] for r in ok["runtime"] if r and json.loads(r).get("roofline")), None)
+    head = ("no roofline measured on this machine yet (`attnbench roofline`)" if roof is None else
+            f"roofline: {', '.join(f'{k} {v / 1e9:.1f} GFLOP/s' for k, v in roof['peak_flops'].items())}, copy "
+            f"{roof['copy_bytes_per_s'] / 1e9:.1f} GB/s; attainable = min(peak, bandwidth × FLOPs/byte)")
+    grids = sorted({int(t) for t in ok["tokens"]})
+    lines = ["", f"## Achieved vs roofline (GFLOP/s from the mechanism's FLOP formula / median time; % of attainable; "
+                 f"{head})", "", "| mode | attention | " + " | ".join(_side(t) for t in grids) + " |",
+             "|---|---|" + "---|" * len(grids)]
+    for (mode, label), g in ok.groupby(["mode", "label"], sort=False):
+        cells = []
+        for t in grids:
+            hit = g[g["tokens"] == t]
+            if hit.empty:
+                cells.append("")
+                continue
+            r = hit.iloc[0]
+            frac = "" if pd.isna(r["fraction"]) else f" ({100 * r['fraction']:.1f} %)"
+            cells.append(f"{r['gflops_per_s']:.3g}{frac}")
+        lines.append(f"| {mode} | {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _side(tokens: int) -> str:
     side = int(round(np.sqrt(tokens)))
     return f"{side}²" if side * side == tokens else str(tokens)
@@ -146,6 +178,7 @@ def write_scaling_md(df: pd.DataFrame, path: str | Path, min_tokens: int = 1024,
     for _, r in fits.iterrows():
         slopes = ", ".join(f"{_side(a)}→{_side(b)}: {v:.2f}" for a, b, v in r["time_slopes"])
         lines.append(f"| {r['mode']} | {r['label']} | {slopes} |")
+    lines += _roofline_lines(df)
     front = frontiers(df)
     lines += ["", "## Frontier (largest grid that completed)", "", "| mode | attention | largest ok | first failure |",
               "|---|---|---|---|"]
