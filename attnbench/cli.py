@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="constructor option, e.g. --opt window=4 (repeatable)")
     p.set_defaults(func=cmd_check)
 
+    def report_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--fit-min-tokens", type=int, default=1024, metavar="N",
+                       help="fit scaling exponents over grids with N >= this many tokens (default 1024 = 32²)")
+        p.add_argument("--baseline", default=None, metavar="LABEL",
+                       help="label that speed-ups, memory ratios and crossovers are measured against (default: full)")
+
     def run_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--out", default=None, metavar="DIR",
                        help="results root (default results/); a run writes DIR/<machine>/<run-id>/<suite>.csv")
@@ -66,10 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="figures, scaling.md and accuracy.md from results CSV(s); never re-runs anything")
     p.add_argument("results", nargs="+", metavar="RESULTS", help="results CSV file(s) or folder(s)")
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default: plots/ next to the results)")
-    p.add_argument("--fit-min-tokens", type=int, default=1024, metavar="N",
-                   help="fit scaling exponents over grids with N >= this many tokens (default 1024 = 32²)")
-    p.add_argument("--baseline", default=None, metavar="LABEL",
-                   help="label that speed-ups, memory ratios and crossovers are measured against (default: full)")
+    report_options(p)
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("bench", help="run suites (default: this machine's default suites), then plot them",
@@ -77,10 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "suites/cpu.toml then suites/accuracy-quick.toml) or the given ones, then plots.")
     p.add_argument("suites", nargs="*", metavar="SUITE", help="suite TOML file(s) (default: this machine's)")
     run_options(p)
-    p.add_argument("--fit-min-tokens", type=int, default=1024, metavar="N",
-                   help="fit scaling exponents over grids with N >= this many tokens (default 1024 = 32²)")
-    p.add_argument("--baseline", default=None, metavar="LABEL",
-                   help="label that speed-ups, memory ratios and crossovers are measured against (default: full)")
+    report_options(p)
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("compare", help="compare two results files or folders case by case (asv-style)",

@@ -188,13 +188,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if missing:
         return usage_error(f"{missing[0]}: no such results file or directory")
     try:
-        table = compare(load_frame([args.a]), load_frame([args.b]), threshold=args.threshold, alpha=args.alpha)
+        a, b = load_frame([args.a]), load_frame([args.b])
     except NotResultsError as exc:
         return usage_error(str(exc))
+    table = compare(a, b, threshold=args.threshold, alpha=args.alpha)
     console = Console(width=max(Console().width, 150))
     print_comparison(table, console, args.a, args.b, args.threshold, args.alpha, fmt=args.format)
     if args.format == "table":
-        a, b = load_frame([args.a]), load_frame([args.b])
         if (a["kind"] == "accuracy").any() or (b["kind"] == "accuracy").any():
             print_accuracy_comparison(compare_accuracy(a, b), console, args.a, args.b)
     return verdict(table, args.fail_above, args.fail_below)

@@ -10,7 +10,17 @@ from __future__ import annotations
 import os
 import signal
 
-__all__ = ["die_with_runner"]
+__all__ = ["die_with_parent", "die_with_runner"]
+
+
+def die_with_parent(sig: int) -> bool:
+    """Ask Linux to send ``sig`` to this process when its parent dies (``PR_SET_PDEATHSIG``); False elsewhere."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl(1, sig) == 0  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        return False
 
 
 def die_with_runner() -> bool:
@@ -18,12 +28,7 @@ def die_with_runner() -> bool:
     runner = os.environ.get("ATTNBENCH_RUNNER_PID", "")
     if not runner.isdigit() or int(runner) == os.getpid() or os.getppid() != int(runner):
         return False
-    try:
-        import ctypes
-
-        return ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM) == 0  # PR_SET_PDEATHSIG = 1 (Linux)
-    except (OSError, AttributeError):
-        return False
+    return die_with_parent(signal.SIGTERM)
 
 
 die_with_runner()

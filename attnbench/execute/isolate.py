@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from attnbench.attention import CORE_MODULES
+from attnbench.execute.guard import die_with_parent
 from attnbench.spec.case import Case
 
 __all__ = ["START_TIMEOUT", "classify_exception", "configure", "run_in_child", "run_isolated"]
@@ -105,13 +106,9 @@ def _die_with(runner_pid: int) -> None:
     which is not our parent under the fork server. Either way the whole process group is killed, so no case is
     ever left spinning on a machine that later cases measure.
     """
-    import ctypes
     import threading
 
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1 (Linux)
-    except (OSError, AttributeError):
-        pass
+    die_with_parent(signal.SIGKILL)
     parent = os.getppid()
 
     def watch() -> None:

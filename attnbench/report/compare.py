@@ -9,11 +9,12 @@ or ≤ 1/``threshold`` (faster). Rows without timing blocks (schema 1) get the r
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from attnbench.report.frame import parse_samples
 
 __all__ = ["compare", "compare_accuracy", "print_accuracy_comparison", "print_comparison", "verdict"]
 
@@ -21,10 +22,8 @@ _KEY = ["suite", "config_id", "height", "width"]
 
 
 def _samples(value: Any) -> np.ndarray | None:
-    if not isinstance(value, str) or not value:
-        return None
-    xs = np.asarray(json.loads(value), float)
-    return xs if len(xs) >= 2 else None
+    xs = parse_samples(value)
+    return xs if xs is not None and len(xs) >= 2 else None
 
 
 def _ratio_ci(a: np.ndarray, b: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:

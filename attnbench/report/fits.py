@@ -6,13 +6,12 @@ groups by series label, and labels already separate configurations.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from attnbench.report.frame import CONTEXT, baseline_label
+from attnbench.report.frame import CONTEXT, baseline_label, parse_samples
 
 __all__ = ["WIN_MARGIN", "Fit", "crossovers", "fit_power_law", "frontiers", "local_slopes", "memory_floor", "ratios",
            "scaling_fits"]
@@ -21,7 +20,7 @@ __all__ = ["WIN_MARGIN", "Fit", "crossovers", "fit_power_law", "frontiers", "loc
 # below the baseline's, or — for rows without a CI (schema 1) — it is at least this many times faster.
 WIN_MARGIN = 1.1
 # Statuses after which a larger grid of the same series would only fail the same way.
-FAILED = ("oom", "timeout", "crashed", "skipped", "error")
+FAILURES = ("oom", "timeout", "crashed", "skipped", "error")
 
 
 @dataclass(frozen=True)
@@ -85,9 +84,8 @@ def _ok(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _samples(g: pd.DataFrame) -> list[np.ndarray] | None:
-    if "time_samples_ms" not in g or (g["time_samples_ms"].astype(str) == "").any():
-        return None
-    return [np.asarray(json.loads(s), float) for s in g["time_samples_ms"]]
+    samples = [parse_samples(s) for s in g["time_samples_ms"]]
+    return None if any(s is None for s in samples) else samples
 
 
 def memory_floor(df: pd.DataFrame) -> dict[tuple[str, str, str], float]:
@@ -183,9 +181,9 @@ def crossovers(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
             mine, theirs = r["status"], r["status_b"]
             if mine == "ok" and theirs == "ok":
                 wins.append(_beats(r))
-            elif mine == "ok" and theirs in FAILED:
+            elif mine == "ok" and theirs in FAILURES:
                 wins.append(True)
-            elif mine in FAILED and theirs == "ok":
+            elif mine in FAILURES and theirs == "ok":
                 wins.append(False)
             else:
                 wins.append(None)

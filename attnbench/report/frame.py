@@ -7,12 +7,14 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from attnbench.store.csvfile import read_results
 from attnbench.store.schema import COLUMNS, NUMERIC, series_label
 
-__all__ = ["BASELINE", "CONTEXT", "NotResultsError", "baseline_label", "load_frame", "machine_line", "prepare"]
+__all__ = ["BASELINE", "CONTEXT", "NotResultsError", "baseline_label", "load_frame", "machine_line",
+           "parse_samples", "prepare"]
 
 # The label ratios and crossovers are measured against: global softmax attention, the quadratic reference.
 BASELINE = "full"
@@ -27,6 +29,13 @@ DISTINGUISHING = ("attention", "kwargs", "batch", "dim", "heads", "dtype", "devi
                   "min_run_time", "min_blocks", "warmup", "timeout")
 # What two rows must share to be compared (ratios to the baseline, crossovers): all but the mechanism and grid.
 CONTEXT = ("suite", "mode", "batch", "dim", "heads", "dtype", "device", "threads")
+
+
+def parse_samples(value: object) -> np.ndarray | None:
+    """A row's ``time_samples_ms`` (JSON list of per-block times) as an array; ``None`` when absent (schema 1)."""
+    if not isinstance(value, str) or not value:
+        return None
+    return np.asarray(json.loads(value), float)
 
 
 def _files(paths: list[str | Path]) -> list[Path]:

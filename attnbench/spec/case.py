@@ -8,6 +8,7 @@ asks what kind of case it holds.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -58,7 +59,7 @@ class Case:
             **{k: self.settings.get(k) for k in self.CONFIG_SETTINGS},
         }
 
-    @property
+    @functools.cached_property
     def config_id(self) -> str:
         """Short stable hash of :meth:`config`; analyses group rows by it, compare matches runs on it."""
         text = json.dumps(self.config(), sort_keys=True, default=str, separators=(",", ":"))
