@@ -1,6 +1,7 @@
 """Each mechanism's FLOP formula against torch's own counter (``FlopCounterMode``), parametrised over the registry.
 
-SDPA is pinned to the math kernel so the counter sees the attention as matmuls (it has no formula for the CPU flash
+A mechanism whose fast path computes its operations in a form the counter does not see is built with its
+``flop_counter_kwargs`` (``mano``: the per-window SDPA path). SDPA is pinned to the math kernel so the counter sees the attention as matmuls (it has no formula for the CPU flash
 kernel); then every FLOP the formulas count is visible to it, so forward totals must agree exactly, and fwd+bwd
 totals equal 3 × forward (each matmul's backward: input and weight gradient; the math kernel does not recompute,
 so the formulas' 2.5× fused-attention backward is replaced by 2× here).
@@ -32,6 +33,7 @@ def _counted(module, x, backward):
 def test_flop_formula_matches_the_counter(name, grid):
     h, w = grid
     module = build_for_grid(name, 32, 4, h, w)
+    module = build_for_grid(name, 32, 4, h, w, kwargs=dict(getattr(type(module), "flop_counter_kwargs", {})))
     if capability_reasons(module, h, w, backward=True) or getattr(module, "flop_parts", None) is None:
         pytest.skip("cannot run backward here, or no FLOP formula")
     parts = module.flop_parts(2, h, w)

@@ -109,22 +109,65 @@ MANO_CASES = [  # (H, window, stride, rate, down, up)
 ]
 
 
+@pytest.mark.parametrize("path", ["shifted", "sdpa"])
 @pytest.mark.parametrize("case", MANO_CASES, ids=lambda c: "H{}-k{}-s{}-r{}-{}-{}".format(*c))
-def test_mano_equals_reference(case):
+def test_mano_equals_reference(case, path):
+    """Outputs within 1e-5, input gradients within 1e-4 and every parameter's gradient within 1e-4 (relative to
+    its largest entry) of the authors' code, on both window paths."""
     H, k, s, r, down, up = case
+    if H == 128 and path == "sdpa":
+        pytest.skip("the large case runs on the default path only (time)")
     torch.manual_seed(0)
     C = 64 if H == 128 else 32
     ref = create_attention("mano_reference", dim=C, heads=4, image_size=H, window=k, stride=s, rate=r,
                            down=down, up=up).eval()
-    mano = create_attention("mano", dim=C, heads=4, window=k, stride=s, rate=r, down=down, up=up).eval()
+    mano = create_attention("mano", dim=C, heads=4, window=k, stride=s, rate=r, down=down, up=up, path=path).eval()
     mano.load_reference_weights(ref)
     x = _x(B=1 if H == 128 else 2, H=H, W=H, C=C).requires_grad_(True)
     a, b = ref(x), mano(x)
     assert mano.extra_info()["levels"] == ref.levels
+    assert mano.extra_info()["window_path"] == path
     assert (a - b).abs().max().item() < 1e-5
-    ga, = torch.autograd.grad(a.square().sum(), x)
-    gb, = torch.autograd.grad(b.square().sum(), x)
+    pairs = [(m, t) for m, t in mano.reference_pairs(ref) if list(m.parameters())]
+    mine = [p for m, _ in pairs for p in m.parameters()]
+    theirs = [p for _, t in pairs for p in t.parameters()]
+    assert mine and len(mine) == len(theirs)
+    ga, *grads_ref = torch.autograd.grad(a.square().sum(), [x, *theirs])
+    gb, *grads = torch.autograd.grad(b.square().sum(), [x, *mine])
     assert (ga - gb).abs().max().item() < 1e-4
+    for g_ref, g in zip(grads_ref, grads):
+        assert (g_ref - g).abs().max().item() <= 1e-4 * max(1.0, g_ref.abs().max().item())
+
+
+def test_overlapping_windows_equal_per_window_attention():
+    """The shifted formulation against a loop over every window (one SDPA each), float64, with and without bands,
+    and its hand-written backward against finite differences."""
+    from attnbench.attention.mano import coverage
+    from attnbench.attention.overlapping_windows import overlapping_window_attention
+
+    gen = torch.Generator().manual_seed(0)
+    for h, w, k, s, block in [(8, 8, 2, 1, 10**6), (8, 8, 2, 1, 16), (9, 7, 3, 2, 14), (10, 10, 4, 2, 30),
+                              (6, 6, 3, 3, 6), (5, 5, 1, 1, 10**6)]:
+        B, heads, d = 2, 3, 4
+        qkv = torch.randn(3, heads, d, B, h, w, dtype=torch.float64, generator=gen, requires_grad=True)
+        count = coverage(h, k, s)[:, None].double() * coverage(w, k, s)[None, :].double()
+        expected = torch.zeros(heads, d, B, h, w, dtype=torch.float64)
+        q, key, v = (t.permute(2, 0, 3, 4, 1) for t in qkv.unbind(0))  # B, heads, h, w, d
+        for i in range(0, h - k + 1, s):
+            for j in range(0, w - k + 1, s):
+                win = [t[:, :, i : i + k, j : j + k].reshape(B, heads, k * k, d) for t in (q, key, v)]
+                o = torch.nn.functional.scaled_dot_product_attention(*win).reshape(B, heads, k, k, d)
+                expected[..., i : i + k, j : j + k] += o.permute(1, 4, 0, 2, 3)
+        expected = expected / count
+        got = overlapping_window_attention(qkv, k, s, count, block_tokens=block)
+        assert (got - expected).abs().max().item() < 1e-12, (h, w, k, s, block)
+        g = torch.randn_like(got, generator=gen)
+        (grad_got,) = torch.autograd.grad((got * g).sum(), qkv)
+        (grad_expected,) = torch.autograd.grad((expected * g).sum(), qkv)
+        assert (grad_got - grad_expected).abs().max().item() < 1e-12
+    count = coverage(5, 2, 1)[:, None].double() * coverage(4, 2, 1)[None, :].double()
+    qkv = torch.randn(3, 2, 3, 1, 5, 4, dtype=torch.float64, generator=gen, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: overlapping_window_attention(t, 2, 1, count, block_tokens=8), (qkv,))
 
 
 def test_mano_reference_weights_must_match_hyperparameters():

@@ -155,6 +155,10 @@ class GridAttention(nn.Module):
     # attention's backward recomputes the scores, 5 matmuls for the forward's 2 (2.5×), as FlashAttention and
     # TritonBench count (fwd + bwd = 3.5 × fwd).
     BACKWARD_RATIO: ClassVar[dict[str, float]] = {"matmul": 2.0, "sdpa": 2.5}
+    # Keyword arguments under which every FLOP that :meth:`flop_parts` counts runs as a matmul or SDPA that
+    # ``FlopCounterMode`` sees (the FLOP test builds the mechanism with them), for mechanisms whose fast path
+    # computes the same operations in another form (``mano``: shifted element-wise products).
+    flop_counter_kwargs: ClassVar[dict[str, Any]] = {}
 
     def flop_parts(self, batch: int, height: int, width: int) -> dict[str, int] | None:
         """Forward FLOPs of one call on ``[batch, height, width, C]``, by kind, from the mechanism's own formula.

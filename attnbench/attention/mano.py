@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from attnbench.attention.overlapping_windows import overlapping_window_attention
 from attnbench.attention.base import GridAttention, check_choice, check_dropout, check_heads, check_int
 from attnbench.registry import register_attention, register_config
+
+
+# Largest window the shifted formulation runs by default ("auto"); larger windows use one SDPA per window group.
+SHIFTED_MAX_WINDOW = 3
 
 
 def window_starts(size: int, window: int, stride: int) -> range:
@@ -50,22 +55,40 @@ class MultipoleAttention(GridAttention):
 
     Efficiency versus the reference (same outputs): both LayerNorms, the qkv projection and the output projection
     are token-wise, so they run once per token instead of once per window copy (``to_out`` commutes with the
-    coverage average); the overlapping windows are processed as ``ceil(k/s)²`` groups of non-overlapping windows
-    (strided views, no ``k²``-fold unfolded copy), each through ``scaled_dot_product_attention``.
+    coverage average). The windows themselves run on one of two paths (``path``):
+
+    - ``shifted`` (default for k <= 3, :mod:`attnbench.attention.overlapping_windows`): every score a window needs
+      is a query-key dot product at one of ``(2k-1)²`` fixed offsets, so the whole level takes ``(2k-1)²`` shifted
+      element-wise products for the scores, per-window softmaxes on a ``[k², k², ...]`` tensor, and ``(2k-1)²``
+      shifted multiply-adds for the averaged output; overlapping windows share their dot products. No per-window
+      launches, no window copies; a hand-written backward keeps only q, k, v and the window probabilities.
+    - ``sdpa`` (default for larger windows, where batched matmuls win): the overlapping windows as ``ceil(k/s)²``
+      groups of non-overlapping windows (strided views), each through ``scaled_dot_product_attention``.
+
+    Work per token, C = 64, 4 heads (d = 16), k = 2, s = 1, r = 2 (levels sum to about 4/3 N tokens): qkv and
+    output projections 8·C² = 32 768 FLOPs per level-token, attention inside windows 4·k⁴·C = 4 096 FLOPs per
+    level-token as counted by window (the shifted path performs 4·(2k-1)²·C = 2 304 multiply-add FLOPs instead),
+    down and up convolutions 2·C²·r² each per coarse token (16/3·C² = 21 845 per input token over all levels).
 
     Complexity (N = H·W): time O(N k⁴ d / s² + N C²) — ``N/s²`` window positions per level, each ``k²`` queries
     against ``k²`` keys, plus the token-wise projections and the r×r convolutions (:meth:`flop_parts` counts it);
-    memory O(N C) in inference (one group of windows at a time), O(N k² C / s²) in training (each group's window
-    copy is kept for backward). What this layer removes relative to the reference is the ``k²/s²``-fold duplication
-    of the norms and projections and the unfolded copy, not the O(k⁴) attention inside windows.
+    memory O(N C) in inference (each level's temporaries are freed as it goes); in training O(N (C + heads·k⁴/s²))
+    on the shifted path, O(N k² C / s²) on the SDPA path (each group's window copy is kept for backward). What
+    this layer removes relative to the reference is the ``k²/s²``-fold duplication of the norms and projections
+    and the unfolded copy, not the O(k⁴) window attention the mechanism defines.
 
     Args:
         dim, heads, dim_head, dropout: as for ``full``.
         window: k >= 1. stride: 1 <= s <= k. rate: r >= 2. down: ``conv`` | ``pool``. up: ``conv`` | ``nearest``.
         level_weighting: ``paper`` | ``sum``. max_levels: cap on the number of levels (None = no cap).
+        path: ``auto`` (shifted for k <= 3, else sdpa) | ``shifted`` | ``sdpa``: how windows are computed (same
+        outputs up to float rounding).
     """
 
-    complexity = "time O(N k^4 d / s^2 + N C^2), memory O(N C) inference / O(N k^2 C / s^2) training"
+    complexity = (
+        "time O(N k^4 d / s^2 + N C^2), memory O(N C) inference / O(N (C + heads k^4 / s^2)) training (k <= 3)"
+    )
+    flop_counter_kwargs: ClassVar[dict[str, Any]] = {"path": "sdpa"}  # the shifted path's products are elementwise
     constraints = "(H-k), (W-k) divisible by stride; levels stop where r no longer divides"
     reference = "Colagrande et al. 2025 (MANO), arXiv 2507.02748"
 
@@ -80,6 +103,7 @@ class MultipoleAttention(GridAttention):
         up: str = "conv",
         level_weighting: str = "paper",
         max_levels: int | None = None,
+        path: str = "auto",
         dim_head: int | None = None,
         dropout: float = 0.0,
     ) -> None:
@@ -109,6 +133,7 @@ class MultipoleAttention(GridAttention):
             if up == "conv"
             else nn.Upsample(scale_factor=r, mode="nearest")
         )
+        self.path = check_choice(self, "path", path, ("auto", "shifted", "sdpa"))
         self._counts: dict[tuple[Any, ...], torch.Tensor] = {}
         self._last_levels: list[tuple[int, int]] = []
 
@@ -174,10 +199,32 @@ class MultipoleAttention(GridAttention):
 
     def window_attention(self, x: torch.Tensor) -> torch.Tensor:
         """The shared per-level operator ``W``: ``[B, h, w, C] → [B, h, w, C]``."""
-        B, h, w, _ = x.shape
+        B, h, w, C = x.shape
+        x = self.norm2(self.norm1(x)).reshape(B * h * w, C)
+        if self.path_for() == "shifted":
+            # qkv channel-first per head, [3, heads, d, B, h, w], straight from the matmul (no transpose copy).
+            qkv = torch.mm(self.to_qkv.weight, x.t()).view(3, self.heads, self.dim_head, B, h, w)
+            count = self._count(h, w, x)[..., 0]
+            del x  # inference frees each temporary as soon as it is consumed (training keeps what backward needs)
+            out = overlapping_window_attention(qkv, self.window, self.stride, count, self.dropout if self.training else 0.0)
+            del qkv
+            out = out.view(-1, B * h * w).t()
+        else:
+            out = self._grouped_sdpa(self.to_qkv(x).view(B, h, w, -1)).view(B * h * w, -1)
+        return self.out_drop(self.to_out(out).view(B, h, w, -1))
+
+    def path_for(self) -> str:
+        """Which formulation runs: ``shifted`` (shared shifted products) or ``sdpa`` (one SDPA per window group)."""
+        if self.path != "auto":
+            return self.path
+        return "shifted" if self.window <= SHIFTED_MAX_WINDOW else "sdpa"
+
+    def _grouped_sdpa(self, qkv: torch.Tensor) -> torch.Tensor:
+        """``qkv [B, h, w, 3·inner] → [B, h, w, inner]``: the overlapping windows as ``ceil(k/s)²`` groups of
+        non-overlapping windows (strided views), each group through ``scaled_dot_product_attention``."""
+        B, h, w, _ = qkv.shape
         k, s = self.window, self.stride
         inner = self.heads * self.dim_head
-        qkv = self.to_qkv(self.norm2(self.norm1(x)))  # B, h, w, 3*inner — once per token
         out = qkv.new_zeros(B, h, w, inner)
         groups = -(-k // s)  # ceil(k / s): windows g, g+groups, ... never overlap
         step = groups * s
@@ -196,8 +243,7 @@ class MultipoleAttention(GridAttention):
                 # Add into the same windows of the output (a view with non-overlapping windows).
                 target = out[:, gh * s :, gw * s :].unfold(1, k, step).unfold(2, k, step)[:, :nh, :nw]
                 target += o
-        out = out / self._count(h, w, out)
-        return self.out_drop(self.to_out(out))
+        return out / self._count(h, w, out)
 
     # ------------------------------------------------------------------------------------------ V-cycle
     def _down(self, x: torch.Tensor) -> torch.Tensor:
@@ -225,22 +271,26 @@ class MultipoleAttention(GridAttention):
 
     def extra_info(self) -> dict[str, Any]:
         shapes = self._last_levels
-        return {"levels": len(shapes), "coarsest": f"{shapes[-1][0]}x{shapes[-1][1]}" if shapes else ""}
+        return {"levels": len(shapes), "coarsest": f"{shapes[-1][0]}x{shapes[-1][1]}" if shapes else "",
+                "window_path": self.path_for()}
 
     # ------------------------------------------------------------------------------------ weight copying
-    @torch.no_grad()
-    def load_reference_weights(self, ref: nn.Module) -> MultipoleAttention:
-        """Copy the weights of a ``mano_reference`` layer with the same hyper-parameters into this one."""
-        pairs = [
+    def reference_pairs(self, ref: nn.Module) -> list[tuple[nn.Module, nn.Module]]:
+        """``(this layer's module, the mano_reference layer's module)`` holding the same weights."""
+        to_out = ref.attention.attn.to_out
+        return [
             (self.norm1, ref.attention.norm),
             (self.norm2, ref.attention.attn.norm),
             (self.to_qkv, ref.attention.attn.to_qkv),
             (self.down, ref.down),
             (self.up, ref.up),
+            (self.to_out, to_out[0] if isinstance(to_out, nn.Sequential) else to_out),
         ]
-        to_out = ref.attention.attn.to_out
-        pairs.append((self.to_out, to_out[0] if isinstance(to_out, nn.Sequential) else to_out))
-        for mine, theirs in pairs:
+
+    @torch.no_grad()
+    def load_reference_weights(self, ref: nn.Module) -> MultipoleAttention:
+        """Copy the weights of a ``mano_reference`` layer with the same hyper-parameters into this one."""
+        for mine, theirs in self.reference_pairs(ref):
             if type(mine) is not type(theirs):
                 raise ValueError(f"mano: cannot copy {type(theirs).__name__} into {type(mine).__name__}")
             mine.load_state_dict(theirs.state_dict())
