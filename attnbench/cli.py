@@ -79,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="The main job: this machine's default suites (CUDA: suites/gpu.toml; CPU: "
                                    "suites/cpu.toml then suites/accuracy-quick.toml) or the given ones, then plots.")
     p.add_argument("suites", nargs="*", metavar="SUITE", help="suite TOML file(s) (default: this machine's)")
+    p.add_argument("--quick", action="store_true",
+                   help="first look at a new machine (made for one GPU, <= 8 min on an H200): roofline, `check` of "
+                        "every mechanism on the device, then suites/gpu-quick.toml; quick-check.json goes next to "
+                        "the results. Dry run on CPU: --set device=cpu --set dtype=float32 --set 'grids=[[8,8]]'")
     run_options(p)
     report_options(p)
     p.set_defaults(func=cmd_bench)

@@ -219,11 +219,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from attnbench.spec.suite import default_suites
 
     suites = args.suites or default_suites()
+    quick = None
+    if args.quick:
+        if args.suites:
+            return usage_error("bench --quick runs suites/gpu-quick.toml; it takes no SUITE arguments")
+        from attnbench.spec.suite import SUITES_DIR
+
+        suites = [str(SUITES_DIR / "gpu-quick.toml")]
+        code, quick = _quick_preflight(suites[0], args.set)
+        if code:
+            return code
     if not suites:
         return usage_error("no default suites found next to the package (run from a checkout, or name a suite file)")
     run_args = argparse.Namespace(suites=suites, out=args.out, set=args.set, fresh=args.fresh, quiet=args.quiet,
                                   only=None, allow_dirty=args.allow_dirty)
     code, paths = _run(run_args)
+    if quick is not None and paths:  # the preflight's roofline and checks go next to the suite's results
+        import json
+
+        (paths[0].parent / "quick-check.json").write_text(json.dumps(quick, indent=1, sort_keys=True) + "\n")
     if code:
         return code
     console = Console(width=max(Console().width, 150))
@@ -243,6 +257,44 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if (new["kind"] == "accuracy").any():
             print_accuracy_comparison(compare_accuracy(ref, new), console, str(reference), str(path))
     return 0
+
+
+def _quick_preflight(suite_path: str, assignments: list[str] | None) -> tuple[int, dict | None]:
+    """``bench --quick`` before the suite: this device's roofline (measured unless cached) and ``attnbench check``
+    of every mechanism of the suite on its device; printed, and returned for ``quick-check.json``."""
+    import json
+    import time
+
+    from attnbench.contract import CheckContext, run_checks
+    from attnbench.measure.provenance import machine_tag
+    from attnbench.measure.roofline import cache_path, cached, measure_roofline
+    from attnbench.spec.suite import load_suite
+    from attnbench.spec.validate import SuiteError
+
+    try:
+        suite = load_suite(suite_path, parse_assignments(assignments, "--set"))
+    except SuiteError as exc:
+        return usage_error(str(exc)), None
+    device, threads = suite.device, suite.cases[0].threads
+    machine, started = machine_tag(device), time.perf_counter()
+    roof = cached(machine, device, threads)
+    if roof is None:  # GPU: large enough to reach the tensor-core peak; CPU (dry run): small and quick
+        size = (8192, 2048) if device == "cuda" else (1024, 64)
+        roof = measure_roofline(device, threads, n=size[0], copy_mib=size[1])
+        path = cache_path(machine, device, threads)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(roof, indent=1, sort_keys=True) + "\n")
+    peaks = ", ".join(f"{k} {v / 1e12:.3g} TFLOP/s" for k, v in roof["peak_flops"].items())
+    print(f"roofline {machine} ({device}): {peaks}; copy {roof['copy_bytes_per_s'] / 1e9:.1f} GB/s")
+    checks = {}
+    for spec in suite.attentions:
+        results = run_checks(CheckContext(spec.name, device=device, kwargs=dict(spec.kwargs)))
+        checks[spec.label] = [{"check": r.name, "status": r.status, "detail": r.detail} for r in results]
+        failed = [r.name for r in results if r.status == "fail"]
+        print(f"check {spec.label} on {device}: {len(results) - len(failed)}/{len(results)} passed or skipped"
+              + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+    return 0, {"machine": machine, "device": device, "roofline": roof, "checks": checks,
+               "preflight_s": round(time.perf_counter() - started, 1)}
 
 
 def cmd_roofline(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -328,3 +329,34 @@ def test_bench_compares_this_machine_with_the_committed_reference(tmp_path, monk
     out = capsys.readouterr().out
     assert "This machine vs the committed reference" in out and "3 cases" in out
     assert len(run_csvs(tmp_path / "out", "tiny")) == 2  # the second bench measured again
+
+
+def test_gpu_quick_check_dry_run_on_cpu(tmp_path, monkeypatch):
+    """`bench --quick` (made for the first GPU) end to end on CPU with tiny grids: roofline and `check` of every
+    mechanism first, then every mechanism fwd and fwd_bwd, results + quick-check.json + plots."""
+    from attnbench.cli import main
+    from attnbench.spec.suite import SUITES_DIR, load_suite
+
+    monkeypatch.setenv("ATTNBENCH_DATA", str(tmp_path / "cache"))
+    suite = load_suite(SUITES_DIR / "gpu-quick.toml", {"device": "cpu"})
+    assert suite.device == "cpu" and {(c.height, c.dim) for c in suite.cases} >= {(512, 128)}
+    labels = {s.label for s in suite.attentions}
+    assert {"full", "swin", "linear", "mano", "mano_reference", "full_naive"} <= labels
+    args = ["bench", "--quick", "--set", "device=cpu", "--set", "dtype=float32", "--set", "grids=[[8,8]]",
+            "--set", "threads=1", "--set", "min_run_time=0.01", "--set", "min_blocks=3", "--set", "warmup=0",
+            "--out", str(tmp_path / "results"), "--quiet"]
+    assert main(args) == 0
+    (csv_path,) = (tmp_path / "results").rglob("gpu-quick.csv")
+    with open(csv_path) as f:
+        rows = list(csv.DictReader(f))
+    assert {(r["label"], r["mode"]) for r in rows} == {(label, m) for label in labels for m in ("fwd", "fwd_bwd")}
+    assert {r["status"] for r in rows} == {"ok"} and {r["dtype"] for r in rows} == {"float32"}
+    quick = json.loads((csv_path.parent / "quick-check.json").read_text())
+    assert quick["device"] == "cpu" and quick["roofline"]["peak_flops"]["float32"] > 0
+    assert set(quick["checks"]) == labels
+    assert all(c["status"] in ("pass", "skip") for checks in quick["checks"].values() for c in checks)
+    plots = csv_path.parent / "plots" / "gpu-quick"
+    # the preflight's roofline is recorded with the rows: the achieved-vs-roofline chart and table exist
+    assert (plots / "gpu-quick_fwd_roofline.png").stat().st_size > 0
+    assert "## Achieved vs roofline" in (plots / "scaling.md").read_text()
+    assert main(["bench", "--quick", str(SUITES_DIR / "cpu.toml")]) == 2  # --quick names its own suite

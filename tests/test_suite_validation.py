@@ -60,6 +60,11 @@ CASES = [  # (id, replace this, with this, expected fragment of the message)
     ("bad min_run_time", "batch = 1", "batch = 1\nmin_run_time = 0", "min_run_time: expected a finite number > 0"),
     ("bad frontier", "batch = 1", 'batch = 1\nfrontier = "yes"', "frontier: expected true or false"),
     ("bad compile axis", "batch = 1", "batch = 1\ncompile = [1]", "compile[0]: expected true or false"),
+    ("compile_grids not in grids", "batch = 1", "batch = 1\ncompile = [false, true]\ncompile_grids = [[16, 16]]",
+     "compile_grids: [[16, 16]] not among the suite's grids; expected a subset"),
+    ("bad compile_timeout", "batch = 1", "batch = 1\ncompile_timeout = 0", "compile_timeout: expected a finite number > 0"),
+    ("bad attention compile", 'label = "mano_k2"', 'label = "mano_k2"\ncompile = "no"',
+     "attentions[1].compile: expected true or false"),
     ("bad import", "batch = 1", 'batch = 1\nimports = ["no_such_module_xyz"]', "imports: cannot import 'no_such_module_xyz'"),
     ("bad toml", "batch = 1", "batch = = 1", "invalid TOML"),
     ("bad name", 'name = "v"', 'name = "a b"', "name: expected letters, digits"),
@@ -108,7 +113,18 @@ def test_cases_are_grid_major_and_keys_unique():
     suite = load_suite(root / "cpu.toml")
     tokens = [c.tokens for c in suite.cases]
     assert tokens == sorted(tokens)
-    assert len({c.key for c in suite.cases}) == len(suite.cases) == 6 * 7 * 2
+    assert len({c.key for c in suite.cases}) == len(suite.cases) == 6 * 7 * 2 + 5 * 2 * 2  # + compiled series
+
+
+def test_compiled_series_sweep_compile_grids_with_extra_time(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text(GOOD.replace("grids = [[8, 8]]", "grids = [[8, 8], [16, 16]]\ncompile = [false, true]\n"
+                                 "compile_grids = [[16, 16]]\ntimeout = 10\ncompile_timeout = 90"))
+    cases = load_suite(path).cases
+    assert sorted((c.height, c.compile) for c in cases if c.label == "full") == [(8, False), (16, False), (16, True)]
+    assert {c.compile: c.time_limit() for c in cases} == {False: 10.0, True: 100.0}
+    path.write_text(path.read_text().replace('label = "mano_k2"', 'label = "mano_k2"\ncompile = false'))
+    assert {c.label for c in load_suite(path).cases if c.compile} == {"full"}  # mano opted out of the compiled series
 
 
 @pytest.mark.parametrize("content,fragment", [

@@ -191,6 +191,9 @@ class MultipoleAttention(GridAttention):
     # ---------------------------------------------------------------------------------------- one level
     def _count(self, h: int, w: int, x: torch.Tensor) -> torch.Tensor:
         key = (h, w, x.device, x.dtype)
+        if torch.compiler.is_compiling():  # traced as a constant; a cache lookup would guard and recompile per call
+            ch, cw = coverage(h, self.window, self.stride), coverage(w, self.window, self.stride)
+            return (ch[:, None] * cw[None, :]).to(device=x.device, dtype=x.dtype)[..., None]
         if key not in self._counts:
             ch, cw = coverage(h, self.window, self.stride), coverage(w, self.window, self.stride)
             with torch.inference_mode(False):  # a cache filled during inference must still serve training

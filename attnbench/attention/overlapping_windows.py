@@ -65,14 +65,12 @@ def _shifted_combine(weights: torch.Tensor, values: torch.Tensor, k: int) -> tor
 
 
 def _window_view(by_offset: torch.Tensor, k: int, s: int, a: tuple[int, int], positions: tuple[int, int]):
-    """For in-window query position ``a``: view ``[k, k, heads, B, Ph, Pw]`` of the contiguous offset tensor
+    """For in-window query position ``a``: view ``[k, k, heads, B, Ph, Pw]`` of the offset tensor
     ``[D, D, heads, B, h, w]`` holding, for every window, the offsets from ``a`` to the window's ``k×k`` keys."""
-    sD1, sD2, sH, sB, sy, sx = by_offset.stride()
     ay, ax = a
-    size = (k, k, by_offset.shape[2], by_offset.shape[3], *positions)
-    stride = (sD1, sD2, sH, sB, s * sy, s * sx)
-    offset = by_offset.storage_offset() + (k - 1 - ay) * sD1 + (k - 1 - ax) * sD2 + ay * sy + ax * sx
-    return by_offset.as_strided(size, stride, offset)
+    ey, ex = (positions[0] - 1) * s + 1, (positions[1] - 1) * s + 1
+    # Basic slicing (not as_strided): torch.compile traces it without a graph break.
+    return by_offset[k - 1 - ay : 2 * k - 1 - ay, k - 1 - ax : 2 * k - 1 - ax, :, :, ay : ay + ey : s, ax : ax + ex : s]
 
 
 def _query_positions(k: int) -> list[tuple[int, int]]:

@@ -123,7 +123,7 @@ def _outcome(case: Case, frontier: Frontiers, on_progress: Any = None) -> dict[s
         return {"status": status, "reason": reason}
     if reasons:
         return {"status": "unsupported", "reason": "; ".join(reasons)}
-    return run_isolated(case, float(case.settings.get("timeout", 300)), on_progress)
+    return run_isolated(case, case.time_limit(), on_progress)
 
 
 def _terminate(signum: int, frame: Any) -> None:

@@ -93,7 +93,44 @@ def plot_cost(df: pd.DataFrame, out_dir: str | Path, min_tokens: int = 1024) -> 
             _plot_metric(ax, gk, "peak_mib", min_tokens, f"peak memory of one call [MiB] ({kind})")
             ax.set_title(f"{suite} — {mode} peak memory\n{where}", fontsize=9)
             written.append(save_figure(fig, out_dir / f"{suite}_{mode}_memory_{kind}.png"))
+        roof = _plot_roofline(g, f"{suite} — {mode}: achieved vs roofline\n{where}")
+        if roof is not None:
+            written.append(save_figure(roof, out_dir / f"{suite}_{mode}_roofline.png"))
     return written
+
+
+def _plot_roofline(g: pd.DataFrame, title: str) -> plt.Figure | None:
+    """The classic roofline chart: achieved GFLOP/s (FLOP formula / median time) against arithmetic intensity
+    (FLOPs / minimum bytes), one line per mechanism through its grids (marker size grows with N), under the
+    measured compute peak and bandwidth slope recorded with the rows. ``None`` without FLOPs or a roofline."""
+    import json
+
+    ok = g[(g["status"] == "ok") & g["flops"].notna() & g["bytes"].notna()]
+    roof = next((json.loads(r)["roofline"] for r in ok["runtime"] if r and json.loads(r).get("roofline")), None)
+    peak = roof and roof.get("peak_flops", {}).get(str(ok["dtype"].iloc[0]))
+    if ok.empty or not peak:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 5))
+    intensity = ok["flops"].astype(float) / ok["bytes"].astype(float)
+    ridge = peak / roof["copy_bytes_per_s"]  # FLOPs/byte where bandwidth stops being the bound: show both regimes
+    x = np.geomspace(min(intensity.min(), ridge) / 2, max(intensity.max(), ridge) * 2, 200)
+    ax.plot(x, np.minimum(peak, roof["copy_bytes_per_s"] * x) / 1e9, color="0.3", lw=1.5,
+            label=f"roofline: {peak / 1e9:.0f} GFLOP/s, {roof['copy_bytes_per_s'] / 1e9:.0f} GB/s")
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (label, s) in enumerate(ok.groupby("label", sort=False)):
+        s = s.sort_values("tokens")
+        ai = s["flops"].astype(float) / s["bytes"].astype(float)
+        sizes = 10 + 40 * np.log2(s["tokens"].astype(float) / s["tokens"].min() + 1)
+        ax.plot(ai, s["gflops_per_s"], lw=1, color=colors[i % len(colors)], label=label)
+        ax.scatter(ai, s["gflops_per_s"], s=sizes, color=colors[i % len(colors)], zorder=3)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("arithmetic intensity [FLOPs / byte of minimum traffic]")
+    ax.set_ylabel("achieved GFLOP/s (marker size: N)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(title, fontsize=9)
+    return fig
 
 
 def _roofline_lines(df: pd.DataFrame) -> list[str]:

@@ -108,6 +108,10 @@ class Case:
         """Run in the case's fresh process; returns the measured columns (or a failure status)."""
         raise NotImplementedError
 
+    def time_limit(self) -> float:
+        """Seconds the case's process may run before it is killed and recorded as a timeout."""
+        return float(self.settings.get("timeout", 300))
+
     def resolved_kwargs(self) -> dict[str, Any]:
         """The constructor options in force: a named configuration's, overridden by the suite's ``kwargs``."""
         from attnbench.registry import resolve_config

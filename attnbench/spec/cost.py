@@ -22,7 +22,7 @@ __all__ = ["COST_KEYS", "MODES", "CostCase", "load_cost_suite", "measure_cost"]
 MODES = ("fwd", "fwd_bwd")
 COST_KEYS = COMMON_KEYS | {
     "batch", "dim", "heads", "modes", "grids", "min_run_time", "min_blocks", "min_repeats", "max_run_time", "warmup",
-    "frontier", "compile",
+    "frontier", "compile", "compile_timeout", "compile_grids",
 }
 
 
@@ -32,7 +32,8 @@ class CostCase(Case):
 
     kind: ClassVar[str] = "cost"
     CONFIG_SETTINGS: ClassVar[tuple[str, ...]] = (
-        "min_run_time", "min_blocks", "max_run_time", "warmup", "timeout", "memory_limit_gib", "imports")
+        "min_run_time", "min_blocks", "max_run_time", "warmup", "timeout", "memory_limit_gib", "imports",
+        "compile_timeout")
 
     def precheck(self) -> list[str]:
         """The mechanism's own ``not_supported_reasons`` at this grid, device, dtype and mode."""
@@ -46,6 +47,10 @@ class CostCase(Case):
 
     def run(self, progress: Callable[[str], None]) -> dict[str, Any]:
         return measure_cost(self)
+
+    def time_limit(self) -> float:
+        """``timeout``, plus ``compile_timeout`` for a compiled case (compilation happens inside the case)."""
+        return self.settings["timeout"] + (self.settings["compile_timeout"] if self.compile else 0.0)
 
 
 def load_cost_suite(raw: dict[str, Any], c: Checker) -> Suite:
@@ -62,6 +67,8 @@ def load_cost_suite(raw: dict[str, Any], c: Checker) -> Suite:
     compile_axis = raw.get("compile", False)
     compile_axis = [compile_axis] if isinstance(compile_axis, bool) else c.list_("compile", compile_axis)
     compile_axis = tuple(c.bool_(f"compile[{i}]", v) for i, v in enumerate(compile_axis))
+    # The compiled series may sweep fewer grids: compiling takes seconds to minutes per case on a small CPU.
+    compile_grids = set(c.grids("compile_grids", raw["compile_grids"])) if "compile_grids" in raw else None
     settings = {
         "min_run_time": c.float_("min_run_time", raw.get("min_run_time", 0.5)),
         # min_repeats: the name before timing statistics were counted in blocks (kept as an alias)
@@ -73,6 +80,8 @@ def load_cost_suite(raw: dict[str, Any], c: Checker) -> Suite:
         "memory_limit_gib": cfg["memory_limit_gib"],
         "imports": cfg["imports"],
         "timeout": cfg["timeout"],
+        # seconds a compiled case may spend compiling, on top of timeout (inductor's C++ build is slow on 2 cores)
+        "compile_timeout": c.float_("compile_timeout", raw.get("compile_timeout", 300)),
     }
     specs = attention_specs(c, raw, cfg["dim"], cfg["heads"], grids[0])
     device = resolve_device_for(c, cfg["device"])
@@ -80,11 +89,16 @@ def load_cost_suite(raw: dict[str, Any], c: Checker) -> Suite:
     cases = []
     # Grid-major order interleaves mechanisms (drift hits all alike) and lets a frontier skip larger grids.
     all_grids = sorted({g for s in specs for g in (s.grids or grids)}, key=lambda hw: (hw[0] * hw[1], hw))
+    if compile_grids is not None and not compile_grids <= set(all_grids):
+        extra = sorted(compile_grids - set(all_grids))
+        raise c.fail("compile_grids", f"{[list(g) for g in extra]} not among the suite's grids; expected a subset")
     for H, W in all_grids:
         for mode in modes:
             for compiled in compile_axis:
+                if compiled and compile_grids is not None and (H, W) not in compile_grids:
+                    continue
                 for spec in specs:
-                    if (H, W) not in (spec.grids or grids):
+                    if (H, W) not in (spec.grids or grids) or (compiled and not spec.compile):
                         continue
                     cases.append(CostCase(cfg["name"], spec.label, spec.name, spec.kwargs, mode, H, W, batch,
                                           cfg["dim"], cfg["heads"], cfg["dtype"], device, threads, compiled,

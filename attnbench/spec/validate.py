@@ -40,6 +40,7 @@ class AttentionSpec:
     label: str
     kwargs: dict[str, Any]
     grids: tuple[tuple[int, int], ...] | None = None  # per-attention override of the suite's grids
+    compile: bool = True  # false: this mechanism stays out of a cost suite's compiled series
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ COMMON_KEYS = {
     "name", "kind", "description", "expected_duration", "device", "dtype", "threads", "timeout", "tf32",
     "memory_limit_gib", "imports", "attentions",
 }
-ATTENTION_KEYS = {"name", "label", "kwargs", "grids"}
+ATTENTION_KEYS = {"name", "label", "kwargs", "grids", "compile"}
 
 
 def _import_modules(c: Checker, raw: dict[str, Any]) -> tuple[str, ...]:
@@ -230,7 +231,8 @@ def attention_specs(c: Checker, raw: dict[str, Any], dim: int, heads: int,
             raise c.fail(f"{where}.kwargs", str(exc)) from None
         if any(s.label == label for s in specs):
             raise c.fail(f"{where}.label", f"duplicate label {label!r}; give each entry a distinct label")
-        specs.append(AttentionSpec(name, label, dict(kwargs), grids))
+        compiled = c.bool_(f"{where}.compile", entry.get("compile", True))
+        specs.append(AttentionSpec(name, label, dict(kwargs), grids, compiled))
     return tuple(specs)
 
 
