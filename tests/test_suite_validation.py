@@ -123,6 +123,8 @@ def test_compiled_series_sweep_compile_grids_with_extra_time(tmp_path):
     cases = load_suite(path).cases
     assert sorted((c.height, c.compile) for c in cases if c.label == "full") == [(8, False), (16, False), (16, True)]
     assert {c.compile: c.time_limit() for c in cases} == {False: 10.0, True: 100.0}
+    # an eager case's identity ignores the compile budget (runs from before the key existed still match)
+    assert {c.compile: "compile_timeout" in c.config() for c in cases} == {False: False, True: True}
     path.write_text(path.read_text().replace('label = "mano_k2"', 'label = "mano_k2"\ncompile = false'))
     assert {c.label for c in load_suite(path).cases if c.compile} == {"full"}  # mano opted out of the compiled series
 

@@ -32,8 +32,15 @@ class CostCase(Case):
 
     kind: ClassVar[str] = "cost"
     CONFIG_SETTINGS: ClassVar[tuple[str, ...]] = (
-        "min_run_time", "min_blocks", "max_run_time", "warmup", "timeout", "memory_limit_gib", "imports",
-        "compile_timeout")
+        "min_run_time", "min_blocks", "max_run_time", "warmup", "timeout", "memory_limit_gib", "imports")
+
+    def config(self) -> dict[str, Any]:
+        """As :meth:`Case.config`, plus the compile budget of a compiled case (an eager case's identity is the
+        same whatever ``compile_timeout`` says, so results from before the key existed still match)."""
+        config = super().config()
+        if self.compile:
+            config["compile_timeout"] = self.settings["compile_timeout"]
+        return config
 
     def precheck(self) -> list[str]:
         """The mechanism's own ``not_supported_reasons`` at this grid, device, dtype and mode."""
