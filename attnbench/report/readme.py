@@ -153,6 +153,60 @@ def claims(mech: str, reference: str, baseline: str, naive: str) -> str:
     return "\n".join(lines)
 
 
+def _targets_row(df: pd.DataFrame, mech: str, comp: str, ref: str, mode: str, side: int) -> dict[str, float]:
+    def one(label: str) -> pd.Series | None:
+        hit = df[(df["label"] == label) & (df["mode"] == mode) & (df["height"] == side) & (df["status"] == "ok")]
+        return None if hit.empty else hit.iloc[0]
+
+    m, c, r = one(mech), one(comp), one(ref)
+    if m is None or c is None or r is None:
+        return {}
+    return {"time": m["time_ms_median"] / c["time_ms_median"], "ref": r["time_ms_median"] / m["time_ms_median"],
+            "mem": m["peak_mib"] / c["peak_mib"], "gflops": c["gflops_per_s"] / m["gflops_per_s"]}
+
+
+def targets(mech: str, comp: str, ref: str) -> str:
+    """Issue 10's cost targets for ``mech`` (vs the windowed ``comp`` and the authors' ``ref``), at 128² and 256²,
+    in the reference run and its re-run, each cell checked against its target."""
+    runs = [("reference", _newest("reference", "cpu"))]
+    rerun_path = _newest("rerun", "cpu")
+    if rerun_path.parent.name.split("-")[-1] == runs[0][1].parent.name.split("-")[-1]:  # same code measured again
+        runs.append(("re-run", rerun_path))
+    limits = {("time", "fwd"): 2.0, ("time", "fwd_bwd"): 2.5, ("ref", "fwd"): 4.0, ("ref", "fwd_bwd"): 3.0,
+              ("mem", "fwd"): 1.5, ("gflops", "fwd"): 2.0, ("gflops", "fwd_bwd"): 2.0}
+    header = ["run", "grid", "mode", f"time {mech}/{comp} (≤ 2.0 fwd, ≤ 2.5 fwd_bwd)",
+              f"speed-up over {ref} (≥ 4 fwd, ≥ 3 fwd_bwd)", f"peak memory {mech}/{comp} (fwd ≤ 1.5)",
+              f"GFLOP/s {comp}/{mech} (≤ 2)"]
+    rows = []
+    for name, path in runs:
+        df = load_frame([path])
+        for side in (128, 256):
+            for mode in ("fwd", "fwd_bwd"):
+                got = _targets_row(df, mech, comp, ref, mode, side)
+                if not got:
+                    continue
+                cells = []
+                for key in ("time", "ref", "mem", "gflops"):
+                    limit = limits.get((key, mode))
+                    ok = "" if limit is None else (" ✓" if (got[key] >= limit if key == "ref" else got[key] <= limit)
+                                                   else " ✗")
+                    cells.append(f"{got[key]:.2f}{ok}")
+                rows.append([f"`{path.parent.name}`", f"{side}²", mode, *cells])
+    return _table(header, rows)
+
+
+def before_after(mech: str, previous: str) -> str:
+    """``attnbench compare`` of ``mech`` between an earlier run (``previous``: a committed results CSV) and the
+    newest reference run: the change a new implementation made, case by case."""
+    old_path, new_path = ROOT / previous, _newest("reference", "cpu")
+    c = compare(load_frame([old_path]), load_frame([new_path]))
+    c = c[c["label"] == mech]
+    rows = [[r["mode"], r["grid"].replace("x", "×"), f"{r['ratio']:.3g} [{r['ci_lo']:.3g}–{r['ci_hi']:.3g}]",
+             f"{r['mem_ratio']:.3g}", r["change"] or "no significant change"] for _, r in c.iterrows()]
+    return (f"`attnbench compare {_rel(old_path)} {_rel(new_path)}`, rows of `{mech}` (B/A: new over previous):\n\n"
+            + _table(["mode", "grid", "time B/A [95 % CI]", "peak memory B/A", "verdict"], rows))
+
+
 def rerun() -> str:
     """Reference vs its re-run from a fresh clone, with ``attnbench compare``."""
     a_path, b_path = _newest("reference", "cpu"), _newest("rerun", "cpu")
@@ -201,11 +255,12 @@ def linear_probe(*labels: str) -> str:
                       *(f"{label} {side}²" for label in labels for side in (64, 128))], rows))
 
 
-def rerun_pair() -> str:
-    """The two newest re-runs against each other: how far two runs of the same code and environment class move."""
-    runs = sorted((RESULTS / "rerun").glob("*/*/cpu.csv"), key=lambda p: p.parent.name)[-2:]
-    if len(runs) < 2:
-        return "(fewer than two re-runs committed)"
+def rerun_pair(first: str, second: str) -> str:
+    """Two re-runs (run ids under ``results/rerun/``) against each other: how far two runs of the same code and
+    environment class move."""
+    runs = [next((RESULTS / "rerun").glob(f"*/{run}/cpu.csv"), None) for run in (first, second)]
+    if None in runs:
+        return f"(re-runs {first} and {second} are not both committed under results/rerun/)"
     t = compare(load_frame([runs[0]]), load_frame([runs[1]]))
     ratios_ = t["ratio"].dropna()
     sig = t["change"].isin(["slower", "faster"])
@@ -263,7 +318,7 @@ def accuracy_legacy() -> str:
 BLOCKS: dict[str, Callable[..., str]] = {
     "cost-fwd": cost_fwd, "cost-exponents": cost_exponents, "claims": claims, "rerun": rerun,
     "accuracy-quick": accuracy_quick, "accuracy-legacy": accuracy_legacy, "cost-plot": cost_plot,
-    "linear-probe": linear_probe, "rerun-pair": rerun_pair,
+    "linear-probe": linear_probe, "rerun-pair": rerun_pair, "targets": targets, "before-after": before_after,
 }
 
 
