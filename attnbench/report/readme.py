@@ -217,7 +217,8 @@ def rerun() -> str:
     for label, g in ok.groupby("label", sort=False):
         rows.append([label, f"{g['ratio'].min():.2f}–{g['ratio'].max():.2f}", f"{g['ratio'].median():.2f}",
                      str(int((g["change"] == "slower").sum())), str(int((g["change"] == "faster").sum())),
-                     f"{g['mem_ratio'].min():.2f}–{g['mem_ratio'].max():.2f}"])
+                     "n/a (no CPU peak for compiled cases)" if g["mem_ratio"].isna().all()
+                     else f"{g['mem_ratio'].min():.2f}–{g['mem_ratio'].max():.2f}"])
     canary = [json.loads(df["runtime"].iloc[0]).get("canary_ms", {}) for df in (a, b)]
     return (f"`attnbench compare {_rel(a_path)} {_rel(b_path)}` — {len(t)} cases, "
             f"{int((t['change'] == 'slower').sum())} significantly slower and {int((t['change'] == 'faster').sum())} "
