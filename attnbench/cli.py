@@ -8,6 +8,7 @@ bench (run, plot, compare with the committed reference), data (prepare datasets)
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -27,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Registered attentions with complexity, constraints, source and availability, "
                                    "then the named configurations (e.g. swin_w8).")
     p.add_argument("--width", type=int, default=None, help="console width in columns (default: the terminal's)")
+    p.add_argument("--format", choices=("table", "csv", "json"), default=None,
+                   help="table (default on a terminal), csv (default when piped: one line per row, for grep) or json")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("check", help="run the contract checks on one registered attention (plugins too)",
@@ -126,6 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # `attnbench list | head`: the reader left; no traceback (the Python docs' recipe)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a writer killed by it
     except ValueError as exc:  # bad user input detected by a mechanism or a loader: one line, exit 2
         return usage_error(str(exc))
 

@@ -50,28 +50,57 @@ def usage_error(message: str) -> int:
     return 2
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
+def list_rows() -> list[dict[str, str]]:
+    """One record per registered attention, unavailable optional one and named configuration (``list``)."""
     from attnbench.registry import (
         attention_source, get_attention, list_attentions, list_configs, unavailable_attentions,
     )
 
-    table = Table(title="registered attentions", show_lines=False)
-    for col in ("name", "source", "complexity (N = H·W)", "constraints", "available", "reference"):
-        table.add_column(col, overflow="fold")
+    rows = []
     for name in list_attentions():
         cls = get_attention(name)
-        table.add_row(name, attention_source(name), getattr(cls, "complexity", "?"),
-                      getattr(cls, "constraints", "?"), "yes", getattr(cls, "reference", "?"))
+        rows.append({"name": name, "kind": "attention", "attention": name, "source": attention_source(name),
+                     "complexity": getattr(cls, "complexity", "?"), "constraints": getattr(cls, "constraints", "?"),
+                     "available": "yes", "reference": getattr(cls, "reference", "?"), "options": ""})
     for name, reason in unavailable_attentions().items():
-        table.add_row(name, "builtin (optional)", "", "", f"no: {reason}", "")
+        rows.append({"name": name, "kind": "attention", "attention": name, "source": "builtin (optional)",
+                     "complexity": "", "constraints": "", "available": f"no: {reason}", "reference": "",
+                     "options": ""})
+    for name, (attention, kwargs) in list_configs().items():
+        rows.append({"name": name, "kind": "configuration", "attention": attention, "source": "", "complexity": "",
+                     "constraints": "", "available": "", "reference": "",
+                     "options": ", ".join(f"{k}={v!r}" for k, v in kwargs.items())})
+    return rows
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    import csv
+    import json
+
+    rows = list_rows()
+    fmt = args.format or ("table" if sys.stdout.isatty() else "csv")  # piped: one line per row, nothing wrapped
+    if fmt == "json":
+        print(json.dumps(rows, indent=1))
+        return 0
+    if fmt == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="registered attentions", show_lines=False)
+    for col in ("name", "source", "complexity (N = H·W)", "constraints", "available", "reference"):
+        table.add_column(col, overflow="fold", no_wrap=col == "name")
     configs = Table(title="named configurations (usable wherever a name is)", show_lines=False)
     for col in ("name", "attention", "options"):
-        configs.add_column(col, overflow="fold")
-    for name, (attention, kwargs) in list_configs().items():
-        configs.add_row(name, attention, ", ".join(f"{k}={v!r}" for k, v in kwargs.items()))
+        configs.add_column(col, overflow="fold", no_wrap=col == "name")
+    for r in rows:
+        if r["kind"] == "attention":
+            table.add_row(r["name"], r["source"], r["complexity"], r["constraints"], r["available"], r["reference"])
+        else:
+            configs.add_row(r["name"], r["attention"], r["options"])
     console = Console(width=args.width)
     console.print(table)
     console.print(configs)
