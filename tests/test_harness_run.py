@@ -360,3 +360,17 @@ def test_gpu_quick_check_dry_run_on_cpu(tmp_path, monkeypatch):
     assert (plots / "gpu-quick_fwd_roofline.png").stat().st_size > 0
     assert "## Achieved vs roofline" in (plots / "scaling.md").read_text()
     assert main(["bench", "--quick", str(SUITES_DIR / "cpu.toml")]) == 2  # --quick names its own suite
+
+
+def test_a_log_gets_one_line_per_finished_case(tmp_path):
+    """When the output is not a terminal (a log file, CI), progress is one line per finished case, not a bar."""
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(TINY.replace("[[8, 8], [16, 16]]", "[[8, 8]]").replace('["fwd", "fwd_bwd"]', '["fwd"]'))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "attnbench", "run", str(suite), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("[") and ": ok " in line]
+    assert [line.split()[0] for line in lines] == ["[1/3]", "[2/3]", "[3/3]"]
+    assert all(line.split()[1] == "tiny:" for line in lines)
+    assert all(line.endswith(" ms") for line in lines)

@@ -192,6 +192,12 @@ def run_suite(suite: Suite, root: str | Path = "results", run_id: str | None = N
                         frontier.setdefault(case.series, (case.tokens,
                                                           f"{outcome['status']} at {case.height}x{case.width}"))
                     progress.advance(task)
+                    if show_progress and not console.is_terminal:  # a log file or pipe: one line per finished case
+                        ms = outcome.get("time_ms_median")
+                        console.print(f"[{progress.tasks[0].completed:.0f}/{len(pending)}] {what}: "
+                                      f"{outcome['status']}" + (f" {ms:.4g} ms" if ms else "")
+                                      + (f" ({outcome['reason']})" if outcome.get("reason") else ""),
+                                      soft_wrap=True, markup=False, highlight=False)  # "[compiled]" is text
             report.rows = rf.rows
         manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         _write_json(manifest_path, manifest)

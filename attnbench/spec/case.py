@@ -94,7 +94,7 @@ class Case:
     @property
     def description(self) -> str:
         """One line for progress displays."""
-        return f"{self.suite}: {self.label} {self.mode} {self.height}x{self.width}"
+        return f"{self.suite}: {self.label} {self.mode} {self.height}x{self.width}" + (" compiled" * self.compile)
 
     @classmethod
     def prepare(cls, cases: Sequence[Case]) -> None:
