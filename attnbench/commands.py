@@ -291,12 +291,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def _quick_preflight(suite_path: str, assignments: list[str] | None) -> tuple[int, dict | None]:
     """``bench --quick`` before the suite: this device's roofline (measured unless cached) and ``attnbench check``
     of every mechanism of the suite on its device; printed, and returned for ``quick-check.json``."""
-    import json
     import time
 
     from attnbench.contract import CheckContext, run_checks
     from attnbench.measure.provenance import machine_tag
-    from attnbench.measure.roofline import cache_path, cached, measure_roofline
+    from attnbench.measure.roofline import roofline_for
     from attnbench.spec.suite import load_suite
     from attnbench.spec.validate import SuiteError
 
@@ -306,13 +305,8 @@ def _quick_preflight(suite_path: str, assignments: list[str] | None) -> tuple[in
         return usage_error(str(exc)), None
     device, threads = suite.device, suite.cases[0].threads
     machine, started = machine_tag(device), time.perf_counter()
-    roof = cached(machine, device, threads)
-    if roof is None:  # GPU: large enough to reach the tensor-core peak; CPU (dry run): small and quick
-        size = (8192, 2048) if device == "cuda" else (1024, 64)
-        roof = measure_roofline(device, threads, n=size[0], copy_mib=size[1])
-        path = cache_path(machine, device, threads)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(roof, indent=1, sort_keys=True) + "\n")
+    # GPU: large enough to reach the tensor-core peak; CPU (dry run): small and quick
+    roof = roofline_for(machine, device, threads, *((8192, 2048) if device == "cuda" else (1024, 64)))
     peaks = ", ".join(f"{k} {v / 1e12:.3g} TFLOP/s" for k, v in roof["peak_flops"].items())
     print(f"roofline {machine} ({device}): {peaks}; copy {roof['copy_bytes_per_s'] / 1e9:.1f} GB/s")
     checks = {}
@@ -328,20 +322,13 @@ def _quick_preflight(suite_path: str, assignments: list[str] | None) -> tuple[in
 
 def cmd_roofline(args: argparse.Namespace) -> int:
     """Measure (or show the cached) matmul peak and copy bandwidth of this machine."""
-    import json
-
     from attnbench.measure.provenance import machine_tag, resolve_device
-    from attnbench.measure.roofline import VENDOR_PEAKS, cache_path, cached, measure_roofline
+    from attnbench.measure.roofline import VENDOR_PEAKS, cache_path, roofline_for
 
     device = resolve_device(args.device)
     threads = args.threads or os.cpu_count() or 1
     machine = machine_tag(device)
-    result = None if args.force else cached(machine, device, threads)
-    if result is None:
-        result = measure_roofline(device, threads, n=args.n, copy_mib=args.copy_mib)
-        path = cache_path(machine, device, threads)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
+    result = roofline_for(machine, device, threads, args.n, args.copy_mib, force=args.force)
     print(f"roofline of {machine} ({device}, {threads} threads; cache {cache_path(machine, device, threads)}):")
     for dtype, flops in result["peak_flops"].items():
         print(f"  matmul {result['matmul_n']}² {dtype}: {flops / 1e9:.1f} GFLOP/s")

@@ -190,14 +190,17 @@ class MultipoleAttention(GridAttention):
 
     # ---------------------------------------------------------------------------------------- one level
     def _count(self, h: int, w: int, x: torch.Tensor) -> torch.Tensor:
-        key = (h, w, x.device, x.dtype)
-        if torch.compiler.is_compiling():  # traced as a constant; a cache lookup would guard and recompile per call
+        """``[h, w, 1]``: how many windows cover each token, cached per grid, device and dtype."""
+        def count() -> torch.Tensor:
             ch, cw = coverage(h, self.window, self.stride), coverage(w, self.window, self.stride)
             return (ch[:, None] * cw[None, :]).to(device=x.device, dtype=x.dtype)[..., None]
+
+        if torch.compiler.is_compiling():  # traced as a constant; a cache lookup would guard and recompile per call
+            return count()
+        key = (h, w, x.device, x.dtype)
         if key not in self._counts:
-            ch, cw = coverage(h, self.window, self.stride), coverage(w, self.window, self.stride)
             with torch.inference_mode(False):  # a cache filled during inference must still serve training
-                self._counts[key] = (ch[:, None] * cw[None, :]).to(device=x.device, dtype=x.dtype)[..., None]
+                self._counts[key] = count()
         return self._counts[key]
 
     def window_attention(self, x: torch.Tensor) -> torch.Tensor:

@@ -39,6 +39,18 @@ def cached(machine: str, device: str, threads: int) -> dict[str, Any] | None:
         return None
 
 
+def roofline_for(machine: str, device: str, threads: int, n: int, copy_mib: int,
+                 force: bool = False) -> dict[str, Any]:
+    """The cached roofline, or (absent, or ``force``) a new measurement, written to the cache."""
+    result = None if force else cached(machine, device, threads)
+    if result is None:
+        result = measure_roofline(device, threads, n=n, copy_mib=copy_mib)
+        path = cache_path(machine, device, threads)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
+    return result
+
+
 def _time(stmt: str, env: dict[str, Any], threads: int, min_run_time: float) -> float:
     from torch.utils.benchmark import Timer
 
