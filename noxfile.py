@@ -29,7 +29,8 @@ def tests(session: nox.Session) -> None:
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Measure this machine: its default suites (CUDA: suites/gpu.toml; CPU: suites/cpu.toml then the quick accuracy
-    suite) as a new run in results/<machine>/<run-id>/, their plots, and a comparison with the committed reference.
-    ``nox -s bench -- suites/smoke.toml --set batch=2`` runs the given suite instead."""
+    suite) as a new run in results/<machine>/<run-id>/, their plots, a comparison with the committed reference, and
+    report.html (printed last). ``nox -s bench -- suites/smoke.toml --set batch=2`` runs the given suite instead;
+    ``nox -s bench -- --dry-run`` lists what would run and for how long."""
     _install(session, "test")
     session.run("python", "-m", "attnbench", "bench", *session.posargs)

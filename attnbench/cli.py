@@ -1,8 +1,9 @@
 """attnbench: benchmark attention mechanisms on 2-D grids — runtime, peak memory and accuracy across resolutions.
 
 Commands: list (registered mechanisms and named configurations), check (contract checks of one mechanism), run
-(suites, one fresh process per case), plot (figures and tables from results), compare (two runs, case by case),
-bench (run, plot, compare with the committed reference), data (prepare datasets). This module parses arguments only; each command calls into the package.
+(suites, one fresh process per case), plot (figures and tables from results), report (one self-contained HTML
+page), compare (two runs, case by case), bench (run, plot, compare with the committed reference, report), roofline
+(this machine's peaks), data (prepare datasets). This module parses arguments only; each command calls into the package.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import sys
 from collections.abc import Sequence
 
 from attnbench.commands import (
-    cmd_bench, cmd_check, cmd_compare, cmd_data, cmd_list, cmd_plot, cmd_roofline, cmd_run, usage_error,
+    cmd_check, cmd_compare, cmd_data, cmd_list, cmd_plot, cmd_roofline, cmd_run, usage_error,
 )
+from attnbench.workflows import cmd_bench, cmd_report
 
 __all__ = ["build_parser", "main"]
 
@@ -61,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--allow-dirty", action="store_true",
                        help="let a checkout with uncommitted changes write into its results/ (refused by default)")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
+        p.add_argument("--dry-run", action="store_true",
+                       help="list the cases (and which an interrupted run would resume) with their earlier duration "
+                            "on this machine; run nothing, write nothing")
+        p.add_argument("--format", choices=("table", "csv", "json"), default=None,
+                       help="summary of the measured cases: table (default) or one line per case as csv/json on "
+                            "stdout (progress and messages go to stderr)")
 
     p = sub.add_parser("run", help="run suites as a new run: results/<machine>/<run-id>/<suite>.csv",
                        description="Validate every suite, then run its cases, each in a fresh process with a timeout. "
@@ -89,6 +97,18 @@ def build_parser() -> argparse.ArgumentParser:
     run_options(p)
     report_options(p)
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("report", help="one self-contained HTML page of results (figures, tables, provenance)",
+                       description="Writes one HTML file that opens offline: machines and provenance, per suite the "
+                                   "scaling figures, exponents, frontier, crossover, roofline and accuracy tables, "
+                                   "the comparison with --reference, and every row in a sortable, filterable table.")
+    p.add_argument("results", nargs="+", metavar="RESULTS", help="results CSV file(s) or folder(s)")
+    p.add_argument("-o", "--output", default="report.html", metavar="FILE",
+                   help="HTML file to write (default report.html)")
+    p.add_argument("--reference", action="append", default=None, metavar="RESULTS",
+                   help="reference results file or folder to compare with, case by case (repeatable)")
+    report_options(p)
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("compare", help="compare two results files or folders case by case (asv-style)",
                        description="Matches cases on their full configuration and grid; ratio B/A of median times "

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["checkout_results", "cmd_bench", "cmd_check", "cmd_compare", "cmd_data", "cmd_list", "cmd_plot",
-           "cmd_roofline", "cmd_run", "parse_assignments", "usage_error"]
+__all__ = ["checkout_results", "cmd_check", "cmd_compare", "cmd_data", "cmd_list", "cmd_plot", "cmd_roofline",
+           "cmd_run", "parse_assignments", "print_plan", "run_suites", "usage_error"]
 
 
 def _parse_value(text: str) -> Any:
@@ -135,7 +135,7 @@ def checkout_results() -> Path | None:
     return root / "results" if (root / ".git").exists() else None
 
 
-def _run(args: argparse.Namespace) -> tuple[int, list[Path]]:
+def run_suites(args: argparse.Namespace) -> tuple[int, list[Path]]:
     """Validate and run the suites; ``(exit code, results files written)``."""
     from rich.console import Console
 
@@ -161,6 +161,8 @@ def _run(args: argparse.Namespace) -> tuple[int, list[Path]]:
         suites = [dataclasses.replace(s, cases=tuple(c for c in s.cases if wanted & set(c.selectors)))
                   for s in suites]
     root = Path(args.out) if args.out else Path("results")
+    if getattr(args, "dry_run", False):
+        return print_plan(suites, root, args.fresh), []
     committed = checkout_results()
     if (committed is not None and root.resolve().is_relative_to(committed.resolve()) and tree_is_dirty()
             and not args.allow_dirty):
@@ -182,12 +184,35 @@ def _run(args: argparse.Namespace) -> tuple[int, list[Path]]:
         console.print(f"{report.path}: {counts} in {report.wall_s:.0f} s")
         paths.append(report.path)
         # Cost rows only (a training suite prints nothing); wide enough for 7 grids when stdout is not a terminal.
-        print_summary(report.rows, console=Console(width=max(Console().width, 150)), suite=suite.name)
+        print_summary(report.rows, console=Console(width=max(Console().width, 150)), suite=suite.name,
+                      fmt=getattr(args, "format", None) or "table")
     return 0, paths
 
 
+def print_plan(suites: list[Any], root: Path, fresh: bool) -> int:
+    """``run --dry-run``: each case, whether it runs or is already recorded in the run that would be resumed, and
+    its earlier duration on this machine; nothing is run or written."""
+    from attnbench.execute.plan import plan_suite
+
+    for suite in suites:
+        resumed, planned = plan_suite(suite, root, fresh)
+        todo = [p for p in planned if not p.recorded]
+        known = [p.expected_s for p in todo if p.expected_s is not None]
+        print(f"{suite.name}: {len(planned)} cases, {len(todo)} to run"
+              + (f", {len(planned) - len(todo)} already recorded in {resumed} (resumed)" if resumed else "")
+              + (f"; expected {sum(known) / 60:.1f} min for the {len(known)} with earlier results on this machine"
+                 if known else "; no earlier results of these cases on this machine")
+              + (f" (suite says: {suite.expected_duration})" if suite.expected_duration else ""))
+        for i, p in enumerate(planned, 1):
+            when = (f"~{p.expected_s:.1f} s (median of {p.earlier_runs} earlier run{'s' * (p.earlier_runs > 1)})"
+                    if p.expected_s is not None else "no earlier result")
+            print(f"  [{i}/{len(planned)}] {p.case.description}: {'recorded, skipped' if p.recorded else 'run'}, "
+                  f"{when}")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    return _run(args)[0]
+    return run_suites(args)[0]
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -227,97 +252,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if (a["kind"] == "accuracy").any() or (b["kind"] == "accuracy").any():
             print_accuracy_comparison(compare_accuracy(a, b), console, args.a, args.b)
     return verdict(table, args.fail_above, args.fail_below)
-
-
-def _reference_for(suite_csv: Path) -> Path | None:
-    """The committed reference results of the same suite: this machine's if there are any, else the newest."""
-    committed = checkout_results()
-    if committed is None:
-        return None
-    found = sorted((committed / "reference").glob(f"**/{suite_csv.name}"), key=lambda p: str(p))
-    same_machine = [p for p in found if suite_csv.parent.parent.name in p.parts]
-    return (same_machine or found or [None])[-1]
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    """Run the given suites (default: this machine's), plot what they wrote, and compare with the reference."""
-    from rich.console import Console
-
-    from attnbench.report.compare import compare, compare_accuracy, print_accuracy_comparison, print_comparison
-    from attnbench.report.frame import load_frame
-    from attnbench.spec.suite import default_suites
-
-    suites = args.suites or default_suites()
-    quick = None
-    if args.quick:
-        if args.suites:
-            return usage_error("bench --quick runs suites/gpu-quick.toml; it takes no SUITE arguments")
-        from attnbench.spec.suite import SUITES_DIR
-
-        suites = [str(SUITES_DIR / "gpu-quick.toml")]
-        code, quick = _quick_preflight(suites[0], args.set)
-        if code:
-            return code
-    if not suites:
-        return usage_error("no default suites found next to the package (run from a checkout, or name a suite file)")
-    run_args = argparse.Namespace(suites=suites, out=args.out, set=args.set, fresh=args.fresh, quiet=args.quiet,
-                                  only=None, allow_dirty=args.allow_dirty)
-    code, paths = _run(run_args)
-    if quick is not None and paths:  # the preflight's roofline and checks go next to the suite's results
-        import json
-
-        (paths[0].parent / "quick-check.json").write_text(json.dumps(quick, indent=1, sort_keys=True) + "\n")
-    if code:
-        return code
-    console = Console(width=max(Console().width, 150))
-    for path in paths:
-        code = cmd_plot(argparse.Namespace(results=[str(path)], out=None, fit_min_tokens=args.fit_min_tokens,
-                                           baseline=args.baseline))
-        if code:
-            return code
-        reference = _reference_for(path)
-        if reference is None:
-            console.print(f"{path.stem}: no committed reference results to compare with")
-            continue
-        console.print(f"\n[bold]This machine vs the committed reference[/] ({reference}):")
-        ref, new = load_frame([reference]), load_frame([path])
-        if (new["kind"] == "cost").any():
-            print_comparison(compare(ref, new), console, str(reference), str(path))
-        if (new["kind"] == "accuracy").any():
-            print_accuracy_comparison(compare_accuracy(ref, new), console, str(reference), str(path))
-    return 0
-
-
-def _quick_preflight(suite_path: str, assignments: list[str] | None) -> tuple[int, dict | None]:
-    """``bench --quick`` before the suite: this device's roofline (measured unless cached) and ``attnbench check``
-    of every mechanism of the suite on its device; printed, and returned for ``quick-check.json``."""
-    import time
-
-    from attnbench.contract import CheckContext, run_checks
-    from attnbench.measure.provenance import machine_tag
-    from attnbench.measure.roofline import roofline_for
-    from attnbench.spec.suite import load_suite
-    from attnbench.spec.validate import SuiteError
-
-    try:
-        suite = load_suite(suite_path, parse_assignments(assignments, "--set"))
-    except SuiteError as exc:
-        return usage_error(str(exc)), None
-    device, threads = suite.device, suite.cases[0].threads
-    machine, started = machine_tag(device), time.perf_counter()
-    # GPU: large enough to reach the tensor-core peak; CPU (dry run): small and quick
-    roof = roofline_for(machine, device, threads, *((8192, 2048) if device == "cuda" else (1024, 64)))
-    peaks = ", ".join(f"{k} {v / 1e12:.3g} TFLOP/s" for k, v in roof["peak_flops"].items())
-    print(f"roofline {machine} ({device}): {peaks}; copy {roof['copy_bytes_per_s'] / 1e9:.1f} GB/s")
-    checks = {}
-    for spec in suite.attentions:
-        results = run_checks(CheckContext(spec.name, device=device, kwargs=dict(spec.kwargs)))
-        checks[spec.label] = [{"check": r.name, "status": r.status, "detail": r.detail} for r in results]
-        failed = [r.name for r in results if r.status == "fail"]
-        print(f"check {spec.label} on {device}: {len(results) - len(failed)}/{len(results)} passed or skipped"
-              + (f"; FAILED: {', '.join(failed)}" if failed else ""))
-    return 0, {"machine": machine, "device": device, "roofline": roof, "checks": checks,
-               "preflight_s": round(time.perf_counter() - started, 1)}
 
 
 def cmd_roofline(args: argparse.Namespace) -> int:

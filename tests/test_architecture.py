@@ -16,7 +16,8 @@ LAYERS = [
     ("attnbench.attention", "mechanisms"), ("attnbench.registry", "mechanisms"), ("attnbench.contract", "contract"),
     ("attnbench.measure", "measure"), ("attnbench.data", "data"), ("attnbench.store", "store"),
     ("attnbench.training", "training"), ("attnbench.spec", "spec"), ("attnbench.execute", "execute"),
-    ("attnbench.report", "report"), ("attnbench.cli", "cli"), ("attnbench.commands", "cli"), ("attnbench.__main__", "cli"),
+    ("attnbench.report", "report"), ("attnbench.cli", "cli"), ("attnbench.commands", "cli"), ("attnbench.workflows", "cli"),
+    ("attnbench.__main__", "cli"),
     ("attnbench", "mechanisms"),  # the package root re-exports the registry's public API
 ]
 ALLOWED = {

@@ -178,7 +178,7 @@ def _keys(path: Path) -> list[str]:
     return [r["case_key"] for r in read_results(path)]
 
 
-def test_resume_after_killing_the_parent_then_a_new_run(tmp_path):
+def test_resume_after_killing_the_parent_then_a_new_run(tmp_path, capsys):
     suite = tmp_path / "tiny.toml"
     suite.write_text(TINY)
     out = tmp_path / "out"
@@ -192,6 +192,13 @@ def test_resume_after_killing_the_parent_then_a_new_run(tmp_path):
     csv_path = run_csv(out, "tiny")
     done_before = len(_keys(csv_path))
     assert 4 <= done_before < 12
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    assert main(["run", str(suite), "--out", str(out), "--dry-run"]) == 0
+    plan = capsys.readouterr().out.splitlines()
+    assert f"{12 - done_before} to run, {done_before} already recorded in {csv_path.parent} (resumed)" in plan[0]
+    assert sum("recorded, skipped, ~" in line and "median of 1 earlier run)" in line for line in plan) == done_before
+    assert sum(": run, no earlier result" in line for line in plan) == 12 - done_before
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before  # a dry run writes nothing
     assert main(["run", str(suite), "--out", str(out), "--quiet"]) == 0  # the interrupted run is resumed
     keys = _keys(run_csv(out, "tiny"))
     assert len(keys) == 12 and len(set(keys)) == 12  # every case exactly once, in the same file
@@ -313,13 +320,13 @@ def test_dirty_checkout_does_not_write_into_results_unless_allowed(tmp_path, mon
 def test_bench_compares_this_machine_with_the_committed_reference(tmp_path, monkeypatch, capsys):
     import shutil
 
-    import attnbench.commands as commands
+    import attnbench.workflows as workflows
 
     suite = tmp_path / "tiny.toml"
     suite.write_text(TINY.replace("[[8, 8], [16, 16]]", "[[8, 8]]").replace('["fwd", "fwd_bwd"]', '["fwd"]')
                      .replace("min_repeats = 2", "min_blocks = 5"))
     committed = tmp_path / "checkout" / "results"
-    monkeypatch.setattr(commands, "checkout_results", lambda: committed)
+    monkeypatch.setattr(workflows, "checkout_results", lambda: committed)
     assert main(["bench", str(suite), "--out", str(tmp_path / "out"), "--quiet"]) == 0
     assert "no committed reference" in capsys.readouterr().out
     first = run_csv(tmp_path / "out", "tiny")
@@ -329,6 +336,9 @@ def test_bench_compares_this_machine_with_the_committed_reference(tmp_path, monk
     out = capsys.readouterr().out
     assert "This machine vs the committed reference" in out and "3 cases" in out
     assert len(run_csvs(tmp_path / "out", "tiny")) == 2  # the second bench measured again
+    report = run_csvs(tmp_path / "out", "tiny")[1].parent / "report.html"
+    assert f"report: {report}" in " ".join(out.split())  # bench ends with the report's path
+    assert "Against the reference run" in report.read_text()
 
 
 def test_gpu_quick_check_dry_run_on_cpu(tmp_path, monkeypatch):
@@ -374,3 +384,18 @@ def test_a_log_gets_one_line_per_finished_case(tmp_path):
     assert [line.split()[0] for line in lines] == ["[1/3]", "[2/3]", "[3/3]"]
     assert all(line.split()[1] == "tiny:" for line in lines)
     assert all(line.endswith(" ms") for line in lines)
+
+
+def test_summary_tables_as_csv_and_json(tmp_path, capsys):
+    """``--format csv|json``: the run's summary as one record per case on stdout, for other programs."""
+    import csv
+    import io
+
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(TINY.replace("[[8, 8], [16, 16]]", "[[8, 8]]").replace('["fwd", "fwd_bwd"]', '["fwd"]'))
+    assert main(["run", str(suite), "--out", str(tmp_path / "out"), "--quiet", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert sorted(r["label"] for r in rows) == ["full", "linear", "swin"]
+    assert all(r["status"] == "ok" and float(r["time_ms_median"]) > 0 and r["height"] == "8" for r in rows)
+    assert main(["run", str(suite), "--out", str(tmp_path / "out"), "--quiet", "--format", "json"]) == 0
+    assert {r["label"] for r in json.loads(capsys.readouterr().out)} == {"full", "linear", "swin"}

@@ -1,7 +1,8 @@
 """Accuracy figures and table from results rows (kind ``accuracy``); nothing is re-run.
 
-* accuracy vs evaluation grid per mechanism (trained-at-grid solid, zero-shot dashed), per task;
-* accuracy vs training time and vs training peak memory (Pareto views), per task;
+* accuracy vs evaluation grid per mechanism (trained point filled, zero-shot from it dashed and hollow), per task
+  evaluated at two or more grids, with the chance level of classification tasks;
+* accuracy vs training time and vs training peak memory with the Pareto front (Pareto views), per task;
 * zero-shot vs trained at the same grid, where both exist;
 * ``accuracy.md``: mean ± std over seeds of every (task, mechanism, train grid, eval grid).
 """
@@ -17,12 +18,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from attnbench.report.figures import save_figure  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
+
+from attnbench.report.figures import readable_log_axis, save_figure, series_styles  # noqa: E402
 from attnbench.report.frame import machine_line  # noqa: E402
 
-__all__ = ["accuracy_table", "plot_accuracy", "write_accuracy_md"]
+__all__ = ["accuracy_figures", "accuracy_table", "chance_level", "plot_accuracy", "write_accuracy_md"]
 
 _LOWER_IS_BETTER = {"rel_l2": True, "top1": False}
+# Classes of the classification datasets, for rows written before ``impl`` recorded ``classes``.
+_CLASSES_BEFORE_RECORDED = {"fashion": 10, "longrange": 2}
 
 
 def accuracy_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -34,7 +40,7 @@ def accuracy_table(df: pd.DataFrame) -> pd.DataFrame:
         value=("value", "mean"), std=("value", "std"), seeds=("value", "size"), rel_mse=("rel_mse", "mean"),
         rel_mse_std=("rel_mse", "std"), train_s=("train_s", "mean"), peak_mib=("peak_mib", "mean"),
         params=("params", "first"), n_train=("n_train", "first"), epochs=("epochs", "first"),
-        window_ratio=("window_ratio", "first"), mem_kind=("mem_kind", "first"))
+        window_ratio=("window_ratio", "first"), mem_kind=("mem_kind", "first"), impl=("impl", "first"))
     return agg.reset_index()
 
 
@@ -67,66 +73,144 @@ def write_accuracy_md(df: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+def chance_level(t: pd.DataFrame) -> float | None:
+    """Top-1 of guessing for a classification task: 1 / classes (the datasets' classes are balanced)."""
+    if t["metric"].iloc[0] != "top1":
+        return None
+    impl = json.loads(t["impl"].iloc[0]) if isinstance(t["impl"].iloc[0], str) and t["impl"].iloc[0] else {}
+    classes = impl.get("classes") or _CLASSES_BEFORE_RECORDED.get(impl.get("dataset", ""))
+    return 1.0 / classes if classes else None
+
+
+def _ylabel(metric: str) -> str:
+    return metric + (" (lower is better)" if _LOWER_IS_BETTER.get(metric) else " (higher is better)")
+
+
+def _resolution_figure(task: str, t: pd.DataFrame, chance: float | None) -> plt.Figure:
+    """Accuracy against evaluation grid: per mechanism the trained point (filled) and, dashed from it, the same
+    model evaluated zero-shot at other grids (hollow); mechanisms dodged sideways so equal values stay visible."""
+    fig, ax = plt.subplots(figsize=(7, 4.8), layout="constrained")
+    labels = list(dict.fromkeys(t["label"]))
+    styles = series_styles(labels)
+    for i, label in enumerate(labels):
+        g, style = t[t["label"] == label], styles[label]
+        dodge = 2 ** ((i - (len(labels) - 1) / 2) * 0.025)  # a few % of an octave: visible, not misleading
+        for train_res, m in g.groupby("train_res"):
+            m = m.sort_values("eval_res")
+            trained = m[m["mode"] == "trained"]
+            ax.errorbar(m["eval_res"] * dodge, m["value"], yerr=m["std"].fillna(0), linestyle="--", lw=1.2,
+                        capsize=3, mfc="none", **style)
+            ax.errorbar(trained["eval_res"] * dodge, trained["value"], yerr=trained["std"].fillna(0), linestyle="",
+                        capsize=3, **style)
+        ax.plot([], [], linestyle="", label=label, **style)
+    if chance is not None:
+        ax.axhline(chance, color="0.4", lw=1, linestyle=":")
+        ax.annotate(f"chance ({chance:.2g})", (0.01, chance), xycoords=("axes fraction", "data"), fontsize=7,
+                    color="0.3", xytext=(0, 3), textcoords="offset points")
+    ax.plot([], [], "ko", label="trained at that grid (filled)")
+    ax.plot([], [], "k--o", mfc="none", label="zero-shot from the training grid (hollow, dashed)")
+    grids = sorted(set(t["eval_res"]))
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(grids, [f"{int(r)}²" for r in grids])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("evaluation grid (pixels per side)")
+    ax.set_ylabel(_ylabel(t["metric"].iloc[0]))
+    seeds = int(t["seeds"].min())
+    spread = f"mean ± std over {seeds} seeds" if seeds > 1 else "1 seed: no spread shown"
+    ax.set_title(f"{task}: accuracy vs resolution ({spread})", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    return fig
+
+
+def _pareto_front(x: np.ndarray, y: np.ndarray, lower_better: bool) -> list[int]:
+    """Indices of the points no other point beats in both cost (lower) and metric, in order of cost."""
+    order = np.argsort(x)
+    front, best = [], np.inf
+    for i in order:
+        v = y[i] if lower_better else -y[i]
+        if v < best:
+            front.append(int(i))
+            best = v
+    return front
+
+
+def _pareto_figure(task: str, t: pd.DataFrame, chance: float | None) -> plt.Figure:
+    trained = t[t["mode"] == "trained"].reset_index(drop=True)
+    metric = t["metric"].iloc[0]
+    styles = series_styles(list(dict.fromkeys(t["label"])))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), layout="constrained")
+    kind = trained["mem_kind"].iloc[0] if len(trained) else ""
+    for ax, col, xlabel in ((axes[0], "train_s", "training wall time [s]"),
+                            (axes[1], "peak_mib", f"training peak memory [MiB] ({kind})")):
+        for label, g in trained.groupby("label", sort=False):
+            ax.errorbar(g[col], g["value"], yerr=g["std"].fillna(0), linestyle="", capsize=3, label=label,
+                        **styles[label])
+            for _, r in g.iterrows():
+                ax.annotate(f"{int(r['eval_res'])}²", (r[col], r["value"]), fontsize=7, xytext=(4, 4),
+                            textcoords="offset points")
+        front = _pareto_front(trained[col].to_numpy(float), trained["value"].to_numpy(float),
+                              _LOWER_IS_BETTER.get(metric, False))
+        if len(front) > 1:
+            ax.plot(trained.loc[front, col], trained.loc[front, "value"], color="0.5", lw=1, zorder=0,
+                    drawstyle="steps-post", label="Pareto front")
+        if chance is not None:
+            ax.axhline(chance, color="0.4", lw=1, linestyle=":", label=f"chance ({chance:.2g})")
+        ax.set_xscale("log")
+        readable_log_axis(ax, "x")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(_ylabel(metric))
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{task}: accuracy vs training cost, trained-at-grid rows (mean ± std over seeds)", fontsize=9)
+    return fig
+
+
+def _zero_shot_figure(dataset: str, zd: pd.DataFrame, table: pd.DataFrame) -> plt.Figure | None:
+    pairs = []
+    for _, z in zd.iterrows():
+        same = table[(table["label"] == z["label"]) & (table["mode"] == "trained")
+                     & (table["eval_res"] == z["eval_res"]) & (table["dataset"] == dataset)]
+        if len(same):
+            pairs.append((f"{z['label']}\n{int(z['train_res'])}→{int(z['eval_res'])}", z["value"],
+                          same["value"].iloc[0]))
+    if not pairs:
+        return None
+    fig, ax = plt.subplots(figsize=(max(6, len(pairs) * 1.2), 4.5), layout="constrained")
+    xs = range(len(pairs))
+    ax.bar([x - 0.2 for x in xs], [p[1] for p in pairs], width=0.4, label="zero-shot")
+    ax.bar([x + 0.2 for x in xs], [p[2] for p in pairs], width=0.4, label="trained at that grid")
+    chance = chance_level(zd)
+    if chance is not None:
+        ax.axhline(chance, color="0.4", lw=1, linestyle=":", label=f"chance ({chance:.2g})")
+    ax.set_xticks(list(xs), [p[0] for p in pairs], fontsize=7)
+    ax.set_ylabel(zd["metric"].iloc[0])
+    ax.set_title(f"{dataset}: zero-shot resolution transfer vs training at the evaluation grid", fontsize=9)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def accuracy_figures(df: pd.DataFrame) -> list[tuple[str, plt.Figure]]:
+    """``(file stem, figure)``: per task accuracy vs resolution (only where it was evaluated at two or more grids;
+    one grid is a table row, not a figure) and the Pareto view; per dataset zero-shot vs trained."""
+    table = accuracy_table(df)
+    out = []
+    for task, t in table.groupby("task", sort=False):
+        chance = chance_level(t)
+        if t["eval_res"].nunique() > 1:
+            out.append((f"{task}_accuracy_vs_resolution", _resolution_figure(task, t, chance)))
+        out.append((f"{task}_pareto", _pareto_figure(task, t, chance)))
+    zs = table[table["mode"] == "zero_shot"]
+    for dataset, zd in zs.groupby("dataset", sort=False):  # never mixing metrics in one figure
+        fig = _zero_shot_figure(dataset, zd, table)
+        if fig is not None:
+            out.append((f"{dataset}_zero_shot_vs_trained", fig))
+    return out
+
+
 def plot_accuracy(df: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+    """``accuracy.md`` and every accuracy figure as PNG under ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [write_accuracy_md(df, out_dir / "accuracy.md")]
-    table = accuracy_table(df)
-    for task, t in table.groupby("task", sort=False):
-        metric = t["metric"].iloc[0]
-        # accuracy vs resolution (trained solid, zero-shot dashed; one colour per mechanism)
-        fig, ax = plt.subplots(figsize=(6.5, 4.5))
-        for i, (label, g) in enumerate(t.groupby("label", sort=False)):
-            color = f"C{i % 10}"
-            for mode, style in (("trained", "-o"), ("zero_shot", "--s")):
-                m = g[g["mode"] == mode].sort_values("eval_res")
-                if len(m):
-                    ax.errorbar(m["eval_res"], m["value"], yerr=m["std"].fillna(0), fmt=style, color=color,
-                                capsize=3, label=f"{label} ({mode.replace('_', '-')})")
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("evaluation grid side")
-        ax.set_ylabel(metric + (" (lower is better)" if _LOWER_IS_BETTER.get(metric) else " (higher is better)"))
-        ax.set_title(f"{task}: accuracy vs resolution", fontsize=9)
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
-        written.append(save_figure(fig, out_dir / f"{task}_accuracy_vs_resolution.png"))
-        # Pareto: accuracy vs training time and vs training peak memory, trained-at-grid rows
-        trained = t[t["mode"] == "trained"]
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-        for ax, col, xlabel in ((axes[0], "train_s", "training wall time [s]"),
-                                (axes[1], "peak_mib", f"training peak memory [MiB] ({trained['mem_kind'].iloc[0] if len(trained) else ''})")):
-            for i, (label, g) in enumerate(trained.groupby("label", sort=False)):
-                ax.errorbar(g[col], g["value"], yerr=g["std"].fillna(0), fmt="o", color=f"C{i % 10}", capsize=3,
-                            label=label)
-                for _, r in g.iterrows():
-                    ax.annotate(f"{int(r['eval_res'])}²", (r[col], r["value"]), fontsize=7, xytext=(3, 3),
-                                textcoords="offset points")
-            ax.set_xscale("log")
-            ax.set_xlabel(xlabel)
-            ax.set_ylabel(metric)
-            ax.grid(True, alpha=0.3)
-            ax.legend(fontsize=7)
-        fig.suptitle(f"{task}: accuracy vs cost (Pareto view)", fontsize=9)
-        written.append(save_figure(fig, out_dir / f"{task}_pareto.png"))
-    # zero-shot vs trained at the same grid, per dataset (never mixing metrics in one figure)
-    zs = table[table["mode"] == "zero_shot"]
-    for dataset, zd in zs.groupby("dataset", sort=False):
-        pairs = []
-        for _, z in zd.iterrows():
-            same = table[(table["label"] == z["label"]) & (table["mode"] == "trained")
-                         & (table["eval_res"] == z["eval_res"]) & (table["dataset"] == dataset)]
-            if len(same):
-                pairs.append((f"{z['label']}\n{int(z['train_res'])}→{int(z['eval_res'])}", z["value"],
-                              same["value"].iloc[0]))
-        if not pairs:
-            continue
-        fig, ax = plt.subplots(figsize=(max(6, len(pairs) * 1.2), 4.5))
-        xs = range(len(pairs))
-        ax.bar([x - 0.2 for x in xs], [p[1] for p in pairs], width=0.4, label="zero-shot")
-        ax.bar([x + 0.2 for x in xs], [p[2] for p in pairs], width=0.4, label="trained at that grid")
-        ax.set_xticks(list(xs), [p[0] for p in pairs], fontsize=7)
-        ax.set_ylabel(zd["metric"].iloc[0])
-        ax.set_title(f"{dataset}: zero-shot resolution transfer vs training at the evaluation grid", fontsize=9)
-        ax.legend(fontsize=8)
-        written.append(save_figure(fig, out_dir / f"{dataset}_zero_shot_vs_trained.png"))
-    return written
+    return written + [save_figure(fig, out_dir / f"{name}.png") for name, fig in accuracy_figures(df)]

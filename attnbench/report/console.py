@@ -9,13 +9,18 @@ from attnbench.store.schema import series_label
 __all__ = ["print_summary"]
 
 
-def print_summary(rows: list[dict[str, str]], console: Any = None, suite: str | None = None) -> None:
-    """Cost rows of ``suite`` as one table per mode; failures marked. Rows of other kinds are ignored."""
+def print_summary(rows: list[dict[str, str]], console: Any = None, suite: str | None = None,
+                  fmt: str = "table") -> None:
+    """Cost rows of ``suite`` as one table per mode (``fmt="table"``; failures marked), or one line per case as
+    ``csv`` / ``json`` on stdout (for other programs). Rows of other kinds are ignored."""
     from rich.console import Console
     from rich.table import Table
 
     console = console or Console()
     rows = [r for r in rows if r.get("kind", "cost") == "cost" and (suite is None or r.get("suite") == suite)]
+    if fmt in ("csv", "json"):
+        _print_records([{k: r.get(k, "") for k in _RECORD} | {"label": series_label(r)} for r in rows], fmt)
+        return
     for mode in sorted({r["mode"] for r in rows}):
         sub = [r for r in rows if r["mode"] == mode]
         grids = sorted({(int(r["height"]), int(r["width"])) for r in sub}, key=lambda g: (g[0] * g[1], g))
@@ -32,6 +37,23 @@ def print_summary(rows: list[dict[str, str]], console: Any = None, suite: str | 
                 cells.append(_cell(match[-1]) if match else "")
             table.add_row(label, *cells)
         console.print(table)
+
+
+_RECORD = ("suite", "mode", "label", "height", "width", "status", "time_ms_median", "time_ms_q1", "time_ms_q3",
+           "peak_mib", "mem_kind", "reason")
+
+
+def _print_records(records: list[dict[str, str]], fmt: str) -> None:
+    import csv
+    import json
+    import sys
+
+    if fmt == "json":
+        print(json.dumps(records, indent=1))
+        return
+    writer = csv.DictWriter(sys.stdout, fieldnames=list(_RECORD), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records)
 
 
 def _cell(r: dict[str, str]) -> str:

@@ -26,6 +26,7 @@ import pandas as pd
 from attnbench.report.compare import compare
 from attnbench.report.fits import ratios, scaling_fits
 from attnbench.report.frame import load_frame
+from attnbench.report.tables import markdown_table
 
 __all__ = ["BLOCKS", "render", "update"]
 
@@ -40,12 +41,6 @@ def _newest(kind: str, suite: str) -> Path:
     if not found:
         raise FileNotFoundError(f"no {kind} results for suite {suite} under {RESULTS / kind}")
     return found[-1]
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def _rel(path: Path) -> str:
@@ -84,7 +79,7 @@ def cost_fwd() -> str:
             cells = [_cell(g[g["height"] == s].iloc[0]) if (g["height"] == s).any() else "" for s in (32, 64, 128)]
             rows.append([label, *cells])
         out += [f"**{mode}** — median per call [95 % CI of the median] / peak memory (`cpu_rss`):", "",
-                _table(["attention", "32²", "64²", "128²"], rows), ""]
+                markdown_table(["attention", "32²", "64²", "128²"], rows), ""]
     return "\n".join(out).rstrip()
 
 
@@ -104,7 +99,7 @@ def cost_exponents() -> str:
     return (f"Exponent b of time ∝ N^b and (peak − floor) ∝ N^b over the top decade of N that ran (± = 95 % "
             f"bootstrap half-width; memory floor subtracted: {floor}); from [`scaling.md`]"
             f"({_rel(path.parent / 'plots' / 'cpu' / 'scaling.md')}):\n\n"
-            + _table(["mode", "attention", "time b", "memory b", "N range of the fit", "largest grid that ran"], rows))
+            + markdown_table(["mode", "attention", "time b", "memory b", "N range of the fit", "largest grid that ran"], rows))
 
 
 def _ratio_at(df: pd.DataFrame, label: str, base: str, mode: str, side: int) -> tuple[float, float]:
@@ -192,7 +187,7 @@ def targets(mech: str, comp: str, ref: str) -> str:
                                                    else " ✗")
                     cells.append(f"{got[key]:.2f}{ok}")
                 rows.append([f"`{path.parent.name}`", f"{side}²", mode, *cells])
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def before_after(mech: str, previous: str) -> str:
@@ -204,7 +199,7 @@ def before_after(mech: str, previous: str) -> str:
     rows = [[r["mode"], r["grid"].replace("x", "×"), f"{r['ratio']:.3g} [{r['ci_lo']:.3g}–{r['ci_hi']:.3g}]",
              f"{r['mem_ratio']:.3g}", r["change"] or "no significant change"] for _, r in c.iterrows()]
     return (f"`attnbench compare {_rel(old_path)} {_rel(new_path)}`, rows of `{mech}` (B/A: new over previous):\n\n"
-            + _table(["mode", "grid", "time B/A [95 % CI]", "peak memory B/A", "verdict"], rows))
+            + markdown_table(["mode", "grid", "time B/A [95 % CI]", "peak memory B/A", "verdict"], rows))
 
 
 def rerun() -> str:
@@ -225,7 +220,7 @@ def rerun() -> str:
             f"significantly faster in the re-run (Mann-Whitney U on the timing blocks, p < 0.002, ratio ≥ 1.1 or ≤ "
             f"1/1.1), {int(t['change'].str.startswith('status').sum())} status changes. Canary expm1: reference "
             f"{canary[0].get('expm1', '?')} ms, re-run {canary[1].get('expm1', '?')} ms.\n\n"
-            + _table(["attention", "time B/A (range over grids and modes)", "median", "slower", "faster",
+            + markdown_table(["attention", "time B/A (range over grids and modes)", "median", "slower", "faster",
                       "memory B/A"], rows))
 
 
@@ -252,7 +247,7 @@ def linear_probe(*labels: str) -> str:
     return ("`python -m attnbench run suites/probe-linear.toml` per interpreter / torch copy (folders under "
             "[`results/investigations/linear-venv/`](results/investigations/linear-venv); median ms per forward call, "
             "2 threads):\n\n"
-            + _table(["run", "interpreter", "torch imported from", "canary expm1 ms",
+            + markdown_table(["run", "interpreter", "torch imported from", "canary expm1 ms",
                       *(f"{label} {side}²" for label in labels for side in (64, 128))], rows))
 
 
@@ -300,7 +295,7 @@ def _accuracy(paths: list[Path], tasks: list[str]) -> str:
                      f"{int(trained['epochs'].iloc[0])}", f"{int(trained['n_train'].iloc[0])}"])
     sources = ", ".join(f"[`{_rel(p)}`]({_rel(p)})" for p in paths)
     return (f"From {sources} (mean ± std over seeds; a task measured in several files is taken from the last):\n\n"
-            + _table(["task", "attention", "metric", "trained", "rel MSE", "zero-shot (grid)", "seeds", "train s",
+            + markdown_table(["task", "attention", "metric", "trained", "rel MSE", "zero-shot (grid)", "seeds", "train s",
                       "params", "epochs", "n_train"], rows))
 
 

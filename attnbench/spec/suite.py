@@ -9,6 +9,7 @@ and the row schema.
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from attnbench.spec.cost import load_cost_suite
 from attnbench.spec.training import load_training_suite
 from attnbench.spec.validate import Checker, Suite, SuiteError, apply_overrides, tomllib
 
-__all__ = ["KINDS", "SUITES_DIR", "default_suites", "load_suite"]
+__all__ = ["KINDS", "SUITES_DIR", "default_suites", "load_suite", "packaged_suites", "resolve_suite"]
 
 # Suite kind → loader. A new kind of case adds one entry here and one module beside cost.py / training.py.
 KINDS: dict[str, Callable[[dict[str, Any], Checker], Suite]] = {
@@ -24,16 +25,33 @@ KINDS: dict[str, Callable[[dict[str, Any], Checker], Suite]] = {
     "accuracy": load_training_suite,
 }
 
-SUITES_DIR = Path(__file__).resolve().parents[2] / "suites"
+# The suites ship inside the package (a checkout's top-level suites/ is a link to this folder: one copy of each file),
+# so an installed wheel finds them from any working directory.
+SUITES_DIR = Path(str(resources.files("attnbench") / "suites"))
+
+
+def packaged_suites() -> list[str]:
+    """Names of the suites that ship with attnbench (``cpu``, ``smoke``, ...)."""
+    return sorted(p.stem for p in SUITES_DIR.glob("*.toml"))
+
+
+def resolve_suite(path: str | Path) -> Path:
+    """``path`` as given when that file exists; else a packaged suite named like it (``smoke``, ``smoke.toml`` or
+    ``suites/smoke.toml`` from outside a checkout); else ``path`` unchanged (loading it then says it is missing)."""
+    given = Path(path)
+    if given.exists():
+        return given
+    packaged = SUITES_DIR / (given.stem + ".toml")
+    return packaged if given.suffix in ("", ".toml") and packaged.is_file() else given
 
 
 def load_suite(path: str | Path, overrides: dict[str, Any] | None = None) -> Suite:
     """Read, override, validate and expand a suite; raises :class:`SuiteError` with a one-line message."""
     shown = str(path)
     try:
-        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        raw = tomllib.loads(resolve_suite(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise SuiteError(f"{shown}: no such suite file") from None
+        raise SuiteError(f"{shown}: no such suite file (packaged suites: {', '.join(packaged_suites())})") from None
     except IsADirectoryError:
         raise SuiteError(f"{shown}: is a directory, not a suite file") from None
     except UnicodeDecodeError as exc:

@@ -253,6 +253,7 @@ class TrainCase(Case):
         train_s, final_loss = train_model(model, data, self, progress, norm)
         peak = read_peak(self.device, base)
         impl = {"dataset": s["dataset"], "model": s["model_name"], "depth": s["depth"], "stem": s["stem"],
+                **({"classes": data.classes} if data.problem == "classification" else {}),
                 "batch": s["batch"], "lr": s["lr"], **({"model_kwargs": s["model_kwargs"]} if s["model_kwargs"] else {})}
         common = {"impl": json.dumps(impl, sort_keys=True), "params": params, "n_train": data.train[0].shape[0],
                   "epochs": s["epochs"], "train_s": train_s, "final_loss": final_loss,

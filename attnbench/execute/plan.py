@@ -1,0 +1,65 @@
+"""``attnbench run --dry-run``: what a run of a suite would do, without running anything.
+
+For each case: whether it would run or is already recorded in the interrupted run that would be resumed (the same
+rule as :func:`attnbench.execute.runner.find_resumable`), and how long it took before on this machine — the
+median of ``case_wall_s`` over earlier results of the same case (same case key: configuration and grid) with
+this machine's tag, found anywhere under the results root (run folders, ``reference/``, ``rerun/``).
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from attnbench.execute.runner import find_resumable
+from attnbench.spec.case import Case
+from attnbench.spec.validate import Suite
+from attnbench.store.csvfile import read_results
+
+__all__ = ["PlannedCase", "plan_suite"]
+
+
+@dataclass(frozen=True)
+class PlannedCase:
+    case: Case
+    recorded: bool  # already in the run that would be resumed: not run again
+    expected_s: float | None  # median earlier wall time of this case on this machine
+    earlier_runs: int
+
+
+def _history(root: Path, suite: str, machine: str) -> dict[str, list[float]]:
+    """case key → earlier ``case_wall_s`` on ``machine`` (one value per run)."""
+    seen: dict[str, dict[str, float]] = {}
+    for path in sorted(root.rglob(f"{suite}.csv")) if root.is_dir() else []:
+        try:
+            rows = read_results(path)
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue  # a foreign or damaged file says nothing about durations
+        for r in rows:
+            if r.get("machine") == machine and r.get("case_wall_s"):
+                try:
+                    seen.setdefault(r["case_key"], {})[r.get("run_id", str(path))] = float(r["case_wall_s"])
+                except ValueError:
+                    continue
+    return {k: list(v.values()) for k, v in seen.items()}
+
+
+def plan_suite(suite: Suite, root: str | Path = "results", fresh: bool = False) -> tuple[Path | None,
+                                                                                        list[PlannedCase]]:
+    """``(run folder that would be resumed or None, one PlannedCase per case in run order)``."""
+    from attnbench.measure.provenance import provenance
+
+    static = provenance(suite.device)
+    root = Path(root)
+    resumed = None if fresh else find_resumable(root / static["machine"], suite, static)
+    done: set[str] = set()
+    if resumed is not None and (resumed / f"{suite.name}.csv").exists():
+        done = {r["case_key"] for r in read_results(resumed / f"{suite.name}.csv")}
+    history = _history(root, suite.name, static["machine"])
+    planned = []
+    for case in suite.cases:
+        earlier = history.get(case.row_keys[0], [])
+        planned.append(PlannedCase(case, set(case.row_keys) <= done,
+                                   statistics.median(earlier) if earlier else None, len(earlier)))
+    return resumed, planned

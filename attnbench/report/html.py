@@ -1,0 +1,221 @@
+"""``attnbench report RESULTS... -o report.html``: one self-contained HTML page of a set of results.
+
+No network, no external script, style or font: figures are embedded as data-URI images (SVG from matplotlib's SVG
+backend, PNG where the SVG would be larger), the tables are plain HTML that a few lines of inline script sort (click
+a header) and filter (the box above each table). The page is rendered from a Jinja2 template shipped with the
+package (``report/templates/report.html.j2``). Contents: where and what ran (machines, provenance, commands); per
+cost suite the figures, fitted exponents with CIs and local slopes, achieved vs roofline, frontier, crossover N* and
+ratios; per accuracy suite the mean ± std table and figures; the comparison with a reference run (``--reference``);
+and every result row.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from attnbench.report.accuracy import accuracy_figures, accuracy_table
+from attnbench.report.compare import compare, compare_accuracy
+from attnbench.report.cost import cost_figures
+from attnbench.report.figures import svg_text
+from attnbench.report.frame import load_frame
+from attnbench.report.roofline import roofline_fraction
+from attnbench.report.tables import Table, recorded_roofline, scaling_notes, scaling_tables
+
+__all__ = ["build_report"]
+
+# An SVG above this many bytes is replaced by a PNG when the PNG is smaller (dense scatter plots).
+_SVG_BUDGET = 250_000
+# The per-row table: (column, header); everything else stays in the CSV.
+_ROW_COLUMNS = (("suite", "suite"), ("label", "attention"), ("mode", "mode"), ("task", "task"), ("grid", "grid"),
+                ("seed", "seed"), ("status", "status"), ("time_ms_median", "median ms"), ("time_ms_q1", "q1 ms"),
+                ("time_ms_q3", "q3 ms"), ("peak_mib", "peak MiB"), ("mem_kind", "memory counter"),
+                ("gflops_per_s", "GFLOP/s"), ("roofline_pct", "% of roofline"), ("metric", "metric"),
+                ("value", "value"), ("train_s", "train s"), ("case_wall_s", "case s"), ("reason", "reason"),
+                ("run_id", "run"))
+
+
+@dataclass
+class Figure:
+    name: str
+    uri: str
+    kind: str
+    size: int
+
+
+@dataclass
+class HtmlTable:
+    """What the template draws: header, rows of ``(text, sort key or None)`` cells, a title and a note."""
+
+    id: str
+    title: str
+    columns: list[str]
+    rows: list[list[tuple[str, Any]]]
+    note: str = ""
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    notes: list[str] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+    tables: list[HtmlTable] = field(default_factory=list)
+
+
+def _embed(name: str, fig: Any) -> Figure:
+    data, kind = svg_text(fig).encode(), "svg+xml"
+    if len(data) > _SVG_BUDGET:  # render a PNG only when the SVG is large, and keep whichever is smaller
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110)  # a closed figure keeps its canvas
+        if buf.tell() < len(data):
+            data, kind = buf.getvalue(), "png"
+    if kind == "png":
+        return Figure(name, f"data:image/png;base64,{base64.b64encode(data).decode()}", "png", len(data))
+    # SVG as text in the URI (a quarter smaller than base64): only %, # and line breaks need escaping in a URL;
+    # the template's HTML escaping takes care of quotes and ampersands in the attribute.
+    text = data.decode().replace("%", "%25").replace("#", "%23").replace("\r", "").replace("\n", "%0A")
+    return Figure(name, f"data:image/svg+xml;charset=utf-8,{text}", "svg", len(data))
+
+
+def _cell(value: Any, digits: str = ".4g") -> tuple[str, Any]:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "", None
+    if isinstance(value, float):
+        return format(value, digits), value
+    return str(value), None
+
+
+def _from_table(table: Table, prefix: str) -> HtmlTable:
+    return HtmlTable(f"{prefix}-{table.key or len(table.title)}", table.title, list(table.frame.columns),
+                     [[(str(v), None) for v in row] for row in table.frame.itertuples(index=False)], table.note)
+
+
+def _from_frame(id_: str, title: str, frame: pd.DataFrame, columns: list[tuple[str, str]], note: str = "",
+                digits: str = ".4g") -> HtmlTable:
+    rows = [[_cell(r[c], digits) for c, _ in columns] for r in frame.to_dict("records")]
+    return HtmlTable(id_, title, [h for _, h in columns], rows, note)
+
+
+def _machines(df: pd.DataFrame) -> HtmlTable:
+    rows = []
+    for (run, suite), g in df.groupby(["run_id", "suite"], sort=False):
+        r = g.iloc[0]
+        roof = recorded_roofline(g)
+        peaks = ", ".join(f"{k} {v / 1e9:.1f}" for k, v in roof["peak_flops"].items()) if roof else ""
+        copy = f"; copy {roof['copy_bytes_per_s'] / 1e9:.1f} GB/s" if roof else ""
+        rows.append([(str(run), None), (str(suite), None), (str(r["machine"]), None),
+                     (f"{r['device_name']} ({r['device']})", None), (str(r["cpu_model"]), None),
+                     _cell(r["threads"], ".0f"), (str(r["dtype"]), None), (str(r["tf32"]), None),
+                     (str(r["torch"]), None), (str(r["python"]), None),
+                     (", ".join(sorted(set(g["code_version"].astype(str)))), None),
+                     (f"{peaks} GFLOP/s{copy}" if roof else "not measured", None), _cell(len(g), "d"),
+                     _cell(float(g["case_wall_s"].sum()) / 60, ".1f")])
+    return HtmlTable("machines", "Machines and provenance", ["run", "suite", "machine", "device", "CPU", "threads",
+                     "dtype", "TF32", "torch", "python", "code version", "roofline", "rows", "case time [min]"], rows,
+                     "one row per run and suite; the code version is the git commit (+dirty.<hash> for uncommitted "
+                     "code)")
+
+
+def _cost_section(suite: str, g: pd.DataFrame, min_tokens: int, baseline: str | None) -> Section:
+    sec = Section(f"cost-{suite}", f"{suite}: cost (runtime, peak memory, roofline)", scaling_notes(g))
+    sec.figures = [_embed(name, fig) for name, fig in cost_figures(g, min_tokens)]
+    sec.tables = [_from_table(t, sec.id) for t in scaling_tables(g, min_tokens, baseline)]
+    return sec
+
+
+def _accuracy_section(suite: str, g: pd.DataFrame) -> Section:
+    sec = Section(f"accuracy-{suite}", f"{suite}: accuracy",
+                  ["Mean ± std over seeds; rel_l2 = mean of ‖û−u‖/‖u‖; top1 = fraction correct. Trained: "
+                   "evaluated at the training grid; zero-shot: the same model at another grid."])
+    table = accuracy_table(g)
+    table["value_text"] = [f"{v:.4g}" + ("" if pd.isna(s) else f" ± {s:.2g}") for v, s in
+                           zip(table["value"], table["std"])]
+    rows = [[(r["task"], None), (r["label"], None), (f"{int(r['train_res'])}²", r["train_res"]),
+             (f"{int(r['eval_res'])}²", r["eval_res"]), (r["mode"], None), (r["metric"], None),
+             (r["value_text"], r["value"]), _cell(r["seeds"], "d"), _cell(r["train_s"], ".0f"),
+             _cell(r["peak_mib"], ".0f"), _cell(r["params"], ".0f")] for _, r in table.iterrows()]
+    sec.tables = [HtmlTable(f"{sec.id}-table", "Accuracy (mean ± std over seeds)",
+                            ["task", "attention", "train grid", "eval grid", "mode", "metric", "value", "seeds",
+                             "train s", "train peak MiB", "params"], rows)]
+    sec.figures = [_embed(name, fig) for name, fig in accuracy_figures(g)]
+    return sec
+
+
+def _comparison(ref: pd.DataFrame, df: pd.DataFrame, reference: str) -> Section:
+    sec = Section("reference", f"Against the reference run {reference}",
+                  ["B / A with A = the reference, B = these results; cases matched on configuration and grid. Time "
+                   "ratio of medians with a 95 % bootstrap CI over the timing blocks; significant (asv's rule): "
+                   "Mann-Whitney U p < 0.002 and ratio ≥ 1.1 or ≤ 1/1.1."])
+    cost = compare(ref, df)
+    if len(cost):
+        cost["ci"] = [f"{a:.3g}–{b:.3g}" if pd.notna(a) else "" for a, b in zip(cost["ci_lo"], cost["ci_hi"])]
+        sig = cost[cost["change"].isin(["slower", "faster"])]
+        sec.notes.append(f"{len(cost)} cost cases; significant: {int((sig['change'] == 'slower').sum())} slower, "
+                         f"{int((sig['change'] == 'faster').sum())} faster; "
+                         f"{int(cost['change'].str.startswith('status').sum())} status changes.")
+        sec.tables.append(_from_frame("reference-cost", "Cost, case by case", cost, [
+            ("mode", "mode"), ("label", "attention"), ("grid", "grid"), ("status_a", "status A"),
+            ("status_b", "status B"), ("ratio", "time B/A"), ("ci", "95 % CI"), ("p", "p"),
+            ("mem_ratio", "memory B/A"), ("change", "change")], digits=".3g"))
+    acc = compare_accuracy(ref, df)
+    if len(acc):
+        sec.tables.append(_from_frame("reference-accuracy", "Accuracy, case by case", acc, [
+            ("task", "task"), ("label", "attention"), ("mode", "mode"), ("grid", "grid"), ("seed", "seed"),
+            ("metric", "metric"), ("value_a", "A"), ("value_b", "B"), ("train_ratio", "train time B/A"),
+            ("mem_ratio", "memory B/A"), ("change", "change")]))
+    return sec
+
+
+def _all_rows(df: pd.DataFrame) -> HtmlTable:
+    df = df.copy()
+    df["grid"] = [f"{int(h)}x{int(w)}" if pd.notna(h) else "" for h, w in zip(df["height"], df["width"])]
+    df["roofline_pct"] = [100 * roofline_fraction(r) for r in df.to_dict("records")]
+    table = _from_frame("rows", "Every result row", df, list(_ROW_COLUMNS),
+                        "times: median and quartiles of the per-call time over timing blocks; peak: one call, "
+                        "above the process baseline; the CSV files hold every column")
+    grid_col = [c for c, _ in _ROW_COLUMNS].index("grid")
+    for row, tokens in zip(table.rows, df["tokens"]):  # sort grids by N, not as text
+        row[grid_col] = (row[grid_col][0], None if pd.isna(tokens) else float(tokens))
+    return table
+
+
+def build_report(paths: list[str | Path], out: str | Path, reference: list[str | Path] | None = None,
+                 min_tokens: int = 1024, baseline: str | None = None, command: str = "") -> Path:
+    """Render the report of the results files/folders ``paths`` to ``out``, compared with the results files/folders
+    ``reference`` when given; returns ``out``.
+
+    Raises:
+        NotResultsError: a file is not an attnbench results file (one line).
+    """
+    from jinja2 import Environment, PackageLoader
+
+    df = load_frame(paths)
+    sections = []
+    for suite, g in df.groupby("suite", sort=False):
+        if (g["kind"] == "cost").any():
+            sections.append(_cost_section(str(suite), g[g["kind"] == "cost"], min_tokens, baseline))
+        if (g["kind"] == "accuracy").any():
+            sections.append(_accuracy_section(str(suite), g[g["kind"] == "accuracy"]))
+    if reference:
+        sections.append(_comparison(load_frame(list(reference)), df, ", ".join(map(str, reference))))
+    # autoescape on: labels, reasons and paths come from CSV files and must never become markup
+    env = Environment(loader=PackageLoader("attnbench.report", "templates"), autoescape=True,
+                      trim_blocks=True, lstrip_blocks=True)
+    html = env.get_template("report.html.j2").render(
+        title=f"attnbench report: {', '.join(map(str, df['suite'].unique()))}",
+        generated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), command=command,
+        sources=[str(p) for p in paths], reference=", ".join(map(str, reference or [])),
+        machines=_machines(df), sections=sections, rows=_all_rows(df))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")  # never leave a half-written report behind
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(out)
+    return out

@@ -1,0 +1,115 @@
+"""The HTML report: self-contained, complete, and working in a real browser (headless Chromium via playwright).
+
+The report is built from committed results (a cost reference run, an accuracy run, and an older cost run as the
+reference), so every section is exercised. The browser test skips only where no Chromium can be had; `.ci/run`
+installs Debian's chromium when it runs as root.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from attnbench.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+REF = ROOT / "results" / "reference" / "amd-epyc-2c"
+COST = REF / "20261201-175726-8c9f2de10c82" / "cpu.csv"
+ACCURACY = REF / "20261201-190015-114ef8844c79" / "accuracy.csv"
+OLD_COST = REF / "20261201-142004-86b1434ffc72" / "cpu.csv"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    assert main(["report", str(COST), str(ACCURACY), "--reference", str(OLD_COST), "-o", str(out)]) == 0
+    return out
+
+
+def test_report_is_self_contained_and_complete(report: Path) -> None:
+    html = report.read_text()
+    # nothing fetched: no external script, style, font, image or frame
+    assert not re.search(r"<(script|link|iframe)[^>]*\b(src|href)=", html)
+    assert not re.search(r"""\b(src|href)=["']?(https?:)?//""", html)
+    assert "@import" not in html and "url(http" not in html
+    images = re.findall(r'<img src="data:image/(svg\+xml|png)', html)
+    # per cost mode: runtime, memory, roofline (2 modes); fashion32: resolution + Pareto
+    assert len(images) == 8, len(images)
+    for heading in ("Machines and provenance", "Fitted exponents", "Local time slopes", "Achieved vs roofline",
+                    "Frontier", "Crossover N*", "Accuracy (mean ± std over seeds)", "Against the reference run",
+                    "Cost, case by case", "Every result row"):
+        assert heading in html, heading
+    rows = re.search(r'id="rows".*?<tbody>(.*?)</tbody>', html, re.S).group(1)
+    n_rows = sum(1 for path in (COST, ACCURACY) for _ in path.open()) - 2  # minus the two header lines
+    assert rows.count("<tr>") == n_rows
+
+
+def test_report_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "x.csv"
+    bad.write_text("a,b\n1,2\n")
+    assert main(["report", str(bad), "-o", str(tmp_path / "r.html")]) == 2
+    assert main(["report", str(tmp_path / "missing.csv")]) == 2
+    assert main(["report", str(COST), "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("attnbench: error: ") for line in err)
+    assert not (tmp_path / "r.html").exists()
+
+
+def _chromium() -> str | None:
+    return os.environ.get("ATTNBENCH_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_report_in_a_real_browser(report: Path, tmp_path: Path) -> None:
+    executable = _chromium()
+    if executable is None:
+        pytest.skip("no Chromium on this machine (apt-get install chromium; .ci/run does this as root)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install -e .[test])")
+    errors: list[str] = []
+    requests: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(report.as_uri(), wait_until="load")
+        # every figure decoded
+        sizes = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
+        assert len(sizes) == 8 and all(done and w > 0 and h > 0 for done, w, h in sizes), sizes
+        # sorting: click "median ms" in the all-rows table, twice
+        col = page.eval_on_selector_all("#rows th", "hs => hs.map(h => h.textContent)").index("median ms")
+        header = page.locator("#rows th").nth(col)
+
+        def column() -> list[float]:
+            cells = page.eval_on_selector_all(f"#rows tbody tr td:nth-child({col + 1})",
+                                              "tds => tds.map(t => t.textContent)")
+            return [float(c) for c in cells if c]
+
+        header.click()
+        ascending = column()
+        assert len(ascending) > 10 and ascending == sorted(ascending)
+        assert header.get_attribute("aria-sort") == "ascending"
+        header.click()
+        assert column() == sorted(ascending, reverse=True)
+        first = page.eval_on_selector(f"#rows tbody tr td:nth-child({col + 1})", "td => td.textContent")
+        assert first != "", "empty cells sort last in both directions"
+        # filtering: only matching rows stay visible, and the count says so
+        total = page.locator("#rows tbody tr").count()
+        page.fill("#rows input.filter", "mano_reference fwd_bwd")
+        visible = page.locator("#rows tbody tr:not([hidden])")
+        assert 0 < visible.count() < total
+        assert all("mano_reference" in t and "fwd_bwd" in t for t in visible.all_inner_texts())
+        assert page.inner_text("#rows .count") == f"{visible.count()} of {total} rows"
+        page.fill("#rows input.filter", "")
+        assert page.locator("#rows tbody tr:not([hidden])").count() == total
+        shot = Path(os.environ.get("ATTNBENCH_SCREENSHOT_DIR", tmp_path)) / "report.png"
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=str(shot), full_page=False)
+        browser.close()
+    assert shot.stat().st_size > 10_000
+    assert errors == [], errors
+    assert all(u.startswith(("file:", "data:")) for u in requests), [u for u in requests if not u.startswith("d")]
