@@ -73,10 +73,12 @@ def _plot_metric(fig: plt.Figure, ax: plt.Axes, strip: plt.Axes | None, g: pd.Da
     ax.set_ylabel(ylabel, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
-    spread = "quartiles over timing blocks" if time else "one peak per case"
+    blocks = time and ok["time_samples_ms"].astype(bool).all()  # schema-1 rows have neither quartiles nor blocks
+    spread = ("quartiles over timing blocks" if blocks else "± half the IQR (older rows stored only the IQR)") \
+        if time else "one peak per case"
     note = (f"Bars: {spread}. Wide pale lines: least-squares power law over the top decade of N (N ≥ {min_tokens})"
             + ("" if time else " after subtracting the first-call floor") + "; b ± half-width of a 95 % bootstrap CI"
-            + (" over timing blocks." if time else " over points."))
+            + (" over timing blocks." if blocks else " over points."))
     fig.supxlabel(textwrap.fill(note, 130), fontsize=6.5, color="0.3")
 
 
