@@ -129,7 +129,7 @@ def _plot_roofline(g: pd.DataFrame, title: str) -> plt.Figure | None:
     peak = roof and roof.get("peak_flops", {}).get(str(ok["dtype"].iloc[0]))
     if ok.empty or not peak:
         return None
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig, ax = plt.subplots(figsize=(8, 5), layout="constrained")
     intensity = ok["flops"].astype(float) / ok["bytes"].astype(float)
     ridge = peak / roof["copy_bytes_per_s"]  # FLOPs/byte where bandwidth stops being the bound: show both regimes
     x = np.geomspace(min(intensity.min(), ridge) / 2, max(intensity.max(), ridge) * 2, 200)
@@ -140,7 +140,7 @@ def _plot_roofline(g: pd.DataFrame, title: str) -> plt.Figure | None:
         style = styles[label]
         s = s.sort_values("tokens")
         ai = s["flops"].astype(float) / s["bytes"].astype(float)
-        sizes = 10 + 40 * np.log2(s["tokens"].astype(float) / s["tokens"].min() + 1)
+        sizes = 8 + 12 * np.log2(s["tokens"].astype(float) / s["tokens"].min() + 1)
         ax.plot(ai, s["gflops_per_s"], lw=1, color=style["color"], label=label, **line_style(label))
         hollow = line_style(label).get("mfc") == "none"
         ax.scatter(ai, s["gflops_per_s"], s=sizes, zorder=3, alpha=0.8, marker=style["marker"],
@@ -150,7 +150,7 @@ def _plot_roofline(g: pd.DataFrame, title: str) -> plt.Figure | None:
     ax.set_xlabel("arithmetic intensity [FLOPs / byte of minimum traffic]")
     ax.set_ylabel("achieved GFLOP/s (marker size: N)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: never over points
     ax.set_title(title, fontsize=9)
     return fig
 
