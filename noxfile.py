@@ -22,7 +22,7 @@ def _install(session: nox.Session, extras: str) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test-suite (CPU, a few minutes). ``nox -s tests -- -m microbench`` runs the micro-benchmarks."""
-    _install(session, "test")
+    _install(session, "test,ray")  # the Ray executor's tests run on a local Ray instance
     session.run("pytest", *session.posargs)
 
 

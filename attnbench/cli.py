@@ -63,6 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--allow-dirty", action="store_true",
                        help="let a checkout with uncommitted changes write into its results/ (refused by default)")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
+        p.add_argument("--executor", choices=("local", "ray"), default="local",
+                       help="where cases run: local (default, one at a time) or ray (a Ray cluster; one case per GPU, "
+                            "one CPU timing case per node; needs pip install 'attnbench[ray]')")
+        p.add_argument("--address", default=None, metavar="auto|HOST:PORT",
+                       help="Ray cluster to join (with --executor ray); default: start a local Ray instance")
+        p.add_argument("--ray-pack-timing", action="store_true",
+                       help="with --executor ray: a CPU timing case holds only its `threads` CPUs instead of a whole "
+                            "node (more parallel; timings then share caches and memory bandwidth)")
         p.add_argument("--dry-run", action="store_true",
                        help="list the cases (and which an interrupted run would resume) with their earlier duration "
                             "on this machine; run nothing, write nothing")

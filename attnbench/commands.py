@@ -170,22 +170,37 @@ def run_suites(args: argparse.Namespace) -> tuple[int, list[Path]]:
                             "measurements of committed code; commit first, pass --allow-dirty (rows then carry "
                             "code_version <sha>+dirty.<diff hash>), or write elsewhere with --out DIR"), []
     console = Console(stderr=True)
+    from attnbench.execute.executors import RayUnavailable, make_executor
+
+    if getattr(args, "address", None) and getattr(args, "executor", "local") != "ray":
+        return usage_error("--address is for --executor ray (the Ray cluster to join)"), []
+    try:
+        executor = make_executor(getattr(args, "executor", "local"), getattr(args, "address", None),
+                                 getattr(args, "ray_pack_timing", False))
+    except RayUnavailable as exc:
+        return usage_error(str(exc)), []
+    except ConnectionError as exc:  # ray.init could not reach --address
+        return usage_error(f"--address {args.address}: {str(exc).splitlines()[0]}"), []
     run_id = new_run_id(code_version())  # one run folder for every suite of this command
     paths = []
-    for suite in suites:
-        console.print(f"[bold]{suite.name}[/]: {len(suite.cases)} cases on {suite.device}"
-                      + (f" (expected: {suite.expected_duration})" if suite.expected_duration else ""))
-        try:
-            report = run_suite(suite, root=root, run_id=run_id, fresh=args.fresh, show_progress=not args.quiet,
-                               console=console)
-        except ResultsError as exc:
-            return usage_error(str(exc)), paths
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items())) or "nothing new"
-        console.print(f"{report.path}: {counts} in {report.wall_s:.0f} s")
-        paths.append(report.path)
-        # Cost rows only (a training suite prints nothing); wide enough for 7 grids when stdout is not a terminal.
-        print_summary(report.rows, console=Console(width=max(Console().width, 150)), suite=suite.name,
-                      fmt=getattr(args, "format", None) or "table")
+    try:
+        for suite in suites:
+            console.print(f"[bold]{suite.name}[/]: {len(suite.cases)} cases on {suite.device}"
+                          + (f" (expected: {suite.expected_duration})" if suite.expected_duration else "")
+                          + (f" via {executor.name}" if executor.name != "local" else ""))
+            try:
+                report = run_suite(suite, root=root, run_id=run_id, fresh=args.fresh, show_progress=not args.quiet,
+                                   console=console, executor=executor)
+            except ResultsError as exc:
+                return usage_error(str(exc)), paths
+            counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items())) or "nothing new"
+            console.print(f"{report.path}: {counts} in {report.wall_s:.0f} s")
+            paths.append(report.path)
+            # Cost rows only (a training suite prints nothing); wide enough for 7 grids when stdout is not a terminal
+            print_summary(report.rows, console=Console(width=max(Console().width, 150)), suite=suite.name,
+                          fmt=getattr(args, "format", None) or "table")
+    finally:
+        executor.close()
     return 0, paths
 
 

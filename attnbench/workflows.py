@@ -65,7 +65,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not suites:
         return usage_error("no default suites found next to the package (run from a checkout, or name a suite file)")
     run_args = argparse.Namespace(suites=suites, out=args.out, set=args.set, fresh=args.fresh, quiet=args.quiet,
-                                  only=None, allow_dirty=args.allow_dirty, dry_run=args.dry_run, format=args.format)
+                                  only=None, allow_dirty=args.allow_dirty, dry_run=args.dry_run, format=args.format,
+                                  executor=args.executor, address=args.address,
+                                  ray_pack_timing=args.ray_pack_timing)
     code, paths = run_suites(run_args)
     if quick is not None and paths:  # the preflight's roofline and checks go next to the suite's results
         import json

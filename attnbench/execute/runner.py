@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attnbench.execute.isolate import classify_exception, run_isolated
 from attnbench.spec.case import Case
 from attnbench.spec.validate import Suite
 from attnbench.store.csvfile import ResultsFile, is_locked
@@ -112,18 +111,14 @@ def _frontiers(rows: list[dict[str, str]]) -> Frontiers:
     return out
 
 
-def _outcome(case: Case, frontier: Frontiers, on_progress: Any = None) -> dict[str, Any]:
-    limit = frontier.get(case.series)
-    if limit is not None and case.frontier and case.tokens > limit[0]:
-        return {"status": "skipped", "reason": f"above frontier ({limit[1]})"}
-    try:
-        reasons = case.precheck()
-    except Exception as exc:  # noqa: BLE001 - a failing capability check is an error row, not a crash
-        status, reason = classify_exception(exc)
-        return {"status": status, "reason": reason}
-    if reasons:
-        return {"status": "unsupported", "reason": "; ".join(reasons)}
-    return run_isolated(case, case.time_limit(), on_progress)
+def _placed(static: dict[str, Any], where: dict[str, Any]) -> dict[str, Any]:
+    """Row columns that say where a case ran: on a Ray cluster, the worker's host and ``runtime.placement`` (node,
+    GPU index, worker pid); locally, nothing beyond the static provenance."""
+    if where.get("executor") != "ray":
+        return {}
+    runtime = json.loads(static.get("runtime") or "{}")
+    runtime["placement"] = where
+    return {"hostname": where.get("node", static.get("hostname", "")), "runtime": json.dumps(runtime, sort_keys=True)}
 
 
 def _terminate(signum: int, frame: Any) -> None:
@@ -131,15 +126,19 @@ def _terminate(signum: int, frame: Any) -> None:
 
 
 def run_suite(suite: Suite, root: str | Path = "results", run_id: str | None = None, fresh: bool = False,
-              show_progress: bool = True, console: Any = None) -> RunReport:
+              show_progress: bool = True, console: Any = None, executor: Any = None) -> RunReport:
     """Run every case of ``suite`` as a new run under ``<root>/<machine>/<run_id>/`` (or resume an interrupted
-    one, unless ``fresh``); returns counts per status and the results path."""
+    one, unless ``fresh``); returns counts per status and the results path. ``executor`` (default: this machine,
+    one case at a time) decides where cases run; this function alone writes the results file."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from attnbench.measure.provenance import provenance, runtime_environment
 
+    from attnbench.execute.executors import LocalExecutor
+
     console = console or Console(stderr=True)
+    executor = executor or LocalExecutor()
     start = time.perf_counter()
     from attnbench.measure.roofline import cached
 
@@ -173,19 +172,23 @@ def run_suite(suite: Suite, root: str | Path = "results", run_id: str | None = N
                        TextColumn("ETA"), TimeRemainingColumn())
             with Progress(*columns, console=console, disable=not show_progress, transient=False) as progress:
                 task = progress.add_task(suite.name, total=len(pending))
-                for case in pending:
+                running: dict[str, str] = {}
+
+                def show(case: Case, message: str) -> None:
+                    running[case.description] = message
+                    extra = f" (+{len(running) - 1} running)" if len(running) > 1 else ""
+                    progress.update(task, description=f"{case.description} {message}{extra}")
+
+                for case, outcome, where in executor.outcomes(pending, frontier, show):
                     what = case.description
-                    progress.update(task, description=what)
-
-                    def show(message: str, what: str = what) -> None:
-                        progress.update(task, description=f"{what} {message}")
-
-                    outcome = _outcome(case, frontier, show)
+                    running.pop(what, None)
                     timestamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+                    placed = _placed(static, where)
                     for key, extra in zip(case.row_keys, case.rows(outcome)):
                         if key in done:  # a crash between the rows of one case: keep what was written
                             continue
-                        row = {**static, **extra, "run_id": run_dir.name, "case_key": key, "timestamp": timestamp}
+                        row = {**static, **placed, **extra, "run_id": run_dir.name, "case_key": key,
+                               "timestamp": timestamp}
                         rf.append(row)
                         report.counts[row["status"]] += 1
                     if case.frontier and ends_series(outcome["status"], outcome.get("reason", "")):
@@ -194,8 +197,9 @@ def run_suite(suite: Suite, root: str | Path = "results", run_id: str | None = N
                     progress.advance(task)
                     if show_progress and not console.is_terminal:  # a log file or pipe: one line per finished case
                         ms = outcome.get("time_ms_median")
+                        node = f" on {where['node']}" if where.get("executor") == "ray" and where.get("node") else ""
                         console.print(f"[{progress.tasks[0].completed:.0f}/{len(pending)}] {what}: "
-                                      f"{outcome['status']}" + (f" {ms:.4g} ms" if ms else "")
+                                      f"{outcome['status']}" + (f" {ms:.4g} ms" if ms else "") + node
                                       + (f" ({outcome['reason']})" if outcome.get("reason") else ""),
                                       soft_wrap=True, markup=False, highlight=False)  # "[compiled]" is text
             report.rows = rf.rows

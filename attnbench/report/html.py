@@ -124,7 +124,8 @@ def _machines(df: pd.DataFrame) -> HtmlTable:
 
 
 def _cost_section(suite: str, g: pd.DataFrame, min_tokens: int, baseline: str | None) -> Section:
-    sec = Section(f"cost-{suite}", f"{suite}: cost (runtime, peak memory, roofline)", scaling_notes(g))
+    sec = Section(f"cost-{suite}", f"{suite}: cost (runtime, peak memory, roofline)",
+                  [n.replace("`", "") for n in scaling_notes(g)])  # markdown code marks read as noise in HTML
     sec.figures = [_embed(name, fig) for name, fig in cost_figures(g, min_tokens)]
     sec.tables = [_from_table(t, sec.id) for t in scaling_tables(g, min_tokens, baseline)]
     return sec

@@ -164,7 +164,7 @@ def targets(mech: str, comp: str, ref: str) -> str:
     """Issue 10's cost targets for ``mech`` (vs the windowed ``comp`` and the authors' ``ref``), at 128² and 256²,
     in the reference run and its re-run, each cell checked against its target."""
     runs = [("reference", _newest("reference", "cpu"))]
-    rerun_path = _newest("rerun", "cpu")
+    rerun_path = _same_code_rerun(runs[0][1])
     if rerun_path.parent.name.split("-")[-1] == runs[0][1].parent.name.split("-")[-1]:  # same code measured again
         runs.append(("re-run", rerun_path))
     limits = {("time", "fwd"): 2.0, ("time", "fwd_bwd"): 2.5, ("ref", "fwd"): 4.0, ("ref", "fwd_bwd"): 3.0,
@@ -202,9 +202,18 @@ def before_after(mech: str, previous: str) -> str:
             + markdown_table(["mode", "grid", "time B/A [95 % CI]", "peak memory B/A", "verdict"], rows))
 
 
-def rerun() -> str:
-    """Reference vs its re-run from a fresh clone, with ``attnbench compare``."""
-    a_path, b_path = _newest("reference", "cpu"), _newest("rerun", "cpu")
+def _same_code_rerun(reference: Path) -> Path:
+    """The newest re-run of the reference's own code version (else the newest re-run)."""
+    code = reference.parent.name.split("-")[-1]
+    found = sorted((RESULTS / "rerun").glob("*/*/cpu.csv"), key=lambda p: p.parent.name)
+    same = [p for p in found if p.parent.name.split("-")[-1] == code]
+    return (same or found)[-1]
+
+
+def rerun(run: str | None = None) -> str:
+    """Reference vs a re-run (default: its re-run of the same code from a fresh clone), with ``attnbench compare``."""
+    a_path = _newest("reference", "cpu")
+    b_path = next((RESULTS / "rerun").glob(f"*/{run}/cpu.csv")) if run else _same_code_rerun(a_path)
     a, b = load_frame([a_path]), load_frame([b_path])
     t = compare(a, b)
     ok = t.dropna(subset=["ratio"])
