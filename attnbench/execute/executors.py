@@ -161,7 +161,8 @@ class RayExecutor:
                     yield case, skipped or {"status": "unsupported", "reason": reason}, {"executor": "ray"}
                     continue
                 running[self.remote.options(**demand).remote(case)] = (case, time.perf_counter())
-                on_progress(case, f"submitted ({len(running)} running)")
+                on_progress(case, f"submitted ({len(running)} running on {len(self.nodes)} node"
+                                  f"{'s' * (len(self.nodes) > 1)})")
             if not running:
                 continue
             done, _ = ray.wait(list(running), num_returns=1)
