@@ -87,3 +87,17 @@ def test_inadmissible_examples_are_reported():
                .not_supported_reasons(2, 8))
     ref = create_attention("mano_reference", dim=8, heads=2, image_size=16)
     assert any("image_size=16" in r for r in ref.not_supported_reasons(32, 32))
+
+
+def test_level_weights_finest_keep_the_trained_levels_weights():
+    """``finest`` counts levels from the finest grid: one more (coarser) level, as a finer input adds, leaves the
+    weights of the levels a model was trained with unchanged; ``paper`` (counted from the coarsest) re-weights all."""
+    from attnbench import create_attention
+
+    paper = create_attention("mano", dim=16, heads=2, level_weighting="paper")
+    finest = create_attention("mano", dim=16, heads=2, level_weighting="finest")
+    assert finest.level_weights(4)[:2] == finest.level_weights(3) == [1.0, 0.5]
+    assert paper.level_weights(3) == [0.5, 1.0] and paper.level_weights(4)[:2] != paper.level_weights(3)
+    x = torch.randn(1, 16, 16, 16)
+    one_level = create_attention("mano", dim=16, heads=2, level_weighting="finest", max_levels=1)
+    assert torch.isfinite(finest(x)).all() and one_level.level_weights(1) == []

@@ -47,13 +47,13 @@ class Sleeps(_Base):
 
 @register_attention("ray_slow_start")
 class SlowStart(_Base):
-    """Sleeps 2.5 s on its first call in a process, then is cheap: wall time without CPU load."""
+    """Sleeps 4 s on its first call in a process, then is cheap: wall time without CPU load."""
 
     def forward(self, x):
         global _slept
         if not _slept:
             _slept = True
-            time.sleep(2.5)
+            time.sleep(4)
         return self.lin(x)
 '''
 
@@ -79,14 +79,6 @@ def _suite(path: Path, name: str, attentions: list[str], grids: str = "[[8, 8]]"
 def _rows(out: Path, suite: str) -> list[dict[str, str]]:
     (csv,) = sorted(out.glob(f"*/*/{suite}.csv"))
     return read_results(csv)
-
-
-def _span(rows: list[dict[str, str]]) -> float:
-    """Seconds from the first case's start to the last case's end, from the rows' timestamps and wall times."""
-    import datetime as dt
-
-    ends = [dt.datetime.strptime(r["timestamp"], "%Y-%m-%dT%H:%M:%S%z").timestamp() for r in rows]
-    return max(ends) - min(e - float(r["case_wall_s"]) for e, r in zip(ends, rows))
 
 
 @pytest.fixture(scope="module")
@@ -133,16 +125,23 @@ def cluster(plugins: Path):
     ray.shutdown()
 
 
-def test_smoke_suite_through_ray_matches_the_local_executor(cluster: None, tmp_path: Path) -> None:
+def test_smoke_suite_through_ray_matches_the_local_executor(cluster: None, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
     smoke = str(ROOT / "suites" / "smoke.toml")
-    assert main(["run", smoke, "--out", str(tmp_path / "local"), "--quiet", "--set", "grids=[[8,8]]"]) == 0
-    assert main(["run", smoke, "--out", str(tmp_path / "ray"), "--quiet", "--set", "grids=[[8,8]]",
-                 "--executor", "ray"]) == 0
+    small = ["--set", "grids=[[8,8]]", "--set", 'modes=["fwd"]']  # the smoke suite's six mechanisms, one case each
+    start = time.perf_counter()
+    assert main(["run", smoke, "--out", str(tmp_path / "local"), "--quiet", *small]) == 0
+    middle = time.perf_counter()
+    assert main(["run", smoke, "--out", str(tmp_path / "ray"), "--quiet", *small, "--executor", "ray"]) == 0
+    end = time.perf_counter()
     local, remote = _rows(tmp_path / "local", "smoke"), _rows(tmp_path / "ray", "smoke")
-    overhead = (_span(remote) - _span(local)) / len(remote)  # same cases one at a time: the difference is Ray's
-    print(f"Ray scheduling overhead per case on the local instance: {overhead * 1e3:.0f} ms")
+    # the same cases one at a time (a timing case holds the node): the difference is Ray's, per case
+    overhead = ((end - middle) - (middle - start)) / len(remote)
+    with capsys.disabled():
+        print(f"\nsmoke 8x8 fwd, {len(remote)} cases: local {middle - start:.1f} s, Ray {end - middle:.1f} s; overhead "
+              f"{overhead * 1e3:.0f} ms per case (the Ray worker's first case also starts its case-process server)")
     assert {r["case_key"]: r["status"] for r in remote} == {r["case_key"]: r["status"] for r in local}
-    assert len(remote) == 12 and {r["status"] for r in remote} == {"ok"}
+    assert len(remote) == 6 and {r["status"] for r in remote} == {"ok"}
     placement = [json.loads(r["runtime"])["placement"] for r in remote]
     assert all(p["executor"] == "ray" and p["node"] and p["node_id"] for p in placement)
 
@@ -177,7 +176,7 @@ def test_a_worker_killed_during_a_case_is_a_crashed_row(cluster: None, plugins: 
 
 def test_cases_that_may_pack_run_in_parallel(cluster: None, plugins: Path, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    """Eight 1-thread cases, each mostly waiting 2.5 s: on 2 logical workers clearly faster than one at a time
+    """Eight 1-thread cases, each mostly waiting 4 s: on 2 logical workers clearly faster than one at a time
     (each Ray worker pays its own case-process server start once, so the ratio stays above 1/2)."""
     suite = _suite(tmp_path / "pack.toml", "pack", ["ray_slow_start"] * 8)
     start = time.perf_counter()

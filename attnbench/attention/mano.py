@@ -45,7 +45,8 @@ class MultipoleAttention(GridAttention):
     ``W`` is windowed attention (k×k windows, stride s, overlapping outputs averaged by their coverage count),
     ``D`` a bias-free ``Conv2d(k=r, stride=r)`` or average pooling, ``U`` a bias-free ``ConvTranspose2d`` or
     nearest up-sampling, all three shared across levels. ``c_i = 1/(i+1)`` compounding (``level_weighting="paper"``,
-    as the reference code) or 1 (``"sum"``).
+    as the reference code, ``i`` counted from the coarsest level), ``1/(l+1)`` counted from the finest level
+    (``"finest"``: levels keep their weights when a finer input adds a level), or 1 (``"sum"``).
 
     Level rule (evaluated on every forward, unlike the reference): starting from ``(H, W)``, add the level
     ``(h/r, w/r)`` while both sides are divisible by ``r``, the new sides are ``>= max(r, k)`` and admit the
@@ -80,7 +81,7 @@ class MultipoleAttention(GridAttention):
     Args:
         dim, heads, dim_head, dropout: as for ``full``.
         window: k >= 1. stride: 1 <= s <= k. rate: r >= 2. down: ``conv`` | ``pool``. up: ``conv`` | ``nearest``.
-        level_weighting: ``paper`` | ``sum``. max_levels: cap on the number of levels (None = no cap).
+        level_weighting: ``paper`` | ``finest`` | ``sum`` (:meth:`level_weights`). max_levels: cap on the number of levels (None = no cap).
         path: ``auto`` (shifted for k <= 3, else sdpa) | ``shifted`` | ``sdpa``: how windows are computed (same
         outputs up to float rounding).
     """
@@ -116,7 +117,7 @@ class MultipoleAttention(GridAttention):
         self.window, self.stride, self.rate = k, s, check_int(self, "rate", rate, 2)
         self.down_kind = check_choice(self, "down", down, ("conv", "pool"))
         self.up_kind = check_choice(self, "up", up, ("conv", "nearest"))
-        self.level_weighting = check_choice(self, "level_weighting", level_weighting, ("paper", "sum"))
+        self.level_weighting = check_choice(self, "level_weighting", level_weighting, ("paper", "finest", "sum"))
         self.max_levels = None if max_levels is None else check_int(self, "max_levels", max_levels, 1)
         self.dropout = check_dropout(self, "dropout", dropout)
         inner = heads * self.dim_head
@@ -270,10 +271,21 @@ class MultipoleAttention(GridAttention):
             x = self._down(x)
             outs.append(self.window_attention(x))
         res = outs.pop()
-        for i, level_out in enumerate(reversed(outs)):
-            weight = 1.0 / (i + 1) if self.level_weighting == "paper" else 1.0
-            res = level_out + weight * self._up(res)
+        weights = self.level_weights(len(shapes))
+        for level in range(len(outs) - 1, -1, -1):  # coarse to fine
+            res = outs[level] + weights[level] * self._up(res)
         return res
+
+    def level_weights(self, levels: int) -> list[float]:
+        """``w[l]``, the factor of the prolongated coarser result added at level ``l`` (0 = finest), for ``levels``
+        levels. ``paper``: ``1/(i+1)`` with ``i`` counted from the coarsest (the reference), so one more level
+        (a finer input grid, zero-shot) re-weights every level; ``finest``: ``1/(l+1)``, counted from the finest,
+        so the levels a model was trained with keep their weights; ``sum``: 1."""
+        if self.level_weighting == "paper":
+            return [1.0 / (levels - 1 - level) for level in range(levels - 1)]
+        if self.level_weighting == "finest":
+            return [1.0 / (level + 1) for level in range(levels - 1)]
+        return [1.0] * (levels - 1)
 
     def extra_info(self) -> dict[str, Any]:
         shapes = self._last_levels
