@@ -323,3 +323,6 @@ class MultipoleAttention(GridAttention):
 # Named configurations: k = window, s = stride, r = rate (timm-style names).
 register_config("mano_k2s1r2", "mano", window=2, stride=1, rate=2)
 register_config("mano_k2s1r4", "mano", window=2, stride=1, rate=4)
+# Parameter-matched to the other mechanisms: average pooling and nearest up-sampling instead of the shared
+# convolutions, which add 2·r²·C² parameters per layer (about 2x a backbone's parameters at r = 2).
+register_config("mano_pool", "mano", down="pool", up="nearest")

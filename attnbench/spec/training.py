@@ -243,7 +243,7 @@ class TrainCase(Case):
         from attnbench.training.tasks import Normaliser, load_task
 
         s = self.settings
-        data = load_task(s, self.height)
+        data = load_task(s, self.height, seed=self.seed or 0)
         torch.manual_seed(self.seed or 0)
         model = self.build_model(data.classes if data.problem == "classification" else 1)
         model = model.to(device=self.device, dtype=getattr(torch, self.dtype))
