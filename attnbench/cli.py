@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from attnbench.commands import (
     cmd_check, cmd_compare, cmd_data, cmd_list, cmd_plot, cmd_roofline, cmd_run, usage_error,
 )
-from attnbench.workflows import cmd_bench, cmd_report
+from attnbench.workflows import cmd_bench, cmd_claims, cmd_report
 
 __all__ = ["build_parser", "main"]
 
@@ -117,6 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reference results file or folder to compare with, case by case (repeatable)")
     report_options(p)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("claims", help="the MANO paper's claims against results: claims.md with a verdict each",
+                       description="Each claim of the MANO abstract (linear cost, global receptive field, accuracy "
+                                   "rivalling ViT and Swin, 1-2 orders of magnitude less runtime and memory, Darcy "
+                                   "16² relative MSE 0.008) with the measured numbers, conditions and a verdict by a "
+                                   "stated rule.")
+    p.add_argument("results", nargs="+", metavar="RESULTS", help="results CSV file(s) or folder(s), cost and accuracy")
+    p.add_argument("-o", "--output", default="claims.md", metavar="FILE", help="markdown file (default claims.md)")
+    p.set_defaults(func=cmd_claims)
 
     p = sub.add_parser("compare", help="compare two results files or folders case by case (asv-style)",
                        description="Matches cases on their full configuration and grid; ratio B/A of median times "

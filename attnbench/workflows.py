@@ -11,7 +11,25 @@ from pathlib import Path
 
 from attnbench.commands import checkout_results, cmd_plot, parse_assignments, run_suites, usage_error
 
-__all__ = ["cmd_bench", "cmd_report", "quick_preflight"]
+__all__ = ["cmd_bench", "cmd_claims", "cmd_report", "quick_preflight"]
+
+
+def cmd_claims(args: argparse.Namespace) -> int:
+    """The MANO paper's claims against the given results: ``claims.md`` with a verdict per claim."""
+    from attnbench.report.claims import write_claims_md
+    from attnbench.report.frame import NotResultsError, load_frame
+
+    missing = [p for p in args.results if not Path(p).exists()]
+    if missing:
+        return usage_error(f"{missing[0]}: no such results file or directory")
+    try:
+        df = load_frame(args.results)
+    except NotResultsError as exc:
+        return usage_error(str(exc))
+    out = write_claims_md(df, args.output, command=" ".join(["attnbench", "claims", *args.results, "-o",
+                                                             str(args.output)]))
+    print(out)
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -99,7 +117,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         report = build_report([str(p) for p in paths], paths[0].parent / "report.html", reference=references or None,
                               min_tokens=args.fit_min_tokens, baseline=args.baseline,
                               command=" ".join(["attnbench", "bench", *(args.suites or [])]))
-        console.print(f"\nreport: {report} ({report.stat().st_size / 1024:.0f} KiB) — open it in a browser")
+        from attnbench.report.claims import write_claims_md
+        from attnbench.report.frame import load_frame as load
+
+        claims = write_claims_md(load([str(p) for p in paths]), paths[0].parent / "claims.md",
+                                 command=" ".join(["attnbench", "claims", *map(str, paths)]))
+        console.print(f"\nclaims of the MANO paper against this run: {claims}")
+        console.print(f"report: {report} ({report.stat().st_size / 1024:.0f} KiB) — open it in a browser")
     return 0
 
 

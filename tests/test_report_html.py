@@ -41,7 +41,7 @@ def test_report_is_self_contained_and_complete(report: Path) -> None:
     assert len(images) == 8, len(images)
     for heading in ("Machines and provenance", "Fitted exponents", "Local time slopes", "Achieved vs roofline",
                     "Frontier", "Crossover N*", "Accuracy (mean ± std over seeds)", "Against the reference run",
-                    "Cost, case by case", "Every result row"):
+                    "Cost, case by case", "Every result row", "claims against these results"):
         assert heading in html, heading
     rows = re.search(r'id="rows".*?<tbody>(.*?)</tbody>', html, re.S).group(1)
     n_rows = sum(1 for path in (COST, ACCURACY) for _ in path.open()) - 2  # minus the two header lines

@@ -24,7 +24,7 @@ from matplotlib.ticker import NullFormatter  # noqa: E402
 from attnbench.report.figures import readable_log_axis, save_figure, series_styles  # noqa: E402
 from attnbench.report.frame import machine_line  # noqa: E402
 
-__all__ = ["accuracy_figures", "accuracy_table", "chance_level", "plot_accuracy", "write_accuracy_md"]
+__all__ = ["accuracy_figures", "accuracy_table", "chance_level", "ci95_half_width", "plot_accuracy", "write_accuracy_md"]
 
 _LOWER_IS_BETTER = {"rel_l2": True, "top1": False}
 # Classes of the classification datasets, for rows written before ``impl`` recorded ``classes``.
@@ -41,7 +41,16 @@ def accuracy_table(df: pd.DataFrame) -> pd.DataFrame:
         rel_mse_std=("rel_mse", "std"), train_s=("train_s", "mean"), peak_mib=("peak_mib", "mean"),
         params=("params", "first"), n_train=("n_train", "first"), epochs=("epochs", "first"),
         window_ratio=("window_ratio", "first"), mem_kind=("mem_kind", "first"), impl=("impl", "first"))
-    return agg.reset_index()
+    agg = agg.reset_index()
+    agg["ci95"] = [ci95_half_width(s, n) for s, n in zip(agg["std"], agg["seeds"])]
+    return agg
+
+
+def ci95_half_width(std: float, n: int) -> float:
+    """Half-width of the 95 % confidence interval of a mean over ``n`` seeds (Student t); nan below 2 seeds."""
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, n - 1) * std / n ** 0.5) if n >= 2 and pd.notna(std) else float("nan")
 
 
 def _fmt(mean: float, std: float, digits: int = 4) -> str:
@@ -53,15 +62,16 @@ def _fmt(mean: float, std: float, digits: int = 4) -> str:
 def write_accuracy_md(df: pd.DataFrame, path: Path) -> Path:
     table = accuracy_table(df)
     lines = [f"# Accuracy: {', '.join(sorted(df['suite'].unique()))}", "",
-             f"{machine_line(df)}. Mean ± std over seeds; "
+             f"{machine_line(df)}. Mean ± std over seeds, and the half-width of the mean's 95 % CI (Student t); "
              "rel_l2 = mean of ‖û−u‖/‖u‖, rel_mse = mean of ‖û−u‖²/‖u‖² (the MANO paper's metric).", "",
-             "| task | attention | train grid | eval grid | mode | metric | value | rel_mse | seeds | n_train | epochs "
-             "| train s | train peak MiB | params | window/grid |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| task | attention | train grid | eval grid | mode | metric | value | ± 95 % CI | rel_mse | seeds | n_train "
+             "| epochs | train s | train peak MiB | params | window/grid |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in table.iterrows():
         lines.append(
             f"| {r['task']} | {r['label']} | {int(r['train_res'])} | {int(r['eval_res'])} | {r['mode']} | {r['metric']} "
-            f"| {_fmt(r['value'], r['std'])} | {_fmt(r['rel_mse'], r['rel_mse_std'], 3)} | {int(r['seeds'])} "
+            f"| {_fmt(r['value'], r['std'])} | {'' if pd.isna(r['ci95']) else format(r['ci95'], '.2g')} "
+            f"| {_fmt(r['rel_mse'], r['rel_mse_std'], 3)} | {int(r['seeds'])} "
             f"| {int(r['n_train'])} | {int(r['epochs'])} | {r['train_s']:.0f} | {r['peak_mib']:.0f} | {int(r['params'])} "
             f"| {r['window_ratio']:.2g} |")
     bad = df[df["status"] != "ok"]

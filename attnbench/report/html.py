@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from attnbench.report.accuracy import accuracy_figures, accuracy_table
+from attnbench.report.claims import MECH, claims_table
 from attnbench.report.compare import compare, compare_accuracy
 from attnbench.report.cost import cost_figures
 from attnbench.report.figures import svg_text
@@ -140,10 +141,11 @@ def _accuracy_section(suite: str, g: pd.DataFrame) -> Section:
                            zip(table["value"], table["std"])]
     rows = [[(r["task"], None), (r["label"], None), (f"{int(r['train_res'])}²", r["train_res"]),
              (f"{int(r['eval_res'])}²", r["eval_res"]), (r["mode"], None), (r["metric"], None),
-             (r["value_text"], r["value"]), _cell(r["seeds"], "d"), _cell(r["train_s"], ".0f"),
+             (r["value_text"], r["value"]), _cell(r["ci95"], ".2g"), _cell(r["seeds"], "d"), _cell(r["train_s"], ".0f"),
              _cell(r["peak_mib"], ".0f"), _cell(r["params"], ".0f")] for _, r in table.iterrows()]
     sec.tables = [HtmlTable(f"{sec.id}-table", "Accuracy (mean ± std over seeds)",
-                            ["task", "attention", "train grid", "eval grid", "mode", "metric", "value", "seeds",
+                            ["task", "attention", "train grid", "eval grid", "mode", "metric", "value",
+                             "± 95 % CI", "seeds",
                              "train s", "train peak MiB", "params"], rows)]
     sec.figures = [_embed(name, fig) for name, fig in accuracy_figures(g)]
     return sec
@@ -204,6 +206,9 @@ def build_report(paths: list[str | Path], out: str | Path, reference: list[str |
             sections.append(_cost_section(str(suite), g[g["kind"] == "cost"], min_tokens, baseline))
         if (g["kind"] == "accuracy").any():
             sections.append(_accuracy_section(str(suite), g[g["kind"] == "accuracy"]))
+    if (df["label"] == MECH).any():  # the paper's claims, by the same rules as `attnbench claims`
+        sections.append(Section("claims", "The MANO paper's claims against these results",
+                                tables=[_from_table(claims_table(df), "claims")]))
     if reference:
         sections.append(_comparison(load_frame(list(reference)), df, ", ".join(map(str, reference))))
     # autoescape on: labels, reasons and paths come from CSV files and must never become markup

@@ -276,14 +276,17 @@ def rerun_pair(first: str, second: str) -> str:
 
 
 def _accuracy(paths: list[Path], tasks: list[str]) -> str:
-    """Mean ± std over seeds per task and label; a task found in several files is taken from the last one."""
-    frames = [load_frame([p]) for p in paths]
-    newer: set[str] = set()
-    for i in range(len(frames) - 1, -1, -1):
-        present = set(frames[i]["task"])
-        frames[i] = frames[i][~frames[i]["task"].isin(newer)]
-        newer |= present
+    """Mean ± std over seeds per task and label. Per (task, label) the configuration of the last file that has it
+    counts, with the same configuration's seeds from every file (a seed measured twice: the later file's row)."""
+    frames = []
+    for order, p in enumerate(paths):
+        f = load_frame([p])
+        frames.append(f.assign(_order=order))
     df = pd.concat(frames, ignore_index=True)
+    last = df.groupby(["task", "label"])["_order"].transform("max")
+    ids = df[df["_order"] == last].groupby(["task", "label"])["config_id"].agg(set)  # trained and zero-shot ids
+    df = df[[c in ids.get((t, lab), ()) for t, lab, c in zip(df["task"], df["label"], df["config_id"])]]
+    df = df.sort_values("_order").drop_duplicates(["config_id", "seed", "eval_res"], keep="last")
     df = df[(df["kind"] == "accuracy") & (df["status"] == "ok") & df["task"].isin(tasks)]
     rows = []
     for (task, label), g in df.groupby(["task", "label"], sort=False):
@@ -303,7 +306,8 @@ def _accuracy(paths: list[Path], tasks: list[str]) -> str:
                      str(trained["seed"].nunique()), f"{trained['train_s'].mean():.0f}", f"{int(trained['params'].iloc[0])}",
                      f"{int(trained['epochs'].iloc[0])}", f"{int(trained['n_train'].iloc[0])}"])
     sources = ", ".join(f"[`{_rel(p)}`]({_rel(p)})" for p in paths)
-    return (f"From {sources} (mean ± std over seeds; a task measured in several files is taken from the last):\n\n"
+    return (f"From {sources} (mean ± std over seeds; per task and mechanism the configuration of the last file that "
+            "has it, with its seeds from every file):\n\n"
             + markdown_table(["task", "attention", "metric", "trained", "rel MSE", "zero-shot (grid)", "seeds", "train s",
                       "params", "epochs", "n_train"], rows))
 
