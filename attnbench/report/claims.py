@@ -31,7 +31,9 @@ from attnbench.report.tables import Table, markdown_table
 
 __all__ = ["MECH", "claims_table", "write_claims_md"]
 
-MECH = "mano"  # the mechanism whose paper the claims come from
+# The series labels the paper's claims are about (result labels, as the suites name them): the mechanism, the ViT
+# layers (N×N scores, fused) and Swin. The only mechanism names in this module.
+MECH, VIT_NAIVE, VIT, SWIN = "mano", "full_naive", "full", "swin"
 _COLUMNS = ["claim (MANO abstract)", "measured", "conditions", "verdict", "rule"]
 
 
@@ -71,7 +73,7 @@ def _global(cost: pd.DataFrame) -> list[str]:
 
 def _orders(cost: pd.DataFrame) -> list[str]:
     parts, hits, tested = [], 0, 0
-    for other in ("full_naive", "full", "swin"):
+    for other in (VIT_NAIVE, VIT, SWIN):
         r = ratios(cost, other)
         r = r[(r["label"] == MECH)]
         if r.empty:
@@ -108,7 +110,7 @@ def _rivals(acc: pd.DataFrame) -> list[str]:
     for task, t in ok.groupby("budget", sort=False):
         mine = t[t["label"] == MECH]["value"].to_numpy(float)
         lower = t["metric"].iloc[0] == "rel_l2"
-        for other in ("full", "swin"):
+        for other in (VIT, SWIN):
             theirs = t[t["label"] == other]["value"].to_numpy(float)
             if len(mine) < 3 or len(theirs) < 3:
                 if len(mine) and len(theirs):
