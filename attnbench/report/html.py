@@ -120,8 +120,8 @@ def _machines(df: pd.DataFrame) -> HtmlTable:
                      _cell(float(g["case_wall_s"].sum()) / 60, ".1f")])
     return HtmlTable("machines", "Machines and provenance", ["run", "suite", "machine", "device", "CPU", "threads",
                      "dtype", "TF32", "torch", "python", "code version", "roofline", "rows", "case time [min]"], rows,
-                     "one row per run and suite; the code version is the git commit (+dirty.<hash> for uncommitted "
-                     "code)")
+                     "one row per run and suite; the code version is the git commit (with a dirty-tree suffix for "
+                     "uncommitted code)")
 
 
 def _cost_section(suite: str, g: pd.DataFrame, min_tokens: int, baseline: str | None) -> Section:

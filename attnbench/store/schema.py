@@ -68,8 +68,8 @@ SCHEMA: tuple[Column, ...] = (
         n_train:int; n_test:int; epochs:int; train_s:float; final_loss:float"""),
     *_cols("provenance", """
         torch:str; cuda:str; device_name:str; device_mem_gib:float; cpu_model:str; machine:str:results folder
-        of the hardware (GPU model, or CPU model + cores); hostname:str; git_sha:str:+dirty when tracked files
-        differ; code_version:str:git sha + a hash of the uncommitted diff; attnbench:str; python:str;
+        of the hardware (GPU model, or CPU model + cores); hostname:str; git_sha:str:with a dirty-tree suffix when
+        tracked files differ; code_version:str:git sha + a hash of the uncommitted diff; attnbench:str; python:str;
         runtime:json:interpreter path, kernel-relevant environment variables, CPU capability, thread pools;
         timestamp:str; case_wall_s:float"""),
 )
