@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -65,7 +67,9 @@ def test_two_epochs_reduce_the_training_loss(name):
     norm = (Normaliser(data.train[0]), Normaliser(data.train[1]))
     with torch.no_grad():
         before = rel_l2(norm[1].decode(model(norm[0].encode(data.train[0]))), data.train[1]).mean().item()
-    _, last = train_model(model, data, case, lambda message: None, norm)
+    _, last, curve = train_model(model, data, case, lambda message: None, norm)
+    assert curve["train_loss"][-1] == last and len(curve["train_loss"]) == case.settings["epochs"]
+    assert curve["test_epoch"] == []  # curve_every unset: no test evaluations
     with torch.no_grad():
         model.eval()
         after = rel_l2(norm[1].decode(model(norm[0].encode(data.train[0]))), data.train[1]).mean().item()
@@ -93,6 +97,7 @@ eval_res = [16, 32]
 n_train = 16
 n_test = 4
 fine = 65
+curve_every = 1
 
 [[tasks]]
 name = "fashion_missing"
@@ -128,6 +133,10 @@ def test_accuracy_suite_rows_zero_shot_and_missing_dataset(tmp_path, monkeypatch
     assert lin32["status"] == "ok" and lin32["mode"] == "zero_shot"
     assert 0 < float(lin16["rel_mse"]) and float(lin16["train_s"]) > 0 and int(lin16["params"]) > 0
     assert lin16["mem_kind"] == "cpu_rss" and lin16["n_train"] == "16" and lin16["seed"] == "0"
+    # the curve's last test point is the same model on the same test set as the trained row's value
+    curve = json.loads(lin16["curve"])
+    assert len(curve["train_loss"]) == 1 and curve["test_epoch"] == [1] and curve["test_metric"] == "rel_l2"
+    assert curve["test_value"][0] == pytest.approx(float(lin16["value"]), rel=1e-4)
     ref32 = by[("darcy_tiny", "mano_reference", "32")]
     assert ref32["status"] == "unsupported" and "image_size=16" in ref32["reason"]  # levels fixed at build
     missing = by[("fashion_missing", "linear", "32")]

@@ -30,21 +30,50 @@ def test_claims_of_committed_results(tmp_path: Path) -> None:
     assert verdicts["global receptive field"] == "partly"
 
 
+PARAMS = {"full": 100, "swin": 103, "mano": 200, "mano_pool": 102, "mano_wide": 120}
+
+
 def _accuracy_rows(values: dict[str, list[float]]) -> pd.DataFrame:
     rows = []
     for label, vals in values.items():
         for seed, v in enumerate(vals):
-            rows.append({"kind": "accuracy", "suite": "s", "task": "t", "label": label, "attention": label,
+            rows.append({"kind": "accuracy", "suite": "s", "task": "t", "label": label,
+                         "attention": "mano_k2" if label.startswith("mano") else label, "params": str(PARAMS[label]),
                          "mode": "trained", "status": "ok", "metric": "top1", "value": str(v), "seed": str(seed),
                          "eval_res": "32", "train_res": "32", "config_id": f"{label}", "timestamp": str(seed),
-                         "rel_mse": "", "epochs": "1", "device_name": "cpu", "threads": "1"})
+                         "rel_mse": "", "epochs": "1", "n_train": "10", "device_name": "cpu", "threads": "1"})
     return prepare(pd.DataFrame(rows))
+
+
+def _rivalling(df: pd.DataFrame) -> str:
+    frame = claims_table(df).frame
+    return frame.set_index(frame.columns[0])["verdict"]["accuracy rivalling ViT and Swin"]
 
 
 def test_rivalling_needs_three_seeds_and_a_welch_test() -> None:
     verdict = {}
     for name, mano in (("worse", [0.50, 0.51, 0.49]), ("same", [0.80, 0.82, 0.79]), ("two", [0.5, 0.5])):
-        df = _accuracy_rows({"mano": mano, "full": [0.80, 0.81, 0.79], "swin": [0.81, 0.80, 0.82]})
-        verdict[name] = claims_table(df).frame.set_index(claims_table(df).frame.columns[0])["verdict"][
-            "accuracy rivalling ViT and Swin"]
+        verdict[name] = _rivalling(_accuracy_rows({"mano": mano, "full": [0.80, 0.81, 0.79],
+                                                   "swin": [0.81, 0.80, 0.82]}))
     assert verdict == {"worse": "not reproduced", "same": "reproduced", "two": "not testable here"}
+
+
+def test_rivalling_checks_the_parameter_matched_mano() -> None:
+    base = {"mano": [0.86, 0.87, 0.86], "full": [0.80, 0.81, 0.79], "swin": [0.81, 0.80, 0.82]}
+    # the matched variant (same attention, params within 5 % of full's) is worse: the lead needs the parameters
+    assert _rivalling(_accuracy_rows({**base, "mano_pool": [0.70, 0.71, 0.69]})) == "partly"
+    assert _rivalling(_accuracy_rows({**base, "mano_pool": [0.80, 0.82, 0.81]})) == "reproduced"
+    # 20 % more parameters than full is not matched: its result does not enter the verdict
+    assert _rivalling(_accuracy_rows({**base, "mano_wide": [0.70, 0.71, 0.69]})) == "reproduced"
+
+
+def test_comparisons_print_better_only_where_welch_supports_it() -> None:
+    from attnbench.report.accuracy import accuracy_comparisons
+
+    comp = accuracy_comparisons(_accuracy_rows({"mano": [0.86, 0.87, 0.86], "full": [0.80, 0.81, 0.79],
+                                                "swin": [0.80, 0.83, 0.78], "mano_pool": [0.5, 0.6]}))
+    verdicts = {(r["a"], r["b"]): r["verdict"] for _, r in comp.iterrows()}
+    # mano_pool has two seeds: never tested; full vs swin overlap: no difference shown
+    assert verdicts == {("mano", "full"): "mano better", ("mano", "swin"): "mano better",
+                        ("full", "swin"): "no difference shown"}
+    assert (comp.loc[comp["verdict"] == "mano better", "p"] < 0.05).all()

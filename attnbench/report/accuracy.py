@@ -4,7 +4,15 @@
   evaluated at two or more grids, with the chance level of classification tasks;
 * accuracy vs training time and vs training peak memory with the Pareto front (Pareto views), per task;
 * zero-shot vs trained at the same grid, where both exist;
-* ``accuracy.md``: mean ± std over seeds of every (task, mechanism, train grid, eval grid).
+* accuracy vs training grid across the tasks of one dataset and budget (a resolution study: the same recipe at
+  several training grids), trained points joined, zero-shot one step up dashed from each;
+* loss curves (training loss per epoch, test metric every ``curve_every`` epochs) per task and budget, where the
+  rows recorded them, with the test metric's relative change over the last quarter of training (the plateau check);
+* ``accuracy.md``: mean ± std over seeds of every (task, budget, mechanism, train grid, eval grid), and the pairwise
+  comparisons over seeds — the only place a "better than" is printed.
+
+A *budget* is the training set size × epochs; rows of one task trained on different budgets are never pooled. A seed
+measured in several runs of the same configuration counts once (the newest row).
 """
 
 from __future__ import annotations
@@ -24,18 +32,32 @@ from matplotlib.ticker import NullFormatter  # noqa: E402
 from attnbench.report.figures import readable_log_axis, save_figure, series_styles  # noqa: E402
 from attnbench.report.frame import machine_line  # noqa: E402
 
-__all__ = ["accuracy_figures", "accuracy_table", "chance_level", "ci95_half_width", "plot_accuracy", "write_accuracy_md"]
+__all__ = ["ALPHA", "MIN_SEEDS", "accuracy_comparisons", "accuracy_figures", "accuracy_table", "chance_level", "ci95_half_width",
+           "late_change", "per_seed", "plot_accuracy", "write_accuracy_md"]
 
 _LOWER_IS_BETTER = {"rel_l2": True, "top1": False}
 # Classes of the classification datasets, for rows written before ``impl`` recorded ``classes``.
 _CLASSES_BEFORE_RECORDED = {"fashion": 10, "longrange": 2}
 
 
-def accuracy_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over seeds per (task, label, mode, train_res, eval_res)."""
-    ok = df[df["status"] == "ok"].copy()
+# Significance level of the pairwise comparisons (two-sided Welch t-test over seeds) and the seeds each side needs.
+ALPHA, MIN_SEEDS = 0.05, 3
+
+
+def per_seed(df: pd.DataFrame) -> pd.DataFrame:
+    """The ``ok`` accuracy rows, one per (configuration, eval grid, seed) — a seed measured in several runs counts
+    once, the newest — with ``dataset`` (from ``impl``) and ``budget`` (``"<n_train>×<epochs>"``) columns."""
+    ok = df[df["status"] == "ok"].sort_values("timestamp", kind="stable").copy()
+    ok = ok.drop_duplicates(["config_id", "eval_res", "seed"], keep="last")
     ok["dataset"] = ok["impl"].map(lambda s: json.loads(s).get("dataset", "") if isinstance(s, str) and s else "")
-    keys = ["task", "dataset", "label", "mode", "train_res", "eval_res", "metric"]
+    ok["budget"] = [f"{int(n)}×{int(e)}" for n, e in zip(ok["n_train"], ok["epochs"])]
+    return ok
+
+
+def accuracy_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over seeds per (task, budget, label, mode, train_res, eval_res)."""
+    ok = per_seed(df)
+    keys = ["task", "budget", "dataset", "label", "mode", "train_res", "eval_res", "metric"]
     agg = ok.groupby(keys, sort=False).agg(
         value=("value", "mean"), std=("value", "std"), seeds=("value", "size"), rel_mse=("rel_mse", "mean"),
         rel_mse_std=("rel_mse", "std"), train_s=("train_s", "mean"), peak_mib=("peak_mib", "mean"),
@@ -44,6 +66,33 @@ def accuracy_table(df: pd.DataFrame) -> pd.DataFrame:
     agg = agg.reset_index()
     agg["ci95"] = [ci95_half_width(s, n) for s, n in zip(agg["std"], agg["seeds"])]
     return agg
+
+
+def accuracy_comparisons(df: pd.DataFrame) -> pd.DataFrame:
+    """Every pair of mechanisms on the same task, budget, training and evaluation grid, both with ≥ ``MIN_SEEDS``
+    seeds: means, two-sided Welch t-test p over seeds, and a verdict — "<a> better" / "<b> better" only at
+    p < ``ALPHA``, else "no difference shown". One row per pair; empty when no pair has the seeds."""
+    from scipy.stats import ttest_ind
+
+    ok = per_seed(df)
+    rows = []
+    for (task, budget, train_res, eval_res, metric), g in ok.groupby(
+            ["task", "budget", "train_res", "eval_res", "metric"], sort=False):
+        lower = _LOWER_IS_BETTER.get(metric, False)
+        values = {label: s["value"].to_numpy(float) for label, s in g.groupby("label", sort=False)}
+        labels = [label for label, v in values.items() if len(v) >= MIN_SEEDS]
+        for i, a in enumerate(labels):
+            for b in labels[i + 1:]:
+                va, vb = values[a], values[b]
+                p = float(ttest_ind(va, vb, equal_var=False).pvalue)
+                a_wins = va.mean() < vb.mean() if lower else va.mean() > vb.mean()
+                verdict = (f"{a if a_wins else b} better" if p < ALPHA else "no difference shown")
+                rows.append({"task": task, "budget": budget, "train_res": int(train_res), "eval_res": int(eval_res),
+                             "mode": "trained" if train_res == eval_res else "zero_shot", "metric": metric,
+                             "a": a, "b": b, "mean_a": va.mean(), "mean_b": vb.mean(),
+                             "seeds": f"{len(va)}/{len(vb)}", "p": p, "verdict": verdict})
+    return pd.DataFrame(rows, columns=["task", "budget", "train_res", "eval_res", "mode", "metric", "a", "b",
+                                       "mean_a", "mean_b", "seeds", "p", "verdict"])
 
 
 def ci95_half_width(std: float, n: int) -> float:
@@ -64,16 +113,29 @@ def write_accuracy_md(df: pd.DataFrame, path: Path) -> Path:
     lines = [f"# Accuracy: {', '.join(sorted(df['suite'].unique()))}", "",
              f"{machine_line(df)}. Mean ± std over seeds, and the half-width of the mean's 95 % CI (Student t); "
              "rel_l2 = mean of ‖û−u‖/‖u‖, rel_mse = mean of ‖û−u‖²/‖u‖² (the MANO paper's metric).", "",
-             "| task | attention | train grid | eval grid | mode | metric | value | ± 95 % CI | rel_mse | seeds | n_train "
-             "| epochs | train s | train peak MiB | params | window/grid |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| task | budget | attention | train grid | eval grid | mode | metric | value | ± 95 % CI | rel_mse "
+             "| seeds | n_train | epochs | train s | train peak MiB | params | window/grid |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in table.iterrows():
         lines.append(
-            f"| {r['task']} | {r['label']} | {int(r['train_res'])} | {int(r['eval_res'])} | {r['mode']} | {r['metric']} "
+            f"| {r['task']} | {r['budget']} | {r['label']} | {int(r['train_res'])} | {int(r['eval_res'])} | {r['mode']} | {r['metric']} "
             f"| {_fmt(r['value'], r['std'])} | {'' if pd.isna(r['ci95']) else format(r['ci95'], '.2g')} "
             f"| {_fmt(r['rel_mse'], r['rel_mse_std'], 3)} | {int(r['seeds'])} "
             f"| {int(r['n_train'])} | {int(r['epochs'])} | {r['train_s']:.0f} | {r['peak_mib']:.0f} | {int(r['params'])} "
             f"| {r['window_ratio']:.2g} |")
+    comp = accuracy_comparisons(df)
+    lines += ["", "## Which differences the seeds support", "",
+              f"Two-sided Welch t-test over seeds (each side ≥ {MIN_SEEDS} seeds), per task, budget and grid; a "
+              f"\"better\" only at p < {ALPHA} — no correction for the number of pairs, so read single p near "
+              f"{ALPHA} with care. Pairs with fewer seeds are not tested.", ""]
+    if comp.empty:
+        lines.append(f"No pair has {MIN_SEEDS} seeds on both sides.")
+    else:
+        lines += ["| task | budget | train grid | eval grid | metric | a | b | mean a | mean b | seeds | Welch p "
+                  "| verdict |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['task']} | {r['budget']} | {r['train_res']} | {r['eval_res']} | {r['metric']} | {r['a']} "
+                  f"| {r['b']} | {r['mean_a']:.4g} | {r['mean_b']:.4g} | {r['seeds']} | {r['p']:.2g} "
+                  f"| {r['verdict']} |" for _, r in comp.iterrows()]
     bad = df[df["status"] != "ok"]
     if len(bad):
         lines += ["", "Rows that did not produce a number:", ""]
@@ -180,7 +242,8 @@ def _zero_shot_figure(dataset: str, zd: pd.DataFrame, table: pd.DataFrame) -> pl
     pairs = []
     for _, z in zd.iterrows():
         same = table[(table["label"] == z["label"]) & (table["mode"] == "trained")
-                     & (table["eval_res"] == z["eval_res"]) & (table["dataset"] == dataset)]
+                     & (table["eval_res"] == z["eval_res"]) & (table["dataset"] == dataset)
+                     & (table["budget"] == z["budget"])]
         if len(same):
             pairs.append((f"{z['label']}\n{int(z['train_res'])}→{int(z['eval_res'])}", z["value"],
                           same["value"].iloc[0]))
@@ -200,16 +263,117 @@ def _zero_shot_figure(dataset: str, zd: pd.DataFrame, table: pd.DataFrame) -> pl
     return fig
 
 
+def _study_figure(dataset: str, budget: str, s: pd.DataFrame, chance: float | None) -> plt.Figure:
+    """One recipe trained at several grids: per mechanism the trained points joined (solid), and from each the
+    zero-shot evaluations at other grids (dashed, hollow); mechanisms dodged sideways."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), layout="constrained")
+    labels = list(dict.fromkeys(s["label"]))
+    styles = series_styles(labels)
+    for i, label in enumerate(labels):
+        g, style = s[s["label"] == label], styles[label]
+        dodge = 2 ** ((i - (len(labels) - 1) / 2) * 0.025)
+        trained = g[g["mode"] == "trained"].sort_values("train_res")
+        ax.errorbar(trained["train_res"] * dodge, trained["value"], yerr=trained["std"].fillna(0), capsize=3,
+                    lw=1.4, label=label, **style)
+        for train_res, m in g.groupby("train_res"):
+            m = m.sort_values("eval_res")
+            if len(m) > 1:
+                ax.errorbar(m["eval_res"] * dodge, m["value"], yerr=m["std"].fillna(0), linestyle="--", lw=1,
+                            capsize=2, mfc="none", **style)
+    if chance is not None:
+        ax.axhline(chance, color="0.4", lw=1, linestyle=":", label=f"chance ({chance:.2g})")
+    ax.plot([], [], "k--", mfc="none", marker="o", label="zero-shot from the grid it was trained at")
+    ax.set_xscale("log", base=2)
+    grids = sorted(set(s["eval_res"].astype(int)))
+    ax.set_xticks(grids, [f"{g}²" for g in grids])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    metric = s["metric"].iloc[0]
+    ax.set_xlabel("grid (training grid: solid; zero-shot evaluation: dashed)")
+    ax.set_ylabel(_ylabel(metric))
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    tasks = ", ".join(dict.fromkeys(s["task"]))
+    ax.set_title(f"{dataset} ({tasks}), budget {budget} (samples × epochs): accuracy across resolutions, "
+                 f"mean ± std over seeds", fontsize=8)
+    return fig
+
+
+def _curves(rows: pd.DataFrame) -> dict[str, list[dict]]:
+    """label → the recorded curves of its trained rows (one per seed)."""
+    out: dict[str, list[dict]] = {}
+    for _, r in rows[rows["mode"] == "trained"].iterrows():
+        text = r.get("curve", "")
+        if isinstance(text, str) and text:
+            out.setdefault(str(r["label"]), []).append(json.loads(text))
+    return out
+
+
+def late_change(curve: dict) -> float:
+    """Relative change of the test metric from the evaluation nearest 3/4 of training to the last one
+    (``(last − then) / then``); nan without at least two test points. Near 0 = the test loss has plateaued."""
+    epochs, values = curve.get("test_epoch", []), curve.get("test_value", [])
+    if len(values) < 2:
+        return float("nan")
+    target = 0.75 * epochs[-1]
+    i = min(range(len(epochs) - 1), key=lambda k: abs(epochs[k] - target))
+    return (values[-1] - values[i]) / values[i] if values[i] else float("nan")
+
+
+def _curve_figure(stem: str, curves: dict[str, list[dict]]) -> plt.Figure:
+    """Training loss per epoch (left, log) and the test metric at the training grid (right), mean over seeds."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4), layout="constrained")
+    styles = series_styles(list(curves))
+    metric = ""
+    for label, cs in curves.items():
+        style = {k: v for k, v in styles[label].items() if k != "marker"}
+        n = min(len(c["train_loss"]) for c in cs)
+        loss = np.mean([c["train_loss"][:n] for c in cs], axis=0)
+        left.plot(range(1, n + 1), loss, label=f"{label} ({len(cs)} seeds)", **style)
+        tested = [c for c in cs if c.get("test_value")]
+        if tested:
+            m = min(len(c["test_value"]) for c in tested)
+            ys = np.mean([c["test_value"][:m] for c in tested], axis=0)
+            changes = [c for c in map(late_change, tested) if np.isfinite(c)]
+            note = f": last quarter {100 * np.mean(changes):+.1f} %" if changes else ""
+            right.plot(tested[0]["test_epoch"][:m], ys, marker=styles[label].get("marker", "o"),
+                       label=f"{label}{note}", **style)
+            metric = tested[0].get("test_metric", metric)
+    left.set_yscale("log")
+    left.set_xlabel("epoch")
+    left.set_ylabel("training loss (mean over the epoch)")
+    right.set_xlabel("epoch")
+    right.set_ylabel(_ylabel(metric) if metric else "test metric")
+    for ax in (left, right):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{stem}: loss curves, mean over seeds (right: test set at the training grid; the legend gives the "
+                 "metric's relative change over the last quarter of training)", fontsize=8)
+    return fig
+
+
 def accuracy_figures(df: pd.DataFrame) -> list[tuple[str, plt.Figure]]:
-    """``(file stem, figure)``: per task accuracy vs resolution (only where it was evaluated at two or more grids;
-    one grid is a table row, not a figure) and the Pareto view; per dataset zero-shot vs trained."""
+    """``(file stem, figure)``: per task and budget accuracy vs resolution (only where it was evaluated at two or
+    more grids; one grid is a table row, not a figure) and the Pareto view; per dataset and budget trained at
+    several grids the resolution study; per dataset zero-shot vs trained."""
     table = accuracy_table(df)
     out = []
-    for task, t in table.groupby("task", sort=False):
+    budgets = table.groupby("task")["budget"].nunique()
+    for (task, budget), t in table.groupby(["task", "budget"], sort=False):
+        stem = task if budgets[task] == 1 else f"{task}_{budget.replace('×', 'x')}"
         chance = chance_level(t)
         if t["eval_res"].nunique() > 1:
-            out.append((f"{task}_accuracy_vs_resolution", _resolution_figure(task, t, chance)))
-        out.append((f"{task}_pareto", _pareto_figure(task, t, chance)))
+            out.append((f"{stem}_accuracy_vs_resolution", _resolution_figure(stem, t, chance)))
+        out.append((f"{stem}_pareto", _pareto_figure(stem, t, chance)))
+    rows = per_seed(df)
+    for (task, budget), r in rows.groupby(["task", "budget"], sort=False):
+        curves = _curves(r)
+        if curves:
+            stem = task if budgets[task] == 1 else f"{task}_{budget.replace('×', 'x')}"
+            out.append((f"{stem}_loss_curves", _curve_figure(stem, curves)))
+    for (dataset, budget), s in table.groupby(["dataset", "budget"], sort=False):
+        if s["train_res"].nunique() > 1:
+            out.append((f"{dataset}_{budget.replace('×', 'x')}_across_resolutions",
+                        _study_figure(dataset, budget, s, chance_level(s))))
     zs = table[table["mode"] == "zero_shot"]
     for dataset, zd in zs.groupby("dataset", sort=False):  # never mixing metrics in one figure
         fig = _zero_shot_figure(dataset, zd, table)

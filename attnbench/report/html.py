@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from attnbench.report.accuracy import accuracy_figures, accuracy_table
+from attnbench.report.accuracy import ALPHA, MIN_SEEDS, accuracy_comparisons, accuracy_figures, accuracy_table
 from attnbench.report.claims import MECH, claims_table
 from attnbench.report.compare import compare, compare_accuracy
 from attnbench.report.cost import cost_figures
@@ -139,14 +139,25 @@ def _accuracy_section(suite: str, g: pd.DataFrame) -> Section:
     table = accuracy_table(g)
     table["value_text"] = [f"{v:.4g}" + ("" if pd.isna(s) else f" ± {s:.2g}") for v, s in
                            zip(table["value"], table["std"])]
-    rows = [[(r["task"], None), (r["label"], None), (f"{int(r['train_res'])}²", r["train_res"]),
+    rows = [[(r["task"], None), (r["budget"], r["n_train"] * r["epochs"]), (r["label"], None),
+             (f"{int(r['train_res'])}²", r["train_res"]),
              (f"{int(r['eval_res'])}²", r["eval_res"]), (r["mode"], None), (r["metric"], None),
              (r["value_text"], r["value"]), _cell(r["ci95"], ".2g"), _cell(r["seeds"], "d"), _cell(r["train_s"], ".0f"),
              _cell(r["peak_mib"], ".0f"), _cell(r["params"], ".0f")] for _, r in table.iterrows()]
     sec.tables = [HtmlTable(f"{sec.id}-table", "Accuracy (mean ± std over seeds)",
-                            ["task", "attention", "train grid", "eval grid", "mode", "metric", "value",
-                             "± 95 % CI", "seeds",
-                             "train s", "train peak MiB", "params"], rows)]
+                            ["task", "budget (samples × epochs)", "attention", "train grid", "eval grid", "mode",
+                             "metric", "value", "± 95 % CI", "seeds", "train s", "train peak MiB", "params"], rows)]
+    comp = accuracy_comparisons(g)
+    if len(comp):
+        sec.tables.append(HtmlTable(
+            f"{sec.id}-pairs", f"Which differences the seeds support (two-sided Welch t-test over ≥ {MIN_SEEDS} "
+            f"seeds each; \"better\" only at p < {ALPHA}, no correction for the number of pairs)",
+            ["task", "budget", "train grid", "eval grid", "metric", "a", "b", "mean a", "mean b", "seeds",
+             "Welch p", "verdict"],
+            [[(r["task"], None), (r["budget"], None), (f"{r['train_res']}²", r["train_res"]),
+              (f"{r['eval_res']}²", r["eval_res"]), (r["metric"], None), (r["a"], None), (r["b"], None),
+              _cell(r["mean_a"], ".4g"), _cell(r["mean_b"], ".4g"), (r["seeds"], None), _cell(r["p"], ".2g"),
+              (r["verdict"], None)] for _, r in comp.iterrows()]))
     sec.figures = [_embed(name, fig) for name, fig in accuracy_figures(g)]
     return sec
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from attnbench.report.accuracy import ALPHA, MIN_SEEDS, accuracy_comparisons, ci95_half_width
 from attnbench.report.compare import compare
 from attnbench.report.fits import ratios, scaling_fits
 from attnbench.report.frame import load_frame
@@ -275,9 +276,9 @@ def rerun_pair(first: str, second: str) -> str:
             f"that ran in both: median {med:.2f}, quartiles {q1:.2f}–{q3:.2f}, range {lo:.2f}–{hi:.2f}.")
 
 
-def _accuracy(paths: list[Path], tasks: list[str]) -> str:
-    """Mean ± std over seeds per task and label. Per (task, label) the configuration of the last file that has it
-    counts, with the same configuration's seeds from every file (a seed measured twice: the later file's row)."""
+def _accuracy_rows(paths: list[Path], tasks: list[str]) -> pd.DataFrame:
+    """The accuracy rows of ``tasks`` from ``paths``: per (task, label) the configuration of the last file that has
+    it, with the same configuration's seeds from every file (a seed measured twice: the later file's row)."""
     frames = []
     for order, p in enumerate(paths):
         f = load_frame([p])
@@ -287,7 +288,13 @@ def _accuracy(paths: list[Path], tasks: list[str]) -> str:
     ids = df[df["_order"] == last].groupby(["task", "label"])["config_id"].agg(set)  # trained and zero-shot ids
     df = df[[c in ids.get((t, lab), ()) for t, lab, c in zip(df["task"], df["label"], df["config_id"])]]
     df = df.sort_values("_order").drop_duplicates(["config_id", "seed", "eval_res"], keep="last")
-    df = df[(df["kind"] == "accuracy") & (df["status"] == "ok") & df["task"].isin(tasks)]
+    return df[(df["kind"] == "accuracy") & df["task"].isin(tasks)]
+
+
+def _accuracy(paths: list[Path], tasks: list[str]) -> str:
+    """Mean ± std over seeds per task and label, with the 95 % CI of the mean and the training cost."""
+    df = _accuracy_rows(paths, tasks)
+    df = df[df["status"] == "ok"]
     rows = []
     for (task, label), g in df.groupby(["task", "label"], sort=False):
         def stat(mode: str, col: str = "value") -> str:
@@ -300,33 +307,63 @@ def _accuracy(paths: list[Path], tasks: list[str]) -> str:
         trained = g[g["mode"] == "trained"]
         metric = trained["metric"].iloc[0] if len(trained) else ""
         zero = g[g["mode"] == "zero_shot"]["eval_res"]
-        rows.append([task, label, metric, stat("trained"),
+        ci = ci95_half_width(trained["value"].std(), len(trained))
+        rows.append([task, label, metric, stat("trained"), "" if np.isnan(ci) else f"{ci:.2g}",
                      stat("trained", "rel_mse") if metric == "rel_l2" else "",
                      f"{stat('zero_shot')} ({int(zero.iloc[0])}²)" if len(zero) else "",
-                     str(trained["seed"].nunique()), f"{trained['train_s'].mean():.0f}", f"{int(trained['params'].iloc[0])}",
-                     f"{int(trained['epochs'].iloc[0])}", f"{int(trained['n_train'].iloc[0])}"])
+                     str(trained["seed"].nunique()), f"{trained['train_s'].mean():.0f}",
+                     f"{trained['peak_mib'].mean():.0f}", f"{int(trained['params'].iloc[0])}",
+                     f"{int(trained['epochs'].iloc[0])}", f"{int(trained['n_train'].iloc[0])}",
+                     ", ".join(sorted(set(trained["machine"].astype(str))))])
     sources = ", ".join(f"[`{_rel(p)}`]({_rel(p)})" for p in paths)
-    return (f"From {sources} (mean ± std over seeds; per task and mechanism the configuration of the last file that "
-            "has it, with its seeds from every file):\n\n"
-            + markdown_table(["task", "attention", "metric", "trained", "rel MSE", "zero-shot (grid)", "seeds", "train s",
-                      "params", "epochs", "n_train"], rows))
+    return (f"From {sources} (mean ± std over seeds and the half-width of the mean's 95 % CI, Student t; train s and "
+            "peak MiB: mean over seeds, on the machines named; per task and mechanism the configuration of the last "
+            "file that has it, with its seeds from every file):\n\n"
+            + markdown_table(["task", "attention", "metric", "trained", "± 95 % CI", "rel MSE", "zero-shot (grid)",
+                              "seeds", "train s", "train peak MiB", "params", "epochs", "n_train", "machines"], rows))
+
+
+def _accuracy_pairs(paths: list[Path], tasks: list[str]) -> str:
+    """The differences over seeds that a Welch test supports, and how many pairs were tested."""
+    comp = accuracy_comparisons(_accuracy_rows(paths, tasks))
+    if comp.empty:
+        return f"No pair of mechanisms has {MIN_SEEDS} seeds on both sides yet."
+    found = comp[comp["verdict"] != "no difference shown"]
+    head = (f"{len(comp)} pairs tested (same task, budget and grid; each side ≥ {MIN_SEEDS} seeds; two-sided Welch "
+            f"t-test, p < {ALPHA}, no correction for the number of pairs); {len(found)} differences supported, the "
+            "rest \"no difference shown\":\n\n")
+    rows = [[r["task"], f"{r['train_res']}² → {r['eval_res']}²" if r["mode"] == "zero_shot" else f"{r['eval_res']}²",
+             r["metric"], r["verdict"], f"{r['a']} {r['mean_a']:.4g} vs {r['b']} {r['mean_b']:.4g}", r["seeds"],
+             f"{r['p']:.2g}"] for _, r in found.iterrows()]
+    return head + markdown_table(["task", "grid", "metric", "verdict", "means", "seeds", "Welch p"], rows)
 
 
 def accuracy_quick() -> str:
     return _accuracy([_newest("reference", "accuracy-quick")], ["darcy16_neuralop", "darcy32"])
 
 
+PROTOCOL_TASKS = ["darcy16_neuralop", "darcy16_neuralop_paper_model", "darcy32", "darcy64", "darcy128", "fashion32",
+                  "fashion64", "longrange32", "longrange32_lr3e-4", "longrange32_lr3e-3", "longrange32_standard"]
+
+
+def _protocol_paths() -> list[Path]:
+    """Schema-1 legacy rows first, then the clean re-measurements of every machine, oldest run first."""
+    remeasured = sorted((RESULTS / "reference").glob("*/*/accuracy.csv"), key=lambda p: p.parent.name)
+    return [RESULTS / "legacy" / "cpu" / "accuracy.csv", *remeasured]
+
+
 def accuracy_legacy() -> str:
     """The full-protocol tasks: schema-1 legacy rows, superseded task by task by clean re-measurements."""
-    remeasured = sorted((RESULTS / "reference").glob("*/*/accuracy.csv"), key=lambda p: p.parent.name)
-    return _accuracy([RESULTS / "legacy" / "cpu" / "accuracy.csv", *remeasured],
-                     ["darcy16_neuralop", "darcy16_neuralop_paper_model", "fashion32", "fashion64", "longrange32",
-                      "longrange32_standard"])
+    return _accuracy(_protocol_paths(), PROTOCOL_TASKS)
+
+
+def accuracy_pairs() -> str:
+    return _accuracy_pairs(_protocol_paths(), PROTOCOL_TASKS)
 
 
 BLOCKS: dict[str, Callable[..., str]] = {
     "cost-fwd": cost_fwd, "cost-exponents": cost_exponents, "claims": claims, "rerun": rerun,
-    "accuracy-quick": accuracy_quick, "accuracy-legacy": accuracy_legacy, "cost-plot": cost_plot,
+    "accuracy-quick": accuracy_quick, "accuracy-legacy": accuracy_legacy, "accuracy-pairs": accuracy_pairs, "cost-plot": cost_plot,
     "linear-probe": linear_probe, "rerun-pair": rerun_pair, "targets": targets, "before-after": before_after,
 }
 

@@ -56,7 +56,7 @@ SUITE_KEYS = COMMON_KEYS | {
 TASK_KEYS = {
     "name", "dataset", "train_res", "eval_res", "n_train", "n_test", "attentions", "model", "model_kwargs",
     "fine", "dim", "heads", "depth", "mlp_ratio", "dropout", "batch", "lr", "weight_decay", "epochs", "patch",
-    "stem", "eval_batch", "variant",
+    "stem", "eval_batch", "variant", "curve_every",
 }
 # Suite model names: "mano_paper" is the operator layout under the name the committed results carry.
 MODEL_ALIASES = {"backbone": "backbone", "operator": "operator", "mano_paper": "operator"}
@@ -143,6 +143,7 @@ def load_training_suite(raw: dict[str, Any], c: Checker) -> Suite:
             "n_test": c.int_(f"{where}.n_test", task.get("n_test", 200), 1),
             "fine": c.int_(f"{where}.fine", task.get("fine", 257), 3),
             "eval_batch": c.int_(f"{where}.eval_batch", task.get("eval_batch", 16), 1),
+            "curve_every": c.int_(f"{where}.curve_every", task.get("curve_every", 0), 0),
             "variant": c.choice(f"{where}.variant", task.get("variant", "standard"), ("standard", "easy")),
             "model": MODEL_ALIASES[model], "model_name": model, "model_kwargs": dict(model_kwargs), "frontier": False,
             "timeout": cfg["timeout"], "memory_limit_gib": cfg["memory_limit_gib"], "imports": cfg["imports"],
@@ -168,6 +169,14 @@ class TrainCase(Case):
         "dataset", "problem", "eval_res", "n_train", "n_test", "fine", "eval_batch", "variant", "model", "model_name",
         "model_kwargs", "depth", "mlp_ratio", "dropout", "lr", "weight_decay", "epochs", "patch", "stem", "timeout",
         "memory_limit_gib", "imports")
+
+    def config(self) -> dict[str, Any]:
+        """As :meth:`Case.config`; ``curve_every`` joins only when set, so cases without a test curve keep the
+        identity they had before curves existed (their seeds still group with older runs' seeds)."""
+        config = super().config()
+        if self.settings.get("curve_every"):
+            config["curve_every"] = self.settings["curve_every"]
+        return config
 
     @property
     def key(self) -> str:
@@ -250,13 +259,14 @@ class TrainCase(Case):
         params = sum(p.numel() for p in model.parameters())
         norm = (Normaliser(data.train[0]), Normaliser(data.train[1])) if data.problem == "regression" else None
         base = start_peak(self.device)
-        train_s, final_loss = train_model(model, data, self, progress, norm)
+        train_s, final_loss, curve = train_model(model, data, self, progress, norm)
         peak = read_peak(self.device, base)
         impl = {"dataset": s["dataset"], "model": s["model_name"], "depth": s["depth"], "stem": s["stem"],
                 **({"classes": data.classes} if data.problem == "classification" else {}),
                 "batch": s["batch"], "lr": s["lr"], **({"model_kwargs": s["model_kwargs"]} if s["model_kwargs"] else {})}
         common = {"impl": json.dumps(impl, sort_keys=True), "params": params, "n_train": data.train[0].shape[0],
                   "epochs": s["epochs"], "train_s": train_s, "final_loss": final_loss,
+                  "curve": json.dumps(curve, separators=(",", ":")),
                   "peak_mib": peak.peak_bytes / 2**20 if peak else None, "mem_kind": peak.kind if peak else "",
                   "train_res": self.height, "patch": s["patch"], "status": "ok"}
         rows = []

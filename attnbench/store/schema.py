@@ -13,7 +13,7 @@ from typing import Any
 __all__ = ["COLUMNS", "NUMERIC", "SCHEMA", "SCHEMA_VERSION", "Column", "columns_markdown", "format_value",
            "series_label"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,9 @@ SCHEMA: tuple[Column, ...] = (
     *_cols("accuracy", """
         metric:str:rel_l2|top1; value:float; rel_l2:float; rel_mse:float; top1:float; train_res:int; eval_res:int;
         token_height:int; token_width:int; patch:int; window_ratio:float:what one layer reaches / token grid side;
-        n_train:int; n_test:int; epochs:int; train_s:float; final_loss:float"""),
+        n_train:int; n_test:int; epochs:int; train_s:float:s, training wall time (curve evaluations left out);
+        final_loss:float:mean training loss of the last epoch; curve:json:loss curve — train_loss per epoch, and
+        test_value of test_metric at the training grid after every curve_every-th epoch (test_epoch)"""),
     *_cols("provenance", """
         torch:str; cuda:str; device_name:str; device_mem_gib:float; cpu_model:str; machine:str:results folder
         of the hardware (GPU model, or CPU model + cores); hostname:str; git_sha:str:with a dirty-tree suffix when

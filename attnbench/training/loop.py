@@ -6,7 +6,12 @@ on another grid the normaliser fields are interpolated to that grid's nodes). Cl
 cross-entropy. AdamW with a one-cycle schedule, fixed epochs, seeded initialisation and data order.
 
 The functions take a :class:`TrainingRun`: anything with the run's ``settings`` (batch, lr, weight_decay, epochs,
-eval_batch), ``seed``, ``device`` and ``dtype`` — a training case satisfies it; nothing here imports suites.
+eval_batch, curve_every), ``seed``, ``device`` and ``dtype`` — a training case satisfies it; nothing here imports
+suites.
+
+The loss curve: the mean training loss of every epoch, and with ``curve_every = k > 0`` the test metric at the
+training grid after every k-th epoch (and the last). Those evaluations are timed apart and left out of the training
+wall time, so a curve does not make a model look slower.
 """
 
 from __future__ import annotations
@@ -55,9 +60,15 @@ def window_ratio(model: nn.Module, side: int) -> float:
 
 
 def train_model(model: nn.Module, data: TaskData, run: TrainingRun, progress: Callable[[str], None],
-                norm: tuple[Normaliser, Normaliser] | None) -> tuple[float, float]:
-    """Train in place; returns (wall seconds, mean loss of the last epoch)."""
+                norm: tuple[Normaliser, Normaliser] | None) -> tuple[float, float, dict[str, Any]]:
+    """Train in place; returns (wall seconds without curve evaluations, mean loss of the last epoch, loss curve).
+
+    The curve is ``{"train_loss": [per epoch], "test_epoch": [...], "test_value": [...], "test_metric": str}``
+    (the test lists empty unless ``curve_every`` > 0)."""
     s = run.settings
+    every = int(s.get("curve_every") or 0)
+    curve: dict[str, Any] = {"train_loss": [], "test_epoch": [], "test_value": [], "test_metric": ""}
+    held_out = 0.0
     x, y = data.train
     n = x.shape[0]
     steps = max(1, -(-n // s["batch"]))
@@ -85,8 +96,20 @@ def train_model(model: nn.Module, data: TaskData, run: TrainingRun, progress: Ca
             sched.step()
             total += loss.item() * len(idx)
         last = total / n
-        progress(f"epoch {epoch + 1}/{s['epochs']} loss {last:.4g} ({time.perf_counter() - start:.0f} s)")
-    return time.perf_counter() - start, last
+        curve["train_loss"].append(last)
+        note = ""
+        if every and ((epoch + 1) % every == 0 or epoch + 1 == s["epochs"]):
+            t0 = time.perf_counter()
+            result = evaluate(model, data, data.train[0].shape[-1], run, norm)
+            model.train()
+            held_out += time.perf_counter() - t0
+            curve["test_epoch"].append(epoch + 1)
+            curve["test_value"].append(result["value"])
+            curve["test_metric"] = result["metric"]
+            note = f", test {result['metric']} {result['value']:.4g}"
+        progress(f"epoch {epoch + 1}/{s['epochs']} loss {last:.4g}{note} "
+                 f"({time.perf_counter() - start - held_out:.0f} s)")
+    return time.perf_counter() - start - held_out, last, curve
 
 
 @torch.no_grad()
