@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -164,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["attnbench", *(sys.argv[1:] if argv is None else argv)])
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:  # `attnbench list | head`: the reader left; no traceback (the Python docs' recipe)

@@ -190,7 +190,7 @@ def run_suites(args: argparse.Namespace) -> tuple[int, list[Path]]:
                           + (f" via {executor.name}" if executor.name != "local" else ""))
             try:
                 report = run_suite(suite, root=root, run_id=run_id, fresh=args.fresh, show_progress=not args.quiet,
-                                   console=console, executor=executor)
+                                   console=console, executor=executor, command=getattr(args, "command_line", ""))
             except ResultsError as exc:
                 return usage_error(str(exc)), paths
             counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items())) or "nothing new"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -146,6 +147,15 @@ def test_accuracy_suite_rows_zero_shot_and_missing_dataset(tmp_path, monkeypatch
     md = (csv_path.parent / "plots" / "acc" / "accuracy.md").read_text()
     assert "darcy_tiny" in md and "zero_shot" in md
     assert (csv_path.parent / "plots" / "acc" / "darcy_tiny_accuracy_vs_resolution.png").stat().st_size > 5000
+    assert (csv_path.parent / "plots" / "acc" / "darcy_tiny_loss_curves.png").stat().st_size > 5000
+
+
+def test_late_change_reads_the_last_quarter_of_the_test_curve():
+    from attnbench.report.accuracy import late_change
+
+    curve = {"test_epoch": [5, 10, 15, 20], "test_value": [1.0, 0.5, 0.42, 0.41]}
+    assert late_change(curve) == pytest.approx((0.41 - 0.42) / 0.42)  # epoch 15 is 3/4 of 20
+    assert math.isnan(late_change({"test_epoch": [20], "test_value": [0.4]}))  # one point: no change to read
 
 
 @pytest.mark.parametrize("old,new,fragment", [

@@ -216,6 +216,7 @@ def test_a_changed_configuration_is_a_new_run_not_a_resume(tmp_path):
     assert main(["run", str(suite), "--out", str(out), "--quiet", "--only", "linear"]) == 0
     manifest = next(out.glob("*/*/tiny.json"))
     data = json.loads(manifest.read_text())
+    assert data["command"] == f"attnbench run {suite} --out {out} --quiet --only linear"  # reproducible from it
     data["finished"] = None  # pretend it was interrupted
     manifest.write_text(json.dumps(data))
     time.sleep(1.1)

@@ -126,10 +126,11 @@ def _terminate(signum: int, frame: Any) -> None:
 
 
 def run_suite(suite: Suite, root: str | Path = "results", run_id: str | None = None, fresh: bool = False,
-              show_progress: bool = True, console: Any = None, executor: Any = None) -> RunReport:
+              show_progress: bool = True, console: Any = None, executor: Any = None, command: str = "") -> RunReport:
     """Run every case of ``suite`` as a new run under ``<root>/<machine>/<run_id>/`` (or resume an interrupted
     one, unless ``fresh``); returns counts per status and the results path. ``executor`` (default: this machine,
-    one case at a time) decides where cases run; this function alone writes the results file."""
+    one case at a time) decides where cases run; this function alone writes the results file. ``command`` (what was
+    typed, --only and --set included) goes into the manifest, so a subset run is reproducible from it alone."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -152,7 +153,8 @@ def run_suite(suite: Suite, root: str | Path = "results", run_id: str | None = N
     run_dir = resumed or machine_dir / (run_id or new_run_id(static["code_version"]))
     run_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = run_dir / f"{suite.name}.json"
-    manifest = json.loads(manifest_path.read_text()) if resumed else _manifest(suite, run_dir.name, static)
+    manifest = (json.loads(manifest_path.read_text()) if resumed
+                else {**_manifest(suite, run_dir.name, static), **({"command": command} if command else {})})
     if not resumed:
         _write_json(manifest_path, manifest)
     report = RunReport(run_dir / f"{suite.name}.csv")

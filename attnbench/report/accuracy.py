@@ -7,7 +7,8 @@
 * accuracy vs training grid across the tasks of one dataset and budget (a resolution study: the same recipe at
   several training grids), trained points joined, zero-shot one step up dashed from each;
 * loss curves (training loss per epoch, test metric every ``curve_every`` epochs) per task and budget, where the
-  rows recorded them, with the test metric's relative change over the last quarter of training (the plateau check);
+  rows recorded them, with the test metric's relative change from the evaluation nearest 3/4 of training to the
+  end (the plateau check);
 * ``accuracy.md``: mean ± std over seeds of every (task, budget, mechanism, train grid, eval grid), and the pairwise
   comparisons over seeds — the only place a "better than" is printed.
 
@@ -311,12 +312,16 @@ def _curves(rows: pd.DataFrame) -> dict[str, list[dict]]:
 def late_change(curve: dict) -> float:
     """Relative change of the test metric from the evaluation nearest 3/4 of training to the last one
     (``(last − then) / then``); nan without at least two test points. Near 0 = the test loss has plateaued."""
-    epochs, values = curve.get("test_epoch", []), curve.get("test_value", [])
+    values = curve.get("test_value", [])
     if len(values) < 2:
         return float("nan")
-    target = 0.75 * epochs[-1]
-    i = min(range(len(epochs) - 1), key=lambda k: abs(epochs[k] - target))
+    i = _late_index(curve["test_epoch"])
     return (values[-1] - values[i]) / values[i] if values[i] else float("nan")
+
+
+def _late_index(epochs: list[int]) -> int:
+    """Index of the test evaluation nearest 3/4 of training (never the last one)."""
+    return min(range(len(epochs) - 1), key=lambda k: abs(epochs[k] - 0.75 * epochs[-1]))
 
 
 def _curve_figure(stem: str, curves: dict[str, list[dict]]) -> plt.Figure:
@@ -334,7 +339,8 @@ def _curve_figure(stem: str, curves: dict[str, list[dict]]) -> plt.Figure:
             m = min(len(c["test_value"]) for c in tested)
             ys = np.mean([c["test_value"][:m] for c in tested], axis=0)
             changes = [c for c in map(late_change, tested) if np.isfinite(c)]
-            note = f": last quarter {100 * np.mean(changes):+.1f} %" if changes else ""
+            since = tested[0]["test_epoch"][_late_index(tested[0]["test_epoch"])] if changes else 0
+            note = f": {100 * np.mean(changes):+.1f} % since epoch {since}" if changes else ""
             right.plot(tested[0]["test_epoch"][:m], ys, marker=styles[label].get("marker", "o"),
                        label=f"{label}{note}", **style)
             metric = tested[0].get("test_metric", metric)
@@ -347,7 +353,7 @@ def _curve_figure(stem: str, curves: dict[str, list[dict]]) -> plt.Figure:
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(f"{stem}: loss curves, mean over seeds (right: test set at the training grid; the legend gives the "
-                 "metric's relative change over the last quarter of training)", fontsize=8)
+                 "metric's relative change from the evaluation nearest 3/4 of training to the end)", fontsize=8)
     return fig
 
 

@@ -122,7 +122,7 @@ def _rivals(acc: pd.DataFrame) -> list[str]:
     from scipy.stats import ttest_ind
 
     ok = _per_seed(acc)
-    findings, worse, worse_matched, tested = [], False, False, 0
+    findings, untested, worse, worse_matched, tested = [], [], False, False, 0
     for task, t in ok.groupby("budget", sort=False):
         lower = t["metric"].iloc[0] == "rel_l2"
         for mech in [MECH, *_matched(t)]:
@@ -130,8 +130,8 @@ def _rivals(acc: pd.DataFrame) -> list[str]:
             for other in (VIT, SWIN):
                 theirs = t[t["label"] == other]["value"].to_numpy(float)
                 if len(mine) < 3 or len(theirs) < 3:
-                    if len(mine) and len(theirs):
-                        findings.append(f"{task} {mech} vs {other}: {len(mine)}/{len(theirs)} seeds, no test")
+                    if len(mine) and len(theirs) and task not in untested:
+                        untested.append(task)
                     continue
                 tested += 1
                 p = float(ttest_ind(mine, theirs, equal_var=False).pvalue)
@@ -143,6 +143,8 @@ def _rivals(acc: pd.DataFrame) -> list[str]:
                 findings.append(f"{task} {mech} vs {other}: {mine.mean():.4g} vs {theirs.mean():.4g} "
                                 f"({t['metric'].iloc[0]}, {len(mine)}/{len(theirs)} seeds, Welch p = {p:.2g}"
                                 f"{', worse' if bad else ''})")
+    if untested:
+        findings.append(f"fewer than 3 seeds, not tested: {', '.join(untested)}")
     verdict = ("not testable here" if not tested else "not reproduced" if worse else
                "partly" if worse_matched else "reproduced")
     return ["; ".join(findings) or "no task with mano beside full or swin",

@@ -100,8 +100,10 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
 
 def _distinct_labels(df: pd.DataFrame) -> list[str]:
     labels = df["base_label"].tolist()
-    # Within one suite, task and mode (the mode is part of a cost configuration; a task has its own settings).
-    for (_suite, _task, _mode, label), g in df.groupby(["suite", "task", "mode", "base_label"], sort=False):
+    # Within one suite, task, mode and training budget (the mode is part of a cost configuration; a task has its own
+    # settings; one task trained on another budget is another table row, not a variant of the label).
+    for (*_, label), g in df.groupby(["suite", "task", "mode", "n_train", "epochs", "base_label"], sort=False,
+                                     dropna=False):
         configs = g["config_id"].unique()
         if len(configs) < 2:
             continue

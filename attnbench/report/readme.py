@@ -308,19 +308,21 @@ def _accuracy(paths: list[Path], tasks: list[str]) -> str:
         metric = trained["metric"].iloc[0] if len(trained) else ""
         zero = g[g["mode"] == "zero_shot"]["eval_res"]
         ci = ci95_half_width(trained["value"].std(), len(trained))
+        change = g[g["mode"] == "zero_shot"]["value"].mean() / trained["value"].mean() - 1 if len(zero) else np.nan
         rows.append([task, label, metric, stat("trained"), "" if np.isnan(ci) else f"{ci:.2g}",
                      stat("trained", "rel_mse") if metric == "rel_l2" else "",
                      f"{stat('zero_shot')} ({int(zero.iloc[0])}²)" if len(zero) else "",
+                     "" if np.isnan(change) else f"{100 * change:+.0f} %",
                      str(trained["seed"].nunique()), f"{trained['train_s'].mean():.0f}",
                      f"{trained['peak_mib'].mean():.0f}", f"{int(trained['params'].iloc[0])}",
                      f"{int(trained['epochs'].iloc[0])}", f"{int(trained['n_train'].iloc[0])}",
-                     ", ".join(sorted(set(trained["machine"].astype(str))))])
+                     ", ".join(sorted({m for m in trained["machine"].astype(str) if m})) or "not recorded (schema 1)"])
     sources = ", ".join(f"[`{_rel(p)}`]({_rel(p)})" for p in paths)
     return (f"From {sources} (mean ± std over seeds and the half-width of the mean's 95 % CI, Student t; train s and "
             "peak MiB: mean over seeds, on the machines named; per task and mechanism the configuration of the last "
             "file that has it, with its seeds from every file):\n\n"
             + markdown_table(["task", "attention", "metric", "trained", "± 95 % CI", "rel MSE", "zero-shot (grid)",
-                              "seeds", "train s", "train peak MiB", "params", "epochs", "n_train", "machines"], rows))
+                              "zero-shot vs trained", "seeds", "train s", "train peak MiB", "params", "epochs", "n_train", "machines"], rows))
 
 
 def _accuracy_pairs(paths: list[Path], tasks: list[str]) -> str:
