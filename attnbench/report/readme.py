@@ -303,7 +303,6 @@ def _accuracy(paths: list[Path], tasks: list[str]) -> str:
                 return ""
             s = v[col].std()
             return f"{v[col].mean():.4g}" + ("" if pd.isna(s) else f" ± {s:.2g}")
-
         trained = g[g["mode"] == "trained"]
         metric = trained["metric"].iloc[0] if len(trained) else ""
         zero = g[g["mode"] == "zero_shot"]["eval_res"]
@@ -322,7 +321,8 @@ def _accuracy(paths: list[Path], tasks: list[str]) -> str:
             "peak MiB: mean over seeds, on the machines named; per task and mechanism the configuration of the last "
             "file that has it, with its seeds from every file):\n\n"
             + markdown_table(["task", "attention", "metric", "trained", "± 95 % CI", "rel MSE", "zero-shot (grid)",
-                              "zero-shot vs trained", "seeds", "train s", "train peak MiB", "params", "epochs", "n_train", "machines"], rows))
+                              "zero-shot vs trained", "seeds", "train s", "train peak MiB", "params", "epochs",
+                              "n_train", "machines"], rows))
 
 
 def _accuracy_pairs(paths: list[Path], tasks: list[str]) -> str:
@@ -344,28 +344,22 @@ def accuracy_quick() -> str:
     return _accuracy([_newest("reference", "accuracy-quick")], ["darcy16_neuralop", "darcy32"])
 
 
+# The full-protocol tasks of the README tables: schema-1 legacy rows first, superseded task by task by the clean
+# re-measurements of every machine (oldest run first).
 PROTOCOL_TASKS = ["darcy16_neuralop", "darcy16_neuralop_paper_model", "darcy32", "darcy64", "darcy128", "fashion32",
-                  "fashion64", "longrange32", "longrange32_lr3e-4", "longrange32_lr3e-3", "longrange32_standard"]
+                  "fashion64", "fashion64_ablation", "longrange32", "longrange32_lr3e-4", "longrange32_lr3e-3",
+                  "longrange32_standard"]
 
 
 def _protocol_paths() -> list[Path]:
-    """Schema-1 legacy rows first, then the clean re-measurements of every machine, oldest run first."""
-    remeasured = sorted((RESULTS / "reference").glob("*/*/accuracy.csv"), key=lambda p: p.parent.name)
-    return [RESULTS / "legacy" / "cpu" / "accuracy.csv", *remeasured]
-
-
-def accuracy_legacy() -> str:
-    """The full-protocol tasks: schema-1 legacy rows, superseded task by task by clean re-measurements."""
-    return _accuracy(_protocol_paths(), PROTOCOL_TASKS)
-
-
-def accuracy_pairs() -> str:
-    return _accuracy_pairs(_protocol_paths(), PROTOCOL_TASKS)
+    return [RESULTS / "legacy" / "cpu" / "accuracy.csv",
+            *sorted((RESULTS / "reference").glob("*/*/accuracy.csv"), key=lambda p: p.parent.name)]
 
 
 BLOCKS: dict[str, Callable[..., str]] = {
     "cost-fwd": cost_fwd, "cost-exponents": cost_exponents, "claims": claims, "rerun": rerun,
-    "accuracy-quick": accuracy_quick, "accuracy-legacy": accuracy_legacy, "accuracy-pairs": accuracy_pairs, "cost-plot": cost_plot,
+    "accuracy-quick": accuracy_quick, "accuracy-legacy": lambda: _accuracy(_protocol_paths(), PROTOCOL_TASKS),
+    "accuracy-pairs": lambda: _accuracy_pairs(_protocol_paths(), PROTOCOL_TASKS), "cost-plot": cost_plot,
     "linear-probe": linear_probe, "rerun-pair": rerun_pair, "targets": targets, "before-after": before_after,
 }
 
