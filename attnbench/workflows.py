@@ -118,9 +118,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                               min_tokens=args.fit_min_tokens, baseline=args.baseline,
                               command=" ".join(["attnbench", "bench", *(args.suites or [])]))
         from attnbench.report.claims import write_claims_md
-        from attnbench.report.frame import load_frame as load
 
-        claims = write_claims_md(load([str(p) for p in paths]), paths[0].parent / "claims.md",
+        claims = write_claims_md(load_frame([str(p) for p in paths]), paths[0].parent / "claims.md",
                                  command=" ".join(["attnbench", "claims", *map(str, paths)]))
         console.print(f"\nclaims of the MANO paper against this run: {claims}")
         console.print(f"report: {report} ({report.stat().st_size / 1024:.0f} KiB) — open it in a browser")

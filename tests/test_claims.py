@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -77,3 +78,53 @@ def test_comparisons_print_better_only_where_welch_supports_it() -> None:
     assert verdicts == {("mano", "full"): "mano better", ("mano", "swin"): "mano better",
                         ("full", "swin"): "no difference shown"}
     assert (comp.loc[comp["verdict"] == "mano better", "p"] < 0.05).all()
+
+
+def _sweep_rows(cells: dict[tuple[str, float], list[float]], task_of=None) -> pd.DataFrame:
+    """Long-range rows: ``{(label, lr): [top-1 per seed]}``, one task per learning rate (``task_of`` overrides)."""
+    rows = []
+    for (label, lr), vals in cells.items():
+        task = (task_of or {}).get((label, lr), f"lr{lr:g}")
+        for seed, v in enumerate(vals):
+            rows.append({"kind": "accuracy", "suite": "s", "task": task, "label": label, "attention": label,
+                         "params": "100", "mode": "trained", "status": "ok", "metric": "top1", "value": str(v),
+                         "seed": str(seed), "eval_res": "32", "train_res": "32", "config_id": f"{label}{task}",
+                         "timestamp": str(seed), "rel_mse": "", "epochs": "30", "n_train": "8000", "n_test": "2000",
+                         "patch": "4", "batch": "32", "final_loss": "0.5", "device_name": "cpu", "threads": "1",
+                         "impl": json.dumps({"dataset": "longrange", "lr": lr, "classes": 2})})
+    return prepare(pd.DataFrame(rows))
+
+
+def test_learning_rate_sweep_verdicts_follow_the_stated_rule() -> None:
+    from attnbench.report.sweep import lr_sweeps, sweep_markdown
+
+    df = _sweep_rows({("full", 1e-3): [0.99, 0.97, 0.999], ("full", 3e-3): [0.99, 0.6, 0.5],
+                      # 0.53 of 2000 is above 0.5 (binomial p ≈ 0.004), 0.51 is not (p ≈ 0.19)
+                      ("mano", 1e-3): [0.53, 0.54, 0.53], ("mano", 3e-3): [0.51, 0.5, 0.49],
+                      ("other", 1e-3): [0.9, 0.9, 0.9]}, task_of={("other", 1e-3): "harder"})
+    sweeps = lr_sweeps(df)
+    verdict = {(r["label"], r["lr"]): r["verdict"] for _, r in sweeps.iterrows()}
+    assert verdict == {("full", 1e-3): "solved", ("full", 3e-3): "1/3 solved", ("mano", 1e-3): "above chance",
+                       ("mano", 3e-3): "at chance"}  # "harder" shares lr 1e-3 with fewer mechanisms: not in the sweep
+    text = sweep_markdown(sweeps)
+    assert "`mano` (lr tried: 0.001, 0.003): never solved; above chance at lr 0.001" in text
+    assert "`full` (lr tried: 0.001, 0.003): solved at lr 0.001 (lr0.001, 3 seeds)" in text
+    assert lr_sweeps(df[df["task"] == "lr0.001"]).empty  # one learning rate is not a sweep
+
+
+def test_global_receptive_field_needs_the_long_range_task_learned() -> None:
+    cost = prepare(pd.DataFrame([{"kind": "cost", "suite": "c", "label": "mano", "attention": "mano", "status": "ok",
+                                  "mode": "fwd", "height": "32", "width": "32", "kwargs": json.dumps({"window": 2}),
+                                  "impl": json.dumps({"coarsest": "2x2"}), "device_name": "cpu", "threads": "1"}]))
+
+    def verdict(mano: list[float]) -> str:
+        sweep = _sweep_rows({("full", 1e-3): [0.99, 0.98, 0.995], ("full", 3e-3): [0.5, 0.51, 0.49],
+                             ("mano", 1e-3): mano, ("mano", 3e-3): [0.5, 0.49, 0.51]})
+        df = pd.concat([cost, sweep], ignore_index=True)
+        frame = claims_table(df).frame
+        return frame.set_index(frame.columns[0])["verdict"]["global receptive field"]
+
+    assert verdict([0.99, 0.98, 0.97]) == "reproduced"
+    assert verdict([0.52, 0.5, 0.51]) == "partly"  # global by construction, but it did not learn what needs it
+    frame = claims_table(cost).frame  # no accuracy rows: the structural rule alone
+    assert frame.set_index(frame.columns[0])["verdict"]["global receptive field"] == "reproduced"

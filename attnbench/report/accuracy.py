@@ -109,7 +109,8 @@ def _fmt(mean: float, std: float, digits: int = 4) -> str:
     return f"{mean:.{digits}g}" + ("" if pd.isna(std) else f" ± {std:.2g}")
 
 
-def write_accuracy_md(df: pd.DataFrame, path: Path) -> Path:
+def write_accuracy_md(df: pd.DataFrame, path: Path, extra: str = "") -> Path:
+    """``accuracy.md``: the table, the pairwise comparisons, ``extra`` (markdown, e.g. the sweeps), failed rows."""
     table = accuracy_table(df)
     lines = [f"# Accuracy: {', '.join(sorted(df['suite'].unique()))}", "",
              f"{machine_line(df)}. Mean ± std over seeds, and the half-width of the mean's 95 % CI (Student t); "
@@ -137,6 +138,7 @@ def write_accuracy_md(df: pd.DataFrame, path: Path) -> Path:
         lines += [f"| {r['task']} | {r['budget']} | {r['train_res']} | {r['eval_res']} | {r['metric']} | {r['a']} "
                   f"| {r['b']} | {r['mean_a']:.4g} | {r['mean_b']:.4g} | {r['seeds']} | {r['p']:.2g} "
                   f"| {r['verdict']} |" for _, r in comp.iterrows()]
+    lines += ["", extra] if extra else []
     bad = df[df["status"] != "ok"]
     if len(bad):
         lines += ["", "Rows that did not produce a number:", ""]
@@ -388,9 +390,9 @@ def accuracy_figures(df: pd.DataFrame) -> list[tuple[str, plt.Figure]]:
     return out
 
 
-def plot_accuracy(df: pd.DataFrame, out_dir: str | Path) -> list[Path]:
-    """``accuracy.md`` and every accuracy figure as PNG under ``out_dir``."""
+def plot_accuracy(df: pd.DataFrame, out_dir: str | Path, extra: str = "") -> list[Path]:
+    """``accuracy.md`` (with ``extra`` markdown) and every accuracy figure as PNG under ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = [write_accuracy_md(df, out_dir / "accuracy.md")]
+    written = [write_accuracy_md(df, out_dir / "accuracy.md", extra)]
     return written + [save_figure(fig, out_dir / f"{name}.png") for name, fig in accuracy_figures(df)]

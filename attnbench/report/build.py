@@ -1,5 +1,5 @@
 """Everything ``attnbench plot`` writes for a set of results files: per suite, cost figures and ``scaling.md``,
-accuracy figures and ``accuracy.md``."""
+accuracy figures and ``accuracy.md`` (with the learning-rate sweeps)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from attnbench.report.accuracy import plot_accuracy
 from attnbench.report.cost import plot_cost, write_scaling_md
 from attnbench.report.frame import load_frame
+from attnbench.report.sweep import lr_sweeps, sweep_markdown
 
 __all__ = ["plot_results"]
 
@@ -30,5 +31,8 @@ def plot_results(paths: list[str | Path], out_dir: str | Path | None = None, min
             written.append(write_scaling_md(g[g["kind"] == "cost"], base / "scaling.md", min_tokens, command,
                                             baseline))
         if (g["kind"] == "accuracy").any():
-            written += plot_accuracy(g[g["kind"] == "accuracy"], base)
+            acc = g[g["kind"] == "accuracy"]
+            sweeps = lr_sweeps(acc)
+            written += plot_accuracy(acc, base, f"## Learning-rate sweeps\n\n{sweep_markdown(sweeps)}" if len(sweeps)
+                                     else "")
     return written

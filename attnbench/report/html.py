@@ -27,6 +27,7 @@ from attnbench.report.cost import cost_figures
 from attnbench.report.figures import svg_text
 from attnbench.report.frame import load_frame
 from attnbench.report.roofline import roofline_fraction
+from attnbench.report.sweep import lr_sweeps, sweep_grids
 from attnbench.report.tables import Table, recorded_roofline, scaling_notes, scaling_tables
 
 __all__ = ["build_report"]
@@ -158,6 +159,10 @@ def _accuracy_section(suite: str, g: pd.DataFrame) -> Section:
               (f"{r['eval_res']}²", r["eval_res"]), (r["metric"], None), (r["a"], None), (r["b"], None),
               _cell(r["mean_a"], ".4g"), _cell(r["mean_b"], ".4g"), (r["seeds"], None), _cell(r["p"], ".2g"),
               (r["verdict"], None)] for _, r in comp.iterrows()]))
+    for i, (name, rule, cols, rows, summary) in enumerate(sweep_grids(lr_sweeps(g))):
+        sec.tables.append(HtmlTable(f"{sec.id}-sweep{i}", f"Learning-rate sweep: {name}", cols,
+                                    [[(c, None) for c in row] for row in rows],
+                                    f"{rule}. " + " ".join(line.lstrip("- ").replace("`", "") for line in summary)))
     sec.figures = [_embed(name, fig) for name, fig in accuracy_figures(g)]
     return sec
 

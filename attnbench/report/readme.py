@@ -27,6 +27,7 @@ from attnbench.report.accuracy import ALPHA, MIN_SEEDS, accuracy_comparisons, ci
 from attnbench.report.compare import compare
 from attnbench.report.fits import ratios, scaling_fits
 from attnbench.report.frame import load_frame
+from attnbench.report.sweep import lr_sweeps, sweep_markdown
 from attnbench.report.tables import markdown_table
 
 __all__ = ["BLOCKS", "render", "update"]
@@ -279,11 +280,7 @@ def rerun_pair(first: str, second: str) -> str:
 def _accuracy_rows(paths: list[Path], tasks: list[str]) -> pd.DataFrame:
     """The accuracy rows of ``tasks`` from ``paths``: per (task, label) the configuration of the last file that has
     it, with the same configuration's seeds from every file (a seed measured twice: the later file's row)."""
-    frames = []
-    for order, p in enumerate(paths):
-        f = load_frame([p])
-        frames.append(f.assign(_order=order))
-    df = pd.concat(frames, ignore_index=True)
+    df = pd.concat([load_frame([p]).assign(_order=order) for order, p in enumerate(paths)], ignore_index=True)
     last = df.groupby(["task", "label"])["_order"].transform("max")
     ids = df[df["_order"] == last].groupby(["task", "label"])["config_id"].agg(set)  # trained and zero-shot ids
     df = df[[c in ids.get((t, lab), ()) for t, lab, c in zip(df["task"], df["label"], df["config_id"])]]
@@ -360,6 +357,7 @@ BLOCKS: dict[str, Callable[..., str]] = {
     "cost-fwd": cost_fwd, "cost-exponents": cost_exponents, "claims": claims, "rerun": rerun,
     "accuracy-quick": accuracy_quick, "accuracy-legacy": lambda: _accuracy(_protocol_paths(), PROTOCOL_TASKS),
     "accuracy-pairs": lambda: _accuracy_pairs(_protocol_paths(), PROTOCOL_TASKS), "cost-plot": cost_plot,
+    "lr-sweep": lambda: sweep_markdown(lr_sweeps(_accuracy_rows(_protocol_paths(), PROTOCOL_TASKS))),
     "linear-probe": linear_probe, "rerun-pair": rerun_pair, "targets": targets, "before-after": before_after,
 }
 

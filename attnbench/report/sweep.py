@@ -1,0 +1,130 @@
+"""Learning-rate sweeps in accuracy rows: one recipe trained at several learning rates, per mechanism.
+
+A *sweep* is found, not declared: the tasks of one dataset whose trained rows share the budget (samples × epochs), the
+training grid, the patch and the batch, and that between them use two or more learning rates (``impl["lr"]``). Two
+tasks of a sweep at the same learning rate differ in something the rows do not record (the long-range task's
+variant): the one with more mechanisms stays in the sweep, the other is left out. Per
+mechanism and task it gives the test metric at the training grid over seeds and the last epoch's mean training loss,
+and for classification a verdict per seed by a stated rule:
+
+* *solved*: top-1 ≥ ``SOLVED``;
+* *above chance*: a one-sided binomial test of the seed's correct count over the ``n_test`` test samples against the
+  chance level (1 / classes; the datasets are balanced) gives p < ``ALPHA``;
+* a cell reads "solved" / "above chance" when every seed is, "k/n solved" / "k/n above chance" when some are, else
+  "at chance".
+
+The question it answers (issue 13.4): can a mechanism learn the task at all, at which learning rate and budget?
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from attnbench.report.accuracy import ALPHA, chance_level, per_seed
+from attnbench.report.tables import markdown_table
+
+__all__ = ["SOLVED", "lr_sweeps", "sweep_grids", "sweep_markdown"]
+
+SOLVED = 0.95  # top-1 a seed needs for "solved"
+_SHARED = ["dataset", "budget", "train_res", "patch", "batch"]
+
+
+def _lr(impl: object) -> float:
+    return float(json.loads(impl).get("lr", np.nan)) if isinstance(impl, str) and impl else np.nan
+
+
+def _seed_verdicts(g: pd.DataFrame, chance: float | None) -> tuple[int, int]:
+    """(seeds solved, seeds above chance) of one mechanism on one task."""
+    from scipy.stats import binomtest
+
+    if chance is None:
+        return 0, 0
+    solved = int((g["value"] >= SOLVED).sum())
+    above = sum(binomtest(int(round(v * n)), int(n), chance, alternative="greater").pvalue < ALPHA
+                for v, n in zip(g["value"], g["n_test"]) if pd.notna(n) and n > 0)
+    return solved, int(above)
+
+
+def _verdict(solved: int, above: int, seeds: int) -> str:
+    if solved:
+        return "solved" if solved == seeds else f"{solved}/{seeds} solved"
+    if above:
+        return "above chance" if above == seeds else f"{above}/{seeds} above chance"
+    return "at chance"
+
+
+def lr_sweeps(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (sweep, task, mechanism): ``sweep`` (its description), task, lr, label, metric, seeds, mean, std,
+    loss (mean final training loss), solved, above (seed counts), verdict. Empty when no sweep is in ``df``."""
+    ok = per_seed(df)
+    ok = ok[ok["mode"] == "trained"].copy()
+    if ok.empty:
+        return pd.DataFrame()
+    ok["lr"] = ok["impl"].map(_lr)
+    rows = []
+    for key, s in ok.groupby(_SHARED, sort=False):
+        if s["lr"].nunique() < 2:
+            continue
+        width = s.groupby("task", sort=False).agg(lr=("lr", "first"), labels=("label", "nunique"))
+        keep = width.sort_values("labels", ascending=False, kind="stable").drop_duplicates("lr").index
+        s = s[s["task"].isin(keep)]
+        dataset, budget, res, patch, batch = key
+        name = f"{dataset}, {budget} (samples × epochs), {int(res)}², patch {int(patch)}, batch {int(batch)}"
+        for (task, label), g in s.sort_values("lr", kind="stable").groupby(["task", "label"], sort=False):
+            solved, above = _seed_verdicts(g, chance_level(g))
+            rows.append({"sweep": name, "task": task, "lr": float(g["lr"].iloc[0]), "label": label,
+                         "metric": g["metric"].iloc[0], "seeds": len(g), "mean": g["value"].mean(),
+                         "std": g["value"].std(), "loss": g["final_loss"].mean(), "solved": solved, "above": above,
+                         "verdict": _verdict(solved, above, len(g)) if chance_level(g) else ""})
+    return pd.DataFrame(rows)
+
+
+def _summary(t: pd.DataFrame) -> list[str]:
+    """Per mechanism, the answer in words: solved by every seed at which learning rates, else by some seeds, else
+    above chance where, else at chance at every learning rate tried."""
+    lines = []
+    for label, g in t.groupby("label", sort=False):
+        def at(mask: pd.Series) -> str:
+            return ", ".join(f"lr {r['lr']:g} ({r['task']}, {r['seeds']} seed{'' if r['seeds'] == 1 else 's'})"
+                             for _, r in g[mask].iterrows())
+        v = g["verdict"]
+        answer = (f"solved at {at(v == 'solved')}" if (v == "solved").any() else
+                  f"solved by some seeds only: {at(v.str.endswith('solved'))}" if v.str.endswith("solved").any() else
+                  f"never solved; above chance at {at(v.str.contains('above'))}" if v.str.contains("above").any() else
+                  "at chance at every learning rate tried")
+        lines.append(f"- `{label}` (lr tried: {', '.join(f'{lr:g}' for lr in sorted(g['lr'].unique()))}): {answer}")
+    return lines
+
+
+def sweep_grids(sweeps: pd.DataFrame) -> list[tuple[str, str, list[str], list[list[str]], list[str]]]:
+    """Per sweep: (name, the rule in words, columns, rows of mechanism × task (lr) cells ``mean ± std, loss L:
+    verdict (n seeds)``, a summary line per mechanism) — what the markdown and the HTML report draw."""
+    out = []
+    for name, t in sweeps.groupby("sweep", sort=False) if len(sweeps) else ():
+        cols = list(dict.fromkeys(f"{task} (lr {lr:g})" for task, lr in zip(t["task"], t["lr"])))
+        cells: dict[str, dict[str, str]] = {}
+        for _, r in t.iterrows():
+            std = "" if pd.isna(r["std"]) else f" ± {r['std']:.2g}"
+            loss = "" if pd.isna(r["loss"]) else f", loss {r['loss']:.3g}"
+            verdict = f": {r['verdict']}" if r["verdict"] else ""
+            cells.setdefault(r["label"], {})[f"{r['task']} (lr {r['lr']:g})"] = (
+                f"{r['mean']:.4g}{std}{loss}{verdict} ({r['seeds']} seed{'' if r['seeds'] == 1 else 's'})")
+        rule = (f"test {t['metric'].iloc[0]} at the training grid, mean ± std over seeds, mean final training "
+                f"loss; solved = top-1 ≥ {SOLVED}, above chance = one-sided binomial p < {ALPHA} over the test set, "
+                "per seed")
+        out.append((str(name), rule, ["attention", *cols],
+                    [[label, *(c.get(col, "") for col in cols)] for label, c in cells.items()], _summary(t)))
+    return out
+
+
+def sweep_markdown(sweeps: pd.DataFrame) -> str:
+    """Every sweep as a markdown table with its rule and the per-mechanism answer."""
+    if sweeps.empty:
+        return "No learning-rate sweep in these results."
+    parts = []
+    for name, rule, cols, rows, summary in sweep_grids(sweeps):
+        parts += [f"**{name}** — {rule}:", "", markdown_table(cols, rows), "", *summary, ""]
+    return "\n".join(parts).rstrip()
