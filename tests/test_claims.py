@@ -107,8 +107,8 @@ def test_learning_rate_sweep_verdicts_follow_the_stated_rule() -> None:
     assert verdict == {("full", 1e-3): "solved", ("full", 3e-3): "1/3 solved", ("mano", 1e-3): "above chance",
                        ("mano", 3e-3): "at chance"}  # "harder" shares lr 1e-3 with fewer mechanisms: not in the sweep
     text = sweep_markdown(sweeps)
-    assert "`mano` (lr tried: 0.001, 0.003): never solved; above chance at lr 0.001" in text
-    assert "`full` (lr tried: 0.001, 0.003): solved at lr 0.001 (lr0.001, 3 seeds)" in text
+    assert "`mano` (lr tried: 0.001, 0.003): never solved; above chance: lr 0.001 (lr0.001: above chance of 3" in text
+    assert "`full` (lr tried: 0.001, 0.003): solved by every seed at lr 0.001 (lr0.001: solved of 3 seeds)" in text
     assert lr_sweeps(df[df["task"] == "lr0.001"]).empty  # one learning rate is not a sweep
 
 

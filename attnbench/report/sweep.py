@@ -88,12 +88,12 @@ def _summary(t: pd.DataFrame) -> list[str]:
     lines = []
     for label, g in t.groupby("label", sort=False):
         def at(mask: pd.Series) -> str:
-            return ", ".join(f"lr {r['lr']:g} ({r['task']}, {r['seeds']} seed{'' if r['seeds'] == 1 else 's'})"
-                             for _, r in g[mask].iterrows())
+            return ", ".join(f"lr {r['lr']:g} ({r['task']}: {r['verdict']} of {r['seeds']} seed"
+                             f"{'' if r['seeds'] == 1 else 's'})" for _, r in g[mask].iterrows())
         v = g["verdict"]
-        answer = (f"solved at {at(v == 'solved')}" if (v == "solved").any() else
+        answer = (f"solved by every seed at {at(v == 'solved')}" if (v == "solved").any() else
                   f"solved by some seeds only: {at(v.str.endswith('solved'))}" if v.str.endswith("solved").any() else
-                  f"never solved; above chance at {at(v.str.contains('above'))}" if v.str.contains("above").any() else
+                  f"never solved; above chance: {at(v.str.contains('above'))}" if v.str.contains("above").any() else
                   "at chance at every learning rate tried")
         lines.append(f"- `{label}` (lr tried: {', '.join(f'{lr:g}' for lr in sorted(g['lr'].unique()))}): {answer}")
     return lines
