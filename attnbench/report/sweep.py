@@ -74,11 +74,12 @@ def lr_sweeps(df: pd.DataFrame) -> pd.DataFrame:
         dataset, budget, res, patch, batch = key
         name = f"{dataset}, {budget} (samples × epochs), {int(res)}², patch {int(patch)}, batch {int(batch)}"
         for (task, label), g in s.sort_values("lr", kind="stable").groupby(["task", "label"], sort=False):
-            solved, above = _seed_verdicts(g, chance_level(g))
+            chance = chance_level(g)
+            solved, above = _seed_verdicts(g, chance)
             rows.append({"sweep": name, "task": task, "lr": float(g["lr"].iloc[0]), "label": label,
                          "metric": g["metric"].iloc[0], "seeds": len(g), "mean": g["value"].mean(),
                          "std": g["value"].std(), "loss": g["final_loss"].mean(), "solved": solved, "above": above,
-                         "verdict": _verdict(solved, above, len(g)) if chance_level(g) else ""})
+                         "verdict": _verdict(solved, above, len(g)) if chance else ""})
     return pd.DataFrame(rows)
 
 
