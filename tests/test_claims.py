@@ -128,3 +128,23 @@ def test_global_receptive_field_needs_the_long_range_task_learned() -> None:
     assert verdict([0.52, 0.5, 0.51]) == "partly"  # global by construction, but it did not learn what needs it
     frame = claims_table(cost).frame  # no accuracy rows: the structural rule alone
     assert frame.set_index(frame.columns[0])["verdict"]["global receptive field"] == "reproduced"
+
+
+def test_darcy_claim_states_whether_the_test_loss_had_plateaued() -> None:
+    def darcy(rel_mse: float, test_curve: list[float]) -> tuple[str, str]:
+        curve = {"train_loss": [0.5] * 20, "test_epoch": [5, 10, 15, 20], "test_value": test_curve,
+                 "test_metric": "rel_l2"}
+        row = {"kind": "accuracy", "suite": "s", "task": "darcy16_neuralop_paper_model", "label": "mano_paper",
+               "attention": "mano", "params": "100", "mode": "trained", "status": "ok", "metric": "rel_l2",
+               "value": "0.1", "rel_mse": str(rel_mse), "seed": "0", "eval_res": "16", "train_res": "16",
+               "config_id": "m", "timestamp": "0", "epochs": "20", "n_train": "1000", "device_name": "cpu",
+               "threads": "1", "curve": json.dumps(curve)}
+        frame = claims_table(prepare(pd.DataFrame([row]))).frame.set_index("claim (MANO abstract)")
+        return frame["measured"]["Darcy 16² relative MSE 0.008"], frame["verdict"]["Darcy 16² relative MSE 0.008"]
+
+    # the evaluation nearest 3/4 of 20 epochs is epoch 15: 0.1 → 0.1 is flat, 0.2 → 0.1 is still falling by half
+    measured, verdict = darcy(0.0158, [0.4, 0.2, 0.1, 0.1])
+    assert "0.0158 (1 seed), 20 epochs, test rel. L2 +0.0 % over the last quarter" in measured
+    assert verdict == "not reproduced on this budget"
+    measured, verdict = darcy(0.009, [0.4, 0.3, 0.2, 0.1])
+    assert "test rel. L2 -50.0 % over the last quarter" in measured and verdict == "reproduced"

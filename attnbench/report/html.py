@@ -162,7 +162,7 @@ def _accuracy_section(suite: str, g: pd.DataFrame) -> Section:
     for i, (name, rule, cols, rows, summary) in enumerate(sweep_grids(lr_sweeps(g))):
         sec.tables.append(HtmlTable(f"{sec.id}-sweep{i}", f"Learning-rate sweep: {name}", cols,
                                     [[(c, None) for c in row] for row in rows],
-                                    f"{rule}. " + " ".join(line.lstrip("- ").replace("`", "") for line in summary)))
+                                    f"{rule}. " + " ".join(f"{label} {answer}" for label, answer in summary)))
     sec.figures = [_embed(name, fig) for name, fig in accuracy_figures(g)]
     return sec
 

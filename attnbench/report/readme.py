@@ -30,7 +30,7 @@ from attnbench.report.frame import load_frame
 from attnbench.report.sweep import lr_sweeps, sweep_markdown
 from attnbench.report.tables import markdown_table
 
-__all__ = ["BLOCKS", "render", "update"]
+__all__ = ["BLOCKS", "PROTOCOL_BLOCKS", "render", "update"]
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "results"
@@ -71,15 +71,12 @@ def _cell(r: pd.Series) -> str:
 
 def cost_fwd() -> str:
     """Forward (and fwd_bwd) time with the median's CI and peak memory at 32², 64², 128²."""
-    path = _newest("reference", "cpu")
-    df = load_frame([path])
+    df = load_frame([path := _newest("reference", "cpu")])
     out = [_run_line(df, path), ""]
     for mode in ("fwd", "fwd_bwd"):
         sub = df[(df["mode"] == mode) & (df["kind"] == "cost")]
-        rows = []
-        for label, g in sub.groupby("label", sort=False):
-            cells = [_cell(g[g["height"] == s].iloc[0]) if (g["height"] == s).any() else "" for s in (32, 64, 128)]
-            rows.append([label, *cells])
+        rows = [[label, *(_cell(g[g["height"] == s].iloc[0]) if (g["height"] == s).any() else ""
+                          for s in (32, 64, 128))] for label, g in sub.groupby("label", sort=False)]
         out += [f"**{mode}** — median per call [95 % CI of the median] / peak memory (`cpu_rss`):", "",
                 markdown_table(["attention", "32²", "64²", "128²"], rows), ""]
     return "\n".join(out).rstrip()
@@ -218,13 +215,11 @@ def rerun(run: str | None = None) -> str:
     b_path = next((RESULTS / "rerun").glob(f"*/{run}/cpu.csv")) if run else _same_code_rerun(a_path)
     a, b = load_frame([a_path]), load_frame([b_path])
     t = compare(a, b)
-    ok = t.dropna(subset=["ratio"])
-    rows = []
-    for label, g in ok.groupby("label", sort=False):
-        rows.append([label, f"{g['ratio'].min():.2f}–{g['ratio'].max():.2f}", f"{g['ratio'].median():.2f}",
-                     str(int((g["change"] == "slower").sum())), str(int((g["change"] == "faster").sum())),
-                     "n/a (no CPU peak for compiled cases)" if g["mem_ratio"].isna().all()
-                     else f"{g['mem_ratio'].min():.2f}–{g['mem_ratio'].max():.2f}"])
+    rows = [[label, f"{g['ratio'].min():.2f}–{g['ratio'].max():.2f}", f"{g['ratio'].median():.2f}",
+             str(int((g["change"] == "slower").sum())), str(int((g["change"] == "faster").sum())),
+             "n/a (no CPU peak for compiled cases)" if g["mem_ratio"].isna().all()
+             else f"{g['mem_ratio'].min():.2f}–{g['mem_ratio'].max():.2f}"]
+            for label, g in t.dropna(subset=["ratio"]).groupby("label", sort=False)]
     canary = [json.loads(df["runtime"].iloc[0]).get("canary_ms", {}) for df in (a, b)]
     return (f"`attnbench compare {_rel(a_path)} {_rel(b_path)}` — {len(t)} cases, "
             f"{int((t['change'] == 'slower').sum())} significantly slower and {int((t['change'] == 'faster').sum())} "
@@ -288,9 +283,8 @@ def _accuracy_rows(paths: list[Path], tasks: list[str]) -> pd.DataFrame:
     return df[(df["kind"] == "accuracy") & df["task"].isin(tasks)]
 
 
-def _accuracy(paths: list[Path], tasks: list[str]) -> str:
-    """Mean ± std over seeds per task and label, with the 95 % CI of the mean and the training cost."""
-    df = _accuracy_rows(paths, tasks)
+def _accuracy(df: pd.DataFrame, paths: list[Path]) -> str:
+    """Mean ± std over seeds per task and label (rows read from ``paths``), with the mean's 95 % CI and the cost."""
     df = df[df["status"] == "ok"]
     rows = []
     for (task, label), g in df.groupby(["task", "label"], sort=False):
@@ -322,9 +316,9 @@ def _accuracy(paths: list[Path], tasks: list[str]) -> str:
                               "n_train", "machines"], rows))
 
 
-def _accuracy_pairs(paths: list[Path], tasks: list[str]) -> str:
+def _accuracy_pairs(df: pd.DataFrame) -> str:
     """The differences over seeds that a Welch test supports, and how many pairs were tested."""
-    comp = accuracy_comparisons(_accuracy_rows(paths, tasks))
+    comp = accuracy_comparisons(df)
     if comp.empty:
         return f"No pair of mechanisms has {MIN_SEEDS} seeds on both sides yet."
     found = comp[comp["verdict"] != "no difference shown"]
@@ -338,7 +332,8 @@ def _accuracy_pairs(paths: list[Path], tasks: list[str]) -> str:
 
 
 def accuracy_quick() -> str:
-    return _accuracy([_newest("reference", "accuracy-quick")], ["darcy16_neuralop", "darcy32"])
+    paths = [_newest("reference", "accuracy-quick")]
+    return _accuracy(_accuracy_rows(paths, ["darcy16_neuralop", "darcy32"]), paths)
 
 
 # The full-protocol tasks of the README tables: schema-1 legacy rows first, superseded task by task by the clean
@@ -355,20 +350,28 @@ def _protocol_paths() -> list[Path]:
 
 BLOCKS: dict[str, Callable[..., str]] = {
     "cost-fwd": cost_fwd, "cost-exponents": cost_exponents, "claims": claims, "rerun": rerun,
-    "accuracy-quick": accuracy_quick, "accuracy-legacy": lambda: _accuracy(_protocol_paths(), PROTOCOL_TASKS),
-    "accuracy-pairs": lambda: _accuracy_pairs(_protocol_paths(), PROTOCOL_TASKS), "cost-plot": cost_plot,
-    "lr-sweep": lambda: sweep_markdown(lr_sweeps(_accuracy_rows(_protocol_paths(), PROTOCOL_TASKS))),
-    "linear-probe": linear_probe, "rerun-pair": rerun_pair, "targets": targets, "before-after": before_after,
+    "accuracy-quick": accuracy_quick, "cost-plot": cost_plot, "linear-probe": linear_probe, "rerun-pair": rerun_pair,
+    "targets": targets, "before-after": before_after,
+}
+# Blocks over the full-protocol rows: one render reads them once (no cache across renders: results may change).
+PROTOCOL_BLOCKS: dict[str, Callable[[pd.DataFrame], str]] = {
+    "accuracy-legacy": lambda rows: _accuracy(rows, _protocol_paths()), "accuracy-pairs": _accuracy_pairs,
+    "lr-sweep": lambda rows: sweep_markdown(lr_sweeps(rows)),
 }
 
 
 def render(text: str) -> str:
     """``text`` with every generated block rewritten from the results."""
+    protocol: list[pd.DataFrame] = []
+
     def block(m: re.Match) -> str:
-        name = m.group("name")
+        name, args = m.group("name"), m.group("args").split()
+        if name in PROTOCOL_BLOCKS:
+            protocol[:] = protocol or [_accuracy_rows(_protocol_paths(), PROTOCOL_TASKS)]
+            return f"{m.group(1)}{PROTOCOL_BLOCKS[name](protocol[0])}\n{m.group(5)}"
         if name not in BLOCKS:
-            raise KeyError(f"README block {name!r} has no generator; known: {', '.join(BLOCKS)}")
-        return f"{m.group(1)}{BLOCKS[name](*m.group('args').split())}\n{m.group(5)}"
+            raise KeyError(f"README block {name!r} has no generator; known: {', '.join([*BLOCKS, *PROTOCOL_BLOCKS])}")
+        return f"{m.group(1)}{BLOCKS[name](*args)}\n{m.group(5)}"
 
     return _BLOCK.sub(block, text)
 

@@ -83,9 +83,9 @@ def lr_sweeps(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _summary(t: pd.DataFrame) -> list[str]:
-    """Per mechanism, the answer in words: solved by every seed at which learning rates, else by some seeds, else
-    above chance where, else at chance at every learning rate tried."""
+def _summary(t: pd.DataFrame) -> list[tuple[str, str]]:
+    """Per mechanism (label, the answer in words): solved by every seed at which learning rates, else by some seeds,
+    else above chance where, else at chance at every learning rate tried. Plain text: each renderer marks it up."""
     lines = []
     for label, g in t.groupby("label", sort=False):
         def at(mask: pd.Series) -> str:
@@ -96,11 +96,11 @@ def _summary(t: pd.DataFrame) -> list[str]:
                   f"solved by some seeds only: {at(v.str.endswith('solved'))}" if v.str.endswith("solved").any() else
                   f"never solved; above chance: {at(v.str.contains('above'))}" if v.str.contains("above").any() else
                   "at chance at every learning rate tried")
-        lines.append(f"- `{label}` (lr tried: {', '.join(f'{lr:g}' for lr in sorted(g['lr'].unique()))}): {answer}")
+        lines.append((str(label), f"(lr tried: {', '.join(f'{lr:g}' for lr in sorted(g['lr'].unique()))}): {answer}"))
     return lines
 
 
-def sweep_grids(sweeps: pd.DataFrame) -> list[tuple[str, str, list[str], list[list[str]], list[str]]]:
+def sweep_grids(sweeps: pd.DataFrame) -> list[tuple[str, str, list[str], list[list[str]], list[tuple[str, str]]]]:
     """Per sweep: (name, the rule in words, columns, rows of mechanism × task (lr) cells ``mean ± std, loss L:
     verdict (n seeds)``, a summary line per mechanism) — what the markdown and the HTML report draw."""
     out = []
@@ -127,5 +127,6 @@ def sweep_markdown(sweeps: pd.DataFrame) -> str:
         return "No learning-rate sweep in these results."
     parts = []
     for name, rule, cols, rows, summary in sweep_grids(sweeps):
-        parts += [f"**{name}** — {rule}:", "", markdown_table(cols, rows), "", *summary, ""]
+        parts += [f"**{name}** — {rule}:", "", markdown_table(cols, rows), "",
+                  *(f"- `{label}` {answer}" for label, answer in summary), ""]
     return "\n".join(parts).rstrip()
