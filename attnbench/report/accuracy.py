@@ -33,13 +33,13 @@ from matplotlib.ticker import NullFormatter  # noqa: E402
 from attnbench.report.figures import readable_log_axis, save_figure, series_styles  # noqa: E402
 from attnbench.report.frame import machine_line  # noqa: E402
 
-__all__ = ["ALPHA", "MIN_SEEDS", "accuracy_comparisons", "accuracy_figures", "accuracy_table", "chance_level", "ci95_half_width",
-           "late_change", "per_seed", "plot_accuracy", "write_accuracy_md"]
+__all__ = ["ALPHA", "MIN_SEEDS", "accuracy_comparisons", "accuracy_figures", "accuracy_table", "chance_level",
+           "ci95_half_width", "late_change", "mean_late_change", "mean_std", "per_seed", "plot_accuracy",
+           "trained_curves", "write_accuracy_md"]
 
 _LOWER_IS_BETTER = {"rel_l2": True, "top1": False}
 # Classes of the classification datasets, for rows written before ``impl`` recorded ``classes``.
 _CLASSES_BEFORE_RECORDED = {"fashion": 10, "longrange": 2}
-
 
 # Significance level of the pairwise comparisons (two-sided Welch t-test over seeds) and the seeds each side needs.
 ALPHA, MIN_SEEDS = 0.05, 3
@@ -103,10 +103,9 @@ def ci95_half_width(std: float, n: int) -> float:
     return float(t.ppf(0.975, n - 1) * std / n ** 0.5) if n >= 2 and pd.notna(std) else float("nan")
 
 
-def _fmt(mean: float, std: float, digits: int = 4) -> str:
-    if pd.isna(mean):
-        return ""
-    return f"{mean:.{digits}g}" + ("" if pd.isna(std) else f" ± {std:.2g}")
+def mean_std(mean: float, std: float, digits: int = 4) -> str:
+    """``mean ± std`` as the accuracy tables print it ("" without a mean, no ± without a std)."""
+    return "" if pd.isna(mean) else f"{mean:.{digits}g}" + ("" if pd.isna(std) else f" ± {std:.2g}")
 
 
 def write_accuracy_md(df: pd.DataFrame, path: Path, extra: str = "") -> Path:
@@ -121,8 +120,8 @@ def write_accuracy_md(df: pd.DataFrame, path: Path, extra: str = "") -> Path:
     for _, r in table.iterrows():
         lines.append(
             f"| {r['task']} | {r['budget']} | {r['label']} | {int(r['train_res'])} | {int(r['eval_res'])} | {r['mode']} | {r['metric']} "
-            f"| {_fmt(r['value'], r['std'])} | {'' if pd.isna(r['ci95']) else format(r['ci95'], '.2g')} "
-            f"| {_fmt(r['rel_mse'], r['rel_mse_std'], 3)} | {int(r['seeds'])} "
+            f"| {mean_std(r['value'], r['std'])} | {'' if pd.isna(r['ci95']) else format(r['ci95'], '.2g')} "
+            f"| {mean_std(r['rel_mse'], r['rel_mse_std'], 3)} | {int(r['seeds'])} "
             f"| {int(r['n_train'])} | {int(r['epochs'])} | {r['train_s']:.0f} | {r['peak_mib']:.0f} | {int(r['params'])} "
             f"| {r['window_ratio']:.2g} |")
     comp = accuracy_comparisons(df)
@@ -301,7 +300,7 @@ def _study_figure(dataset: str, budget: str, s: pd.DataFrame, chance: float | No
     return fig
 
 
-def _curves(rows: pd.DataFrame) -> dict[str, list[dict]]:
+def trained_curves(rows: pd.DataFrame) -> dict[str, list[dict]]:
     """label → the recorded curves of its trained rows (one per seed)."""
     out: dict[str, list[dict]] = {}
     for _, r in rows[rows["mode"] == "trained"].iterrows():
@@ -315,10 +314,14 @@ def late_change(curve: dict) -> float:
     """Relative change of the test metric from the evaluation nearest 3/4 of training to the last one
     (``(last − then) / then``); nan without at least two test points. Near 0 = the test loss has plateaued."""
     values = curve.get("test_value", [])
-    if len(values) < 2:
-        return float("nan")
-    i = _late_index(curve["test_epoch"])
-    return (values[-1] - values[i]) / values[i] if values[i] else float("nan")
+    i = _late_index(curve["test_epoch"]) if len(values) >= 2 else 0
+    return (values[-1] - values[i]) / values[i] if len(values) >= 2 and values[i] else float("nan")
+
+
+def mean_late_change(curves: list[dict]) -> float:
+    """Mean ``late_change`` over the curves that have one, nan if none: the plateau check of figures and claims."""
+    changes = [c for c in map(late_change, curves) if np.isfinite(c)]
+    return float(np.mean(changes)) if changes else float("nan")
 
 
 def _late_index(epochs: list[int]) -> int:
@@ -340,9 +343,8 @@ def _curve_figure(stem: str, curves: dict[str, list[dict]]) -> plt.Figure:
         if tested:
             m = min(len(c["test_value"]) for c in tested)
             ys = np.mean([c["test_value"][:m] for c in tested], axis=0)
-            changes = [c for c in map(late_change, tested) if np.isfinite(c)]
-            since = tested[0]["test_epoch"][_late_index(tested[0]["test_epoch"])] if changes else 0
-            note = f": {100 * np.mean(changes):+.1f} % since epoch {since}" if changes else ""
+            change, epochs = mean_late_change(tested), tested[0]["test_epoch"]
+            note = f": {100 * change:+.1f} % since epoch {epochs[_late_index(epochs)]}" if np.isfinite(change) else ""
             right.plot(tested[0]["test_epoch"][:m], ys, marker=styles[label].get("marker", "o"),
                        label=f"{label}{note}", **style)
             metric = tested[0].get("test_metric", metric)
@@ -374,7 +376,7 @@ def accuracy_figures(df: pd.DataFrame) -> list[tuple[str, plt.Figure]]:
         out.append((f"{stem}_pareto", _pareto_figure(stem, t, chance)))
     rows = per_seed(df)
     for (task, budget), r in rows.groupby(["task", "budget"], sort=False):
-        curves = _curves(r)
+        curves = trained_curves(r)
         if curves:
             stem = task if budgets[task] == 1 else f"{task}_{budget.replace('×', 'x')}"
             out.append((f"{stem}_loss_curves", _curve_figure(stem, curves)))

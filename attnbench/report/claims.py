@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from attnbench.report.accuracy import late_change, per_seed
+from attnbench.report.accuracy import mean_late_change, per_seed, trained_curves
 from attnbench.report.fits import ratios, scaling_fits
 from attnbench.report.frame import machine_line
 from attnbench.report.tables import Table, markdown_table
@@ -193,9 +193,8 @@ def _darcy(acc: pd.DataFrame) -> list[str]:
         spread = f" ± {g['rel_mse'].std():.2g} over {len(g)} seeds" if len(g) > 1 else " (1 seed)"
         # Whether the budget was the limit: the test metric's change over the last quarter of training, where the
         # rows kept a curve (near 0 = plateaued: more epochs of this recipe would not close the gap).
-        curves = [json.loads(c) for c in g.get("curve", pd.Series(dtype=object)) if isinstance(c, str) and c]
-        late = [x for x in map(late_change, curves) if np.isfinite(x)]
-        tail = f", test rel. L2 {100 * np.mean(late):+.1f} % over the last quarter" if late else ""
+        late = mean_late_change(trained_curves(g).get(str(label), []))
+        tail = f", test rel. L2 {100 * late:+.1f} % over the last quarter" if np.isfinite(late) else ""
         parts.append(f"{label} ({task}): {g['rel_mse'].mean():.3g}{spread}, {int(g['epochs'].iloc[0])} epochs{tail}")
     if not parts:
         return ["no mano rows on Darcy 16²", "", "not testable here"]

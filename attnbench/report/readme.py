@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from attnbench.report.accuracy import ALPHA, MIN_SEEDS, accuracy_comparisons, ci95_half_width
+from attnbench.report.accuracy import ALPHA, MIN_SEEDS, accuracy_comparisons, ci95_half_width, mean_std
 from attnbench.report.compare import compare
 from attnbench.report.fits import ratios, scaling_fits
 from attnbench.report.frame import load_frame
@@ -289,11 +289,8 @@ def _accuracy(df: pd.DataFrame, paths: list[Path]) -> str:
     rows = []
     for (task, label), g in df.groupby(["task", "label"], sort=False):
         def stat(mode: str, col: str = "value") -> str:
-            v = g[g["mode"] == mode]
-            if v.empty:
-                return ""
-            s = v[col].std()
-            return f"{v[col].mean():.4g}" + ("" if pd.isna(s) else f" ± {s:.2g}")
+            v = g[g["mode"] == mode][col]
+            return mean_std(v.mean(), v.std())
         trained = g[g["mode"] == "trained"]
         metric = trained["metric"].iloc[0] if len(trained) else ""
         zero = g[g["mode"] == "zero_shot"]["eval_res"]
