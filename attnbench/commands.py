@@ -141,7 +141,7 @@ def run_suites(args: argparse.Namespace) -> tuple[int, list[Path]]:
 
     from attnbench.execute.runner import new_run_id, run_suite
     from attnbench.measure.provenance import code_version, tree_is_dirty
-    from attnbench.report.console import print_summary
+    from attnbench.report import print_summary
     from attnbench.spec.suite import load_suite
     from attnbench.spec.validate import SuiteError
     from attnbench.store.csvfile import ResultsError
@@ -231,8 +231,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from attnbench.report.build import plot_results
-    from attnbench.report.frame import NotResultsError
+    from attnbench.report import plot_results
+    from attnbench.report import NotResultsError
 
     missing = [p for p in args.results if not Path(p).exists()]
     if missing:
@@ -250,8 +250,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from attnbench.report.compare import compare, compare_accuracy, print_accuracy_comparison, print_comparison, verdict
-    from attnbench.report.frame import NotResultsError, load_frame
+    from attnbench.report import compare, compare_accuracy, print_accuracy_comparison, print_comparison, verdict
+    from attnbench.report import NotResultsError, load_frame
 
     missing = [p for p in (args.a, args.b) if not Path(p).exists()]
     if missing:

@@ -16,8 +16,8 @@ __all__ = ["cmd_bench", "cmd_claims", "cmd_report", "quick_preflight"]
 
 def cmd_claims(args: argparse.Namespace) -> int:
     """The MANO paper's claims against the given results: ``claims.md`` with a verdict per claim."""
-    from attnbench.report.claims import write_claims_md
-    from attnbench.report.frame import NotResultsError, load_frame
+    from attnbench.report import write_claims_md
+    from attnbench.report import NotResultsError, load_frame
 
     missing = [p for p in args.results if not Path(p).exists()]
     if missing:
@@ -34,8 +34,8 @@ def cmd_claims(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """One self-contained HTML page of the given results (and the comparison with ``--reference``)."""
-    from attnbench.report.frame import NotResultsError
-    from attnbench.report.html import build_report
+    from attnbench.report import NotResultsError
+    from attnbench.report import build_report
 
     missing = [p for p in [*args.results, *(args.reference or [])] if not Path(p).exists()]
     if missing:
@@ -65,8 +65,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     """Run the given suites (default: this machine's), plot what they wrote, and compare with the reference."""
     from rich.console import Console
 
-    from attnbench.report.compare import compare, compare_accuracy, print_accuracy_comparison, print_comparison
-    from attnbench.report.frame import load_frame
+    from attnbench.report import compare, compare_accuracy, print_accuracy_comparison, print_comparison
+    from attnbench.report import load_frame
     from attnbench.spec.suite import default_suites
 
     suites = args.suites or default_suites()
@@ -112,12 +112,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if (new["kind"] == "accuracy").any():
             print_accuracy_comparison(compare_accuracy(ref, new), console, str(reference), str(path))
     if paths:  # one page with everything this run measured, next to its results
-        from attnbench.report.html import build_report
+        from attnbench.report import build_report
 
         report = build_report([str(p) for p in paths], paths[0].parent / "report.html", reference=references or None,
                               min_tokens=args.fit_min_tokens, baseline=args.baseline,
                               command=" ".join(["attnbench", "bench", *(args.suites or [])]))
-        from attnbench.report.claims import write_claims_md
+        from attnbench.report import write_claims_md
 
         claims = write_claims_md(load_frame([str(p) for p in paths]), paths[0].parent / "claims.md",
                                  command=" ".join(["attnbench", "claims", *map(str, paths)]))

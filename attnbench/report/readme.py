@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from attnbench.report.accuracy import ALPHA, MIN_SEEDS, accuracy_comparisons, ci95_half_width, mean_std
-from attnbench.report.compare import compare
-from attnbench.report.fits import ratios, scaling_fits
-from attnbench.report.frame import load_frame
-from attnbench.report.sweep import lr_sweeps, sweep_markdown
-from attnbench.report.tables import markdown_table
+from attnbench.report.analysis.accuracy import ALPHA, MIN_SEEDS, accuracy_comparisons, ci95_half_width, mean_std
+from attnbench.report.analysis.compare import compare
+from attnbench.report.analysis.fits import ratios, scaling_fits
+from attnbench.report.analysis.frame import load_frame
+from attnbench.report.analysis.sweep import lr_sweeps, sweep_markdown
+from attnbench.report.analysis.scaling import markdown_table
 
 __all__ = ["BLOCKS", "PROTOCOL_BLOCKS", "render", "update"]
 

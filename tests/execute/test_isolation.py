@@ -18,7 +18,7 @@ from attnbench.cli import main
 from attnbench.store.csvfile import read_results
 from conftest import run_csv
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 PLUGINS = '''
 import os

@@ -16,7 +16,7 @@ import pytest
 
 from attnbench.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REF = ROOT / "results" / "reference" / "amd-epyc-2c"
 COST = REF / "20261201-175726-8c9f2de10c82" / "cpu.csv"
 ACCURACY = REF / "20261201-190015-114ef8844c79" / "accuracy.csv"

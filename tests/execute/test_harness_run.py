@@ -19,7 +19,7 @@ from conftest import run_csv, run_csvs
 from attnbench.store.csvfile import ResultsFile, read_results
 from attnbench.store.schema import COLUMNS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_smoke_suite_end_to_end(tmp_path):

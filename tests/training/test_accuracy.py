@@ -151,7 +151,7 @@ def test_accuracy_suite_rows_zero_shot_and_missing_dataset(tmp_path, monkeypatch
 
 
 def test_late_change_reads_the_last_quarter_of_the_test_curve():
-    from attnbench.report.accuracy import late_change
+    from attnbench.report.analysis.accuracy import late_change
 
     curve = {"test_epoch": [5, 10, 15, 20], "test_value": [1.0, 0.5, 0.42, 0.41]}
     assert late_change(curve) == pytest.approx((0.41 - 0.42) / 0.42)  # epoch 15 is 3/4 of 20

@@ -3,7 +3,7 @@
 No network, no external script, style or font: figures are embedded as data-URI images (SVG from matplotlib's SVG
 backend, PNG where the SVG would be larger), the tables are plain HTML that a few lines of inline script sort (click
 a header) and filter (the box above each table). The page is rendered from a Jinja2 template shipped with the
-package (``report/templates/report.html.j2``). Contents: where and what ran (machines, provenance, commands); per
+package (``report/render/templates/report.html.j2``). Contents: where and what ran (machines, provenance, commands); per
 cost suite the figures, fitted exponents with CIs and local slopes, achieved vs roofline, frontier, crossover N* and
 ratios; per accuracy suite the mean ± std table and figures; the comparison with a reference run (``--reference``);
 and every result row.
@@ -20,15 +20,15 @@ from typing import Any
 
 import pandas as pd
 
-from attnbench.report.accuracy import ALPHA, MIN_SEEDS, accuracy_comparisons, accuracy_figures, accuracy_table
-from attnbench.report.claims import MECH, claims_table
-from attnbench.report.compare import compare, compare_accuracy
-from attnbench.report.cost import cost_figures
-from attnbench.report.figures import svg_text
-from attnbench.report.frame import load_frame
-from attnbench.report.roofline import roofline_fraction
-from attnbench.report.sweep import lr_sweeps, sweep_grids
-from attnbench.report.tables import Table, recorded_roofline, scaling_notes, scaling_tables
+from attnbench.report.analysis.accuracy import ALPHA, MIN_SEEDS, accuracy_comparisons, accuracy_figures, accuracy_table
+from attnbench.report.analysis.claims import MECH, claims_table
+from attnbench.report.analysis.compare import compare, compare_accuracy
+from attnbench.report.render.cost_figures import cost_figures
+from attnbench.report.render.mpl import svg_text
+from attnbench.report.analysis.frame import load_frame
+from attnbench.report.analysis.attainable import roofline_fraction
+from attnbench.report.analysis.sweep import lr_sweeps, sweep_grids
+from attnbench.report.analysis.scaling import Table, recorded_roofline, scaling_notes, scaling_tables
 
 __all__ = ["build_report"]
 
@@ -228,7 +228,7 @@ def build_report(paths: list[str | Path], out: str | Path, reference: list[str |
     if reference:
         sections.append(_comparison(load_frame(list(reference)), df, ", ".join(map(str, reference))))
     # autoescape on: labels, reasons and paths come from CSV files and must never become markup
-    env = Environment(loader=PackageLoader("attnbench.report", "templates"), autoescape=True,
+    env = Environment(loader=PackageLoader("attnbench.report.render", "templates"), autoescape=True,
                       trim_blocks=True, lstrip_blocks=True)
     html = env.get_template("report.html.j2").render(
         title=f"attnbench report: {', '.join(map(str, df['suite'].unique()))}",

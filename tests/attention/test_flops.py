@@ -60,7 +60,7 @@ def test_roofline_measure_cache_and_fraction(tmp_path, monkeypatch, capsys):
 
     from attnbench.cli import main
     from attnbench.measure.roofline import cached, measure_roofline
-    from attnbench.report.roofline import attainable, roofline_fraction
+    from attnbench.report.analysis.attainable import attainable, roofline_fraction
 
     roof = measure_roofline("cpu", 1, n=128, copy_mib=4, min_run_time=0.05)
     assert roof["peak_flops"]["float32"] > 1e6 and roof["copy_bytes_per_s"] > 1e6

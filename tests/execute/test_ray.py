@@ -22,7 +22,7 @@ from attnbench.store.csvfile import read_results
 
 ray = pytest.importorskip("ray", reason="the Ray executor's tests need pip install 'attnbench[ray]'")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 PLUGINS = '''
 import time

@@ -1,16 +1,20 @@
-"""Everything ``attnbench plot`` writes for a set of results files: per suite, cost figures and ``scaling.md``,
+"""Everything ``attnbench plot`` and ``attnbench claims`` write for a set of results files: per suite, cost figures and ``scaling.md``,
 accuracy figures and ``accuracy.md`` (with the learning-rate sweeps)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from attnbench.report.accuracy import plot_accuracy
-from attnbench.report.cost import plot_cost, write_scaling_md
-from attnbench.report.frame import load_frame
-from attnbench.report.sweep import lr_sweeps, sweep_markdown
+import pandas as pd
 
-__all__ = ["plot_results"]
+from attnbench.report.analysis.accuracy import plot_accuracy
+from attnbench.report.render.cost_figures import plot_cost, write_scaling_md
+from attnbench.report.analysis.claims import claims_table
+from attnbench.report.analysis.frame import load_frame, machine_line
+from attnbench.report.analysis.sweep import lr_sweeps, sweep_markdown
+from attnbench.report.render.markdown import markdown_table
+
+__all__ = ["plot_results", "write_claims_md"]
 
 
 def plot_results(paths: list[str | Path], out_dir: str | Path | None = None, min_tokens: int = 1024,
@@ -36,3 +40,17 @@ def plot_results(paths: list[str | Path], out_dir: str | Path | None = None, min
             written += plot_accuracy(acc, base, f"## Learning-rate sweeps\n\n{sweep_markdown(sweeps)}" if len(sweeps)
                                      else "")
     return written
+
+
+def write_claims_md(df: pd.DataFrame, path: str | Path, command: str = "") -> Path:
+    table = claims_table(df)
+    lines = ["# The MANO paper's claims against attnbench's measurements", "",
+             "Colagrande et al., arXiv 2507.02748, abstract. Generated from results; do not edit by hand.", ""]
+    if command:
+        lines += [f"Reproduce: `{command}`", ""]
+    lines += [machine_line(df) + ".", "",
+              markdown_table(list(table.frame.columns), table.frame.astype(str).values.tolist())]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from attnbench.report.fits import WIN_MARGIN, crossovers, frontiers, memory_floor, ratios, scaling_fits
-from attnbench.report.frame import baseline_label, machine_line
-from attnbench.report.roofline import roofline_fraction
+from attnbench.report.analysis.fits import WIN_MARGIN, crossovers, frontiers, memory_floor, ratios, scaling_fits
+from attnbench.report.analysis.frame import baseline_label, machine_line
+from attnbench.report.analysis.attainable import roofline_fraction
 
 __all__ = ["Table", "grid_name", "markdown_table", "recorded_roofline", "scaling_notes", "scaling_tables", "side"]
 

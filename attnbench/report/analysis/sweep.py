@@ -23,8 +23,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from attnbench.report.accuracy import ALPHA, chance_level, per_seed
-from attnbench.report.tables import markdown_table
+from attnbench.report.analysis.accuracy import ALPHA, chance_level, per_seed
+from attnbench.report.analysis.scaling import markdown_table
 
 __all__ = ["SOLVED", "lr_sweeps", "sweep_grids", "sweep_markdown"]
 

@@ -30,12 +30,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from attnbench.report.accuracy import mean_late_change, per_seed, trained_curves
-from attnbench.report.fits import ratios, scaling_fits
-from attnbench.report.frame import machine_line
-from attnbench.report.tables import Table, markdown_table
+from attnbench.report.analysis.accuracy import mean_late_change, per_seed, trained_curves
+from attnbench.report.analysis.fits import ratios, scaling_fits
+from attnbench.report.analysis.frame import machine_line
+from attnbench.report.analysis.scaling import Table, markdown_table
 
-__all__ = ["MECH", "claims_table", "write_claims_md"]
+__all__ = ["MECH", "claims_table"]
 
 # The series labels the paper's claims are about (result labels, as the suites name them): the mechanism, the ViT
 # layers (N×N scores, fused) and Swin. The only mechanism names in this module.
@@ -61,7 +61,7 @@ def _linear(cost: pd.DataFrame) -> list[str]:
 def _uses(df: pd.DataFrame) -> list[str]:
     """The functional half of the global-receptive-field claim: does MANO learn the long-range task wherever ViT
     does? ``[]`` without such rows; else ``[finding, "yes"/"no", the sweep's description]``."""
-    from attnbench.report.sweep import lr_sweeps
+    from attnbench.report.analysis.sweep import lr_sweeps
 
     sweeps = lr_sweeps(df[df["kind"] == "accuracy"])
     if sweeps.empty:
@@ -220,17 +220,3 @@ def claims_table(df: pd.DataFrame) -> Table:
         rows.append([claim, measured[0], measured[1], measured[2], rule])
     return Table("Claims of the MANO paper, checked", pd.DataFrame(rows, columns=_COLUMNS),
                  "verdicts computed from the results by the stated rules", "claims")
-
-
-def write_claims_md(df: pd.DataFrame, path: str | Path, command: str = "") -> Path:
-    table = claims_table(df)
-    lines = ["# The MANO paper's claims against attnbench's measurements", "",
-             "Colagrande et al., arXiv 2507.02748, abstract. Generated from results; do not edit by hand.", ""]
-    if command:
-        lines += [f"Reproduce: `{command}`", ""]
-    lines += [machine_line(df) + ".", "",
-              markdown_table(list(table.frame.columns), table.frame.astype(str).values.tolist())]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
-    return path

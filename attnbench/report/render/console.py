@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
+
 from attnbench.store.schema import series_label
 
-__all__ = ["print_summary"]
+__all__ = ["print_accuracy_comparison", "print_comparison", "print_summary"]
 
 
 def print_summary(rows: list[dict[str, str]], console: Any = None, suite: str | None = None,
@@ -63,3 +65,54 @@ def _cell(r: dict[str, str]) -> str:
         return f"{float(r['time_ms_median']):.3g} / {peak}"
     return {"oom": "OOM", "timeout": "TIMEOUT", "skipped": "skip", "unsupported": "n/a", "crashed": "CRASH",
             "error": "ERROR"}.get(status, status)
+
+
+def _fmt(x: float, spec: str) -> str:
+    return "" if pd.isna(x) else format(x, spec)
+
+
+def print_comparison(table: pd.DataFrame, console: Any, a: str, b: str, threshold: float = 1.1,
+                     alpha: float = 0.002, fmt: str = "table") -> None:
+    """The comparison as a console table (or CSV / JSON on stdout)."""
+    if fmt == "csv":
+        print(table.to_csv(index=False), end="")
+        return
+    if fmt == "json":
+        print(table.to_json(orient="records"))
+        return
+    from rich.table import Table
+
+    if table.empty:
+        console.print(f"no cost cases in common between {a} and {b}")
+        return
+    t = Table(title=f"B / A: A = {a}, B = {b}; time ratio of medians with 95 % bootstrap CI, Mann-Whitney U p; "
+                    f"significant: p < {alpha:g} and ratio ≥ {threshold:g} (or ≤ 1/{threshold:g})")
+    for col in ("mode", "attention", "grid", "time B/A", "95 % CI", "p", "memory B/A", "change"):
+        t.add_column(col, justify="left" if col in ("mode", "attention", "change") else "right")
+    for _, r in table.iterrows():
+        ci = f"{r['ci_lo']:.3g}–{r['ci_hi']:.3g}" if pd.notna(r["ci_lo"]) else ""
+        t.add_row(str(r["mode"]), str(r["label"]), r["grid"], _fmt(r["ratio"], ".3g"), ci, _fmt(r["p"], ".2g"),
+                  _fmt(r["mem_ratio"], ".3g"), r["change"])
+    console.print(t)
+    sig = table[table["change"].isin(["slower", "faster"])]
+    console.print(f"{len(table)} cases; significant: {int((sig['change'] == 'slower').sum())} slower, "
+                  f"{int((sig['change'] == 'faster').sum())} faster; "
+                  f"{int(table['change'].str.startswith('status').sum())} status changes")
+
+
+def print_accuracy_comparison(table: pd.DataFrame, console: Any, a: str, b: str) -> None:
+    """The training comparison as a console table."""
+    from rich.table import Table
+
+    if table.empty:
+        console.print(f"no training cases in common between {a} and {b}")
+        return
+    t = Table(title=f"A = {a}, B = {b}: metric in A and B; training time and peak training memory B/A")
+    for col in ("task", "attention", "mode", "grid", "seed", "metric", "A", "B", "train time B/A", "memory B/A",
+                "change"):
+        t.add_column(col)
+    for _, r in table.iterrows():
+        t.add_row(str(r["task"]), str(r["label"]), str(r["mode"]), r["grid"], _fmt(r["seed"], ".0f"),
+                  str(r["metric"]), _fmt(r["value_a"], ".4g"), _fmt(r["value_b"], ".4g"),
+                  _fmt(r["train_ratio"], ".3g"), _fmt(r["mem_ratio"], ".3g"), r["change"])
+    console.print(t)

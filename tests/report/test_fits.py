@@ -1,51 +1,13 @@
-"""Statistics and scaling analysis: fake clock, power-law fits, ratios, crossover, frontier."""
+"""Scaling analysis: power-law fits, ratios, crossover, frontier."""
 
 from __future__ import annotations
-
-import itertools
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from attnbench.measure.timing import measure, summarize
-from attnbench.report.fits import crossovers, fit_power_law, frontiers, ratios, scaling_fits
-from attnbench.report.frame import prepare
-
-
-def test_summarize_median_and_iqr():
-    assert summarize([3.0]) == (3.0, 0.0)
-    median, iqr = summarize([5.0, 1.0, 4.0, 2.0, 3.0])
-    assert median == 3.0 and iqr == pytest.approx(2.0)  # quartiles 2 and 4
-    median, iqr = summarize([1.0, 2.0, 3.0, 10.0])
-    assert median == 2.5 and iqr == pytest.approx(4.75 - 1.75)
-    xs = np.random.default_rng(1).exponential(size=11)
-    assert summarize(list(xs))[1] == pytest.approx(np.percentile(xs, 75) - np.percentile(xs, 25))
-    with pytest.raises(ValueError):
-        summarize([])
-
-
-def test_measure_with_an_injected_fake_clock():
-    """Each call of the step advances a fake clock by the next duration of a fixed cycle: deterministic."""
-    now = [0.0]
-    durations = itertools.cycle([0.010, 0.012, 0.011, 0.030, 0.009])
-
-    def step():
-        now[0] += next(durations)
-
-    result = measure(step, threads=1, min_run_time=0.2, min_blocks=7, warmup=2, timer=lambda: now[0])
-    again_now = [0.0]
-    durations = itertools.cycle([0.010, 0.012, 0.011, 0.030, 0.009])
-
-    def step2():
-        again_now[0] += next(durations)
-
-    again = measure(step2, threads=1, min_run_time=0.2, min_blocks=7, warmup=2, timer=lambda: again_now[0])
-    assert result.times == again.times  # same clock, same numbers
-    assert result.n >= 7 and result.number_per_run >= 1
-    median, iqr = summarize(result.times)
-    assert (result.median, result.iqr) == (median, iqr)
-    assert 0.009 <= result.median <= 0.030 and result.minimum >= 0.009 - 1e-12
+from attnbench.report.analysis.fits import crossovers, fit_power_law, frontiers, ratios, scaling_fits
+from attnbench.report.analysis.frame import prepare
 
 
 def test_fit_recovers_a_power_law_and_its_uncertainty():

@@ -30,8 +30,8 @@ import pandas as pd  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
-from attnbench.report.figures import readable_log_axis, save_figure, series_styles  # noqa: E402
-from attnbench.report.frame import machine_line  # noqa: E402
+from attnbench.report.render.mpl import readable_log_axis, save_figure, series_styles  # noqa: E402
+from attnbench.report.analysis.frame import machine_line  # noqa: E402
 
 __all__ = ["ALPHA", "MIN_SEEDS", "accuracy_comparisons", "accuracy_figures", "accuracy_table", "chance_level",
            "ci95_half_width", "late_change", "mean_late_change", "mean_std", "per_seed", "plot_accuracy",

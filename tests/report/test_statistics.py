@@ -11,9 +11,9 @@ import pytest
 
 from attnbench.cli import main
 from attnbench.measure.timing import bootstrap_median_ci
-from attnbench.report.compare import compare, verdict
-from attnbench.report.fits import crossovers, local_slopes, ratios, scaling_fits
-from attnbench.report.frame import prepare
+from attnbench.report.analysis.compare import compare, verdict
+from attnbench.report.analysis.fits import crossovers, local_slopes, ratios, scaling_fits
+from attnbench.report.analysis.frame import prepare
 
 
 def _row(label, attention, side, t, status="ok", peak=1.0, batch=1, mode="fwd", samples=None, ci=None, config=None):
@@ -148,7 +148,8 @@ def test_compare_of_training_runs(capsys):
     cost table (a fresh-clone bench once ended in a KeyError here)."""
     from rich.console import Console
 
-    from attnbench.report.compare import compare_accuracy, print_accuracy_comparison, print_comparison
+    from attnbench.report.analysis.compare import compare_accuracy
+    from attnbench.report.render.console import print_accuracy_comparison, print_comparison
 
     def rows(train_s, value):
         return _frame([dict(suite="q", kind="accuracy", task="t", label="lin", attention="linear", mode=m,

@@ -20,11 +20,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from attnbench.report.figures import (  # noqa: E402
+from attnbench.report.render.mpl import (  # noqa: E402
     failure_band, line_style, new_figure, save_figure, series_styles, side_axis,
 )
-from attnbench.report.fits import FAILURES, scaling_fits  # noqa: E402
-from attnbench.report.tables import recorded_roofline, scaling_notes, scaling_tables  # noqa: E402
+from attnbench.report.analysis.fits import FAILURES, scaling_fits  # noqa: E402
+from attnbench.report.analysis.scaling import recorded_roofline, scaling_notes, scaling_tables  # noqa: E402
 
 __all__ = ["cost_figures", "plot_cost", "write_scaling_md"]
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 
 from attnbench.cli import main
-from attnbench.report.claims import claims_table
-from attnbench.report.frame import prepare
+from attnbench.report.analysis.claims import claims_table
+from attnbench.report.analysis.frame import prepare
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COST = ROOT / "results" / "reference" / "amd-epyc-2c" / "20261201-175726-8c9f2de10c82" / "cpu.csv"
 VERDICTS = {"reproduced", "partly", "not reproduced", "not testable here", "not reproduced on this budget"}
 
@@ -69,7 +69,7 @@ def test_rivalling_checks_the_parameter_matched_mano() -> None:
 
 
 def test_comparisons_print_better_only_where_welch_supports_it() -> None:
-    from attnbench.report.accuracy import accuracy_comparisons
+    from attnbench.report.analysis.accuracy import accuracy_comparisons
 
     comp = accuracy_comparisons(_accuracy_rows({"mano": [0.86, 0.87, 0.86], "full": [0.80, 0.81, 0.79],
                                                 "swin": [0.80, 0.83, 0.78], "mano_pool": [0.5, 0.6]}))
@@ -96,7 +96,7 @@ def _sweep_rows(cells: dict[tuple[str, float], list[float]], task_of=None) -> pd
 
 
 def test_learning_rate_sweep_verdicts_follow_the_stated_rule() -> None:
-    from attnbench.report.sweep import lr_sweeps, sweep_markdown
+    from attnbench.report.analysis.sweep import lr_sweeps, sweep_markdown
 
     df = _sweep_rows({("full", 1e-3): [0.99, 0.97, 0.999], ("full", 3e-3): [0.99, 0.6, 0.5],
                       # 0.53 of 2000 is above 0.5 (binomial p ≈ 0.004), 0.51 is not (p ≈ 0.19)

@@ -1,6 +1,6 @@
 """Scaling analysis of cost rows: power-law exponents with bootstrap confidence intervals over the top decade of N,
 local slopes between consecutive grids, ratios to the baseline (``full``), crossover N* and frontiers. Pure
-functions of a results DataFrame (:func:`attnbench.report.frame.load_frame`); nothing is re-run. Every function
+functions of a results DataFrame (:func:`attnbench.report.analysis.frame.load_frame`); nothing is re-run. Every function
 groups by series label, and labels already separate configurations.
 """
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from attnbench.report.frame import CONTEXT, baseline_label, parse_samples
+from attnbench.report.analysis.frame import CONTEXT, baseline_label, parse_samples
 
 __all__ = ["WIN_MARGIN", "Fit", "crossovers", "fit_power_law", "frontiers", "local_slopes", "memory_floor", "ratios",
            "scaling_fits"]

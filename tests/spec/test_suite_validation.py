@@ -101,7 +101,7 @@ def test_set_overrides_are_validated_too(tmp_path, capsys):
 
 
 def test_shipped_suites_are_valid():
-    root = Path(__file__).resolve().parents[1] / "suites"
+    root = Path(__file__).resolve().parents[2] / "suites"
     for path in sorted(root.glob("*.toml")):
         overrides = {"device": "cpu"} if "gpu" in path.name else {}
         suite = load_suite(path, overrides)
@@ -109,7 +109,7 @@ def test_shipped_suites_are_valid():
 
 
 def test_cases_are_grid_major_and_keys_unique():
-    root = Path(__file__).resolve().parents[1] / "suites"
+    root = Path(__file__).resolve().parents[2] / "suites"
     suite = load_suite(root / "cpu.toml")
     tokens = [c.tokens for c in suite.cases]
     assert tokens == sorted(tokens)
