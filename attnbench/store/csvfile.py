@@ -19,7 +19,7 @@ from typing import Any
 
 from attnbench.store.schema import COLUMNS, SCHEMA_VERSION, format_value
 
-__all__ = ["ResultsError", "ResultsFile", "is_locked", "read_results"]
+__all__ = ["ResultsError", "ResultsFile", "is_locked", "read_results", "remove_lock"]
 
 class ResultsError(RuntimeError):
     """A results file that cannot be used (locked, foreign header); the message is one line."""
@@ -74,6 +74,25 @@ def is_locked(path: str | Path) -> bool:
     finally:
         os.close(fd)  # closing drops a lock we may have taken
     return False
+
+
+def remove_lock(path: str | Path) -> bool:
+    """Remove the lock file of a finished run's results file ``path``, so the run folder holds results and no
+    machinery; left in place (False) while some process holds it. A finished run is never resumed, so nothing
+    locks it again."""
+    lock = Path(path).with_suffix(Path(path).suffix + ".lock")
+    if not lock.exists():
+        return True
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    else:
+        lock.unlink(missing_ok=True)
+        return True
+    finally:
+        os.close(fd)
 
 
 class ResultsFile:

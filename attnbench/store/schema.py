@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from attnbench.store.status import Status
+
 __all__ = ["COLUMNS", "NUMERIC", "SCHEMA", "SCHEMA_VERSION", "Column", "columns_markdown", "format_value",
            "series_label"]
 
@@ -45,7 +47,7 @@ SCHEMA: tuple[Column, ...] = (
         trained|zero_shot for accuracy; task:str; height:int; width:int; tokens:int:= H·W; batch:int; dim:int:C;
         heads:int; dtype:str; device:str; threads:int; compile:bool; seed:int; min_run_time:float:s, timing
         budget per case; min_blocks:int:timing blocks asked for; warmup:int:calls before timing; timeout:float:s"""),
-    *_cols("outcome", "status:str:ok|oom|timeout|crashed|error|unsupported|skipped; reason:str"),
+    *_cols("outcome", f"status:str:{'|'.join(s.value for s in Status)}; reason:str"),
     *_cols("cost", """
         time_ms_median:float:ms per call, the median over timing blocks (each block: the mean of
         time_calls_per_block consecutive calls); time_ms_q1:float:ms, first quartile over blocks;

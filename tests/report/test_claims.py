@@ -22,7 +22,7 @@ def test_claims_of_committed_results(tmp_path: Path) -> None:
     text = out.read_text()
     assert "Reproduce: `attnbench claims" in text and "Machine: AMD EPYC" in text
     table = claims_table(prepare(pd.read_csv(COST, dtype=str, keep_default_na=False)))
-    verdicts = dict(zip(table.frame.iloc[:, 0], table.frame["verdict"]))
+    verdicts = {r["claim"]: r["verdict"] for r in table.records}
     assert set(verdicts.values()) <= VERDICTS and len(verdicts) == 5
     # cost rows only: the accuracy claims cannot be judged from them
     assert verdicts["accuracy rivalling ViT and Swin"] == "not testable here"
@@ -46,9 +46,29 @@ def _accuracy_rows(values: dict[str, list[float]]) -> pd.DataFrame:
     return prepare(pd.DataFrame(rows))
 
 
+def _verdicts(table) -> dict[str, str]:
+    return {r["claim"]: r["verdict"] for r in table.records}
+
+
+def test_every_claim_is_an_object_with_a_rule_even_under_python_OO() -> None:
+    """Claims once zipped their functions with bullets parsed from a docstring: a claim without a bullet vanished,
+    and ``python -OO`` (no docstrings) crashed. Each claim now carries its rule."""
+    import subprocess
+    import sys
+
+    from attnbench.report.analysis.claims import CLAIMS
+
+    assert len({c.name for c in CLAIMS}) == len(CLAIMS) and all(len(c.rule) > 40 for c in CLAIMS)
+    code = ("import pandas as pd; from attnbench.report.analysis.claims import CLAIMS, claims_table; "
+            "from attnbench.report.analysis.frame import prepare; "
+            "t = claims_table(prepare(pd.DataFrame([{'kind': 'cost', 'label': 'x', 'status': 'ok'}]))); "
+            "assert len(t) == len(CLAIMS) and all(r['rule'] for r in t.records), t.records")
+    done = subprocess.run([sys.executable, "-OO", "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
 def _rivalling(df: pd.DataFrame) -> str:
-    frame = claims_table(df).frame
-    return frame.set_index(frame.columns[0])["verdict"]["accuracy rivalling ViT and Swin"]
+    return _verdicts(claims_table(df))["accuracy rivalling ViT and Swin"]
 
 
 def test_rivalling_needs_three_seeds_and_a_welch_test() -> None:
@@ -96,7 +116,8 @@ def _sweep_rows(cells: dict[tuple[str, float], list[float]], task_of=None) -> pd
 
 
 def test_learning_rate_sweep_verdicts_follow_the_stated_rule() -> None:
-    from attnbench.report.analysis.sweep import lr_sweeps, sweep_markdown
+    from attnbench.report.analysis.sweep import lr_sweeps
+    from attnbench.report.render.markdown import sweep_markdown
 
     df = _sweep_rows({("full", 1e-3): [0.99, 0.97, 0.999], ("full", 3e-3): [0.99, 0.6, 0.5],
                       # 0.53 of 2000 is above 0.5 (binomial p ≈ 0.004), 0.51 is not (p ≈ 0.19)
@@ -106,7 +127,7 @@ def test_learning_rate_sweep_verdicts_follow_the_stated_rule() -> None:
     verdict = {(r["label"], r["lr"]): r["verdict"] for _, r in sweeps.iterrows()}
     assert verdict == {("full", 1e-3): "solved", ("full", 3e-3): "1/3 solved", ("mano", 1e-3): "above chance",
                        ("mano", 3e-3): "at chance"}  # "harder" shares lr 1e-3 with fewer mechanisms: not in the sweep
-    text = sweep_markdown(sweeps)
+    text = sweep_markdown(df)
     assert "`mano` (lr tried: 0.001, 0.003): never solved; above chance: lr 0.001 (lr0.001: above chance of 3" in text
     assert "`full` (lr tried: 0.001, 0.003): solved by every seed at lr 0.001 (lr0.001: solved of 3 seeds)" in text
     assert lr_sweeps(df[df["task"] == "lr0.001"]).empty  # one learning rate is not a sweep
@@ -121,13 +142,12 @@ def test_global_receptive_field_needs_the_long_range_task_learned() -> None:
         sweep = _sweep_rows({("full", 1e-3): [0.99, 0.98, 0.995], ("full", 3e-3): [0.5, 0.51, 0.49],
                              ("mano", 1e-3): mano, ("mano", 3e-3): [0.5, 0.49, 0.51]})
         df = pd.concat([cost, sweep], ignore_index=True)
-        frame = claims_table(df).frame
-        return frame.set_index(frame.columns[0])["verdict"]["global receptive field"]
+        return _verdicts(claims_table(df))["global receptive field"]
 
     assert verdict([0.99, 0.98, 0.97]) == "reproduced"
     assert verdict([0.52, 0.5, 0.51]) == "partly"  # global by construction, but it did not learn what needs it
-    frame = claims_table(cost).frame  # no accuracy rows: the structural rule alone
-    assert frame.set_index(frame.columns[0])["verdict"]["global receptive field"] == "reproduced"
+    # no accuracy rows: the structural rule alone
+    assert _verdicts(claims_table(cost))["global receptive field"] == "reproduced"
 
 
 def test_darcy_claim_states_whether_the_test_loss_had_plateaued() -> None:
@@ -139,8 +159,8 @@ def test_darcy_claim_states_whether_the_test_loss_had_plateaued() -> None:
                "value": "0.1", "rel_mse": str(rel_mse), "seed": "0", "eval_res": "16", "train_res": "16",
                "config_id": "m", "timestamp": "0", "epochs": "20", "n_train": "1000", "device_name": "cpu",
                "threads": "1", "curve": json.dumps(curve)}
-        frame = claims_table(prepare(pd.DataFrame([row]))).frame.set_index("claim (MANO abstract)")
-        return frame["measured"]["Darcy 16² relative MSE 0.008"], frame["verdict"]["Darcy 16² relative MSE 0.008"]
+        found = {r["claim"]: r for r in claims_table(prepare(pd.DataFrame([row]))).records}
+        return found["Darcy 16² relative MSE 0.008"]["measured"], found["Darcy 16² relative MSE 0.008"]["verdict"]
 
     # the evaluation nearest 3/4 of 20 epochs is epoch 15: 0.1 → 0.1 is flat, 0.2 → 0.1 is still falling by half
     measured, verdict = darcy(0.0158, [0.4, 0.2, 0.1, 0.1])

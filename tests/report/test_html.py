@@ -43,6 +43,15 @@ def test_report_is_self_contained_and_complete(report: Path) -> None:
                     "Frontier", "Crossover N*", "Accuracy (mean ± std over seeds)", "Against the reference run",
                     "Cost, case by case", "Every result row", "claims against these results"):
         assert heading in html, heading
+    # the answer first: the summary is the first section, before any file list or provenance (collapsed)
+    first = re.search(r'<section id="([\w-]+)"', html).group(1)
+    assert first == "summary", first
+    summary = html[html.index('<section id="summary"'):html.index("</section>")]
+    for heading in ("scaling exponents and crossover", "fastest and least memory per grid", "accuracy leaderboard",
+                    "claims: verdicts"):
+        assert heading in summary, heading
+    assert html.index("Machines and provenance") > html.index("</section>")  # provenance below, in <details>
+    assert re.search(r"<details>\s*<summary>Machines and provenance", html)
     rows = re.search(r'id="rows".*?<tbody>(.*?)</tbody>', html, re.S).group(1)
     n_rows = sum(1 for path in (COST, ACCURACY) for _ in path.open()) - 2  # minus the two header lines
     assert rows.count("<tr>") == n_rows
@@ -77,6 +86,12 @@ def test_report_in_a_real_browser(report: Path, tmp_path: Path) -> None:
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("request", lambda r: requests.append(r.url))
         page.goto(report.as_uri(), wait_until="load")
+        # the answer first: the first section on the page is the summary, and it is on the first screen
+        assert page.eval_on_selector("section", "s => s.id") == "summary"
+        assert page.locator("#summary h2").first.bounding_box()["y"] < 900
+        assert page.locator("#summary table").count() >= 4
+        assert not page.locator("#machines").is_visible()  # provenance collapsed until asked for
+        page.click("#rows-section details > summary")  # open the all-rows table
         # every figure decoded
         sizes = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
         assert len(sizes) == 8 and all(done and w > 0 and h > 0 for done, w, h in sizes), sizes

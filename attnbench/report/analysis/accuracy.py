@@ -1,16 +1,6 @@
-"""Accuracy figures and table from results rows (kind ``accuracy``); nothing is re-run.
-
-* accuracy vs evaluation grid per mechanism (trained point filled, zero-shot from it dashed and hollow), per task
-  evaluated at two or more grids, with the chance level of classification tasks;
-* accuracy vs training time and vs training peak memory with the Pareto front (Pareto views), per task;
-* zero-shot vs trained at the same grid, where both exist;
-* accuracy vs training grid across the tasks of one dataset and budget (a resolution study: the same recipe at
-  several training grids), trained points joined, zero-shot one step up dashed from each;
-* loss curves (training loss per epoch, test metric every ``curve_every`` epochs) per task and budget, where the
-  rows recorded them, with the test metric's relative change from the evaluation nearest 3/4 of training to the
-  end (the plateau check);
-* ``accuracy.md``: mean ± std over seeds of every (task, budget, mechanism, train grid, eval grid), and the pairwise
-  comparisons over seeds — the only place a "better than" is printed.
+"""Accuracy statistics of result rows (kind ``accuracy``): per-seed rows, the mean over seeds with its 95 % CI, the
+pairwise comparisons over seeds, chance levels and loss-curve plateau checks — and the two accuracy tables every
+renderer draws (:func:`accuracy_summary`, :func:`pairs_table`). Nothing is re-run and nothing is drawn here.
 
 A *budget* is the training set size × epochs; rows of one task trained on different budgets are never pooled. A seed
 measured in several runs of the same configuration counts once (the newest row).
@@ -19,27 +9,18 @@ measured in several runs of the same configuration counts once (the newest row).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+from attnbench.report.analysis.table import Column, Table, mean_std
+from attnbench.store.status import Status
 
-import numpy as np  # noqa: E402
-from matplotlib.ticker import NullFormatter  # noqa: E402
+__all__ = ["ALPHA", "LOWER_IS_BETTER", "MIN_SEEDS", "accuracy_comparisons", "accuracy_summary", "accuracy_table",
+           "chance_level", "ci95_half_width", "late_change", "late_index", "mean_late_change", "pairs_table",
+           "per_seed", "trained_curves"]
 
-from attnbench.report.render.mpl import readable_log_axis, save_figure, series_styles  # noqa: E402
-from attnbench.report.analysis.frame import machine_line  # noqa: E402
-
-__all__ = ["ALPHA", "MIN_SEEDS", "accuracy_comparisons", "accuracy_figures", "accuracy_table", "chance_level",
-           "ci95_half_width", "late_change", "mean_late_change", "mean_std", "per_seed", "plot_accuracy",
-           "trained_curves", "write_accuracy_md"]
-
-_LOWER_IS_BETTER = {"rel_l2": True, "top1": False}
-# Classes of the classification datasets, for rows written before ``impl`` recorded ``classes``.
-_CLASSES_BEFORE_RECORDED = {"fashion": 10, "longrange": 2}
+LOWER_IS_BETTER = {"rel_l2": True, "top1": False}
 
 # Significance level of the pairwise comparisons (two-sided Welch t-test over seeds) and the seeds each side needs.
 ALPHA, MIN_SEEDS = 0.05, 3
@@ -48,7 +29,7 @@ ALPHA, MIN_SEEDS = 0.05, 3
 def per_seed(df: pd.DataFrame) -> pd.DataFrame:
     """The ``ok`` accuracy rows, one per (configuration, eval grid, seed) — a seed measured in several runs counts
     once, the newest — with ``dataset`` (from ``impl``) and ``budget`` (``"<n_train>×<epochs>"``) columns."""
-    ok = df[df["status"] == "ok"].sort_values("timestamp", kind="stable").copy()
+    ok = df[df["status"] == Status.OK].sort_values("timestamp", kind="stable").copy()
     ok = ok.drop_duplicates(["config_id", "eval_res", "seed"], keep="last")
     ok["dataset"] = ok["impl"].map(lambda s: json.loads(s).get("dataset", "") if isinstance(s, str) and s else "")
     ok["budget"] = [f"{int(n)}×{int(e)}" for n, e in zip(ok["n_train"], ok["epochs"])]
@@ -56,17 +37,58 @@ def per_seed(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def accuracy_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over seeds per (task, budget, label, mode, train_res, eval_res)."""
+    """Mean and std over seeds per (task, budget, label, mode, train_res, eval_res), with the mean's 95 % CI
+    (``ci95``), the machines that measured it, and for zero-shot rows the change against the same model's trained
+    row (``vs_trained``: value / trained value − 1)."""
     ok = per_seed(df)
     keys = ["task", "budget", "dataset", "label", "mode", "train_res", "eval_res", "metric"]
     agg = ok.groupby(keys, sort=False).agg(
         value=("value", "mean"), std=("value", "std"), seeds=("value", "size"), rel_mse=("rel_mse", "mean"),
         rel_mse_std=("rel_mse", "std"), train_s=("train_s", "mean"), peak_mib=("peak_mib", "mean"),
         params=("params", "first"), n_train=("n_train", "first"), epochs=("epochs", "first"),
-        window_ratio=("window_ratio", "first"), mem_kind=("mem_kind", "first"), impl=("impl", "first"))
+        window_ratio=("window_ratio", "first"), mem_kind=("mem_kind", "first"), impl=("impl", "first"),
+        machines=("machine", lambda m: ", ".join(sorted({str(x) for x in m if str(x)})) or "not recorded"))
     agg = agg.reset_index()
     agg["ci95"] = [ci95_half_width(s, n) for s, n in zip(agg["std"], agg["seeds"])]
+    trained = agg[agg["mode"] == "trained"].set_index(["task", "budget", "label", "train_res"])["value"]
+    agg["vs_trained"] = [v / trained.get((t, b, lab, r), np.nan) - 1 if m == "zero_shot" else np.nan
+                         for t, b, lab, r, m, v in zip(agg["task"], agg["budget"], agg["label"], agg["train_res"],
+                                                       agg["mode"], agg["value"])]
     return agg
+
+
+def _grid(column: str) -> Column:
+    return Column(column, "train grid" if column == "train_res" else "eval grid",
+                  lambda r: "" if pd.isna(r[column]) else f"{int(r[column])}²")
+
+
+def _percent(r: dict) -> str:
+    return "" if pd.isna(r["vs_trained"]) else f"{100 * r['vs_trained']:+.0f} %"
+
+
+# The accuracy table, specified once: accuracy.md, the HTML report and the README's summary draw these columns.
+ACCURACY_COLUMNS = (
+    Column("task", "task"), Column("budget", "budget (samples × epochs)", sort="budget_size"),
+    Column("label", "attention"), _grid("train_res"), _grid("eval_res"), Column("mode", "mode"),
+    Column("metric", "metric"), Column("value", "value", lambda r: mean_std(r["value"], r["std"])),
+    Column("ci95", "± 95 % CI", ".2g"), Column("rel_mse", "rel_mse", lambda r: mean_std(r["rel_mse"], r["rel_mse_std"], 3)),
+    Column("vs_trained", "zero-shot vs trained", _percent), Column("seeds", "seeds", "d"),
+    Column("n_train", "n_train", ".0f"), Column("epochs", "epochs", ".0f"), Column("train_s", "train s", ".0f"),
+    Column("peak_mib", "train peak MiB", ".0f"), Column("params", "params", ".0f"),
+    Column("window_ratio", "window/grid", ".2g"), Column("machines", "machines"),
+)
+
+
+def accuracy_summary(df: pd.DataFrame) -> Table:
+    """The accuracy table of ``df``: one row per (task, budget, mechanism, training grid, evaluation grid)."""
+    agg = accuracy_table(df)
+    agg["budget_size"] = agg["n_train"] * agg["epochs"]
+    return Table("accuracy", "Accuracy (mean ± std over seeds)", ACCURACY_COLUMNS,
+                 tuple(agg.to_dict("records")),
+                 "mean ± std over seeds, and the half-width of the mean's 95 % CI (Student t); rel_l2 = mean of "
+                 "‖û−u‖/‖u‖, rel_mse = mean of ‖û−u‖²/‖u‖² (the MANO paper's metric), top1 = fraction correct; "
+                 "trained: evaluated at the training grid, zero-shot: the same model at another grid; train s and "
+                 "peak MiB: mean over seeds, on the machines named", "No accuracy rows.")
 
 
 def accuracy_comparisons(df: pd.DataFrame) -> pd.DataFrame:
@@ -79,7 +101,7 @@ def accuracy_comparisons(df: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (task, budget, train_res, eval_res, metric), g in ok.groupby(
             ["task", "budget", "train_res", "eval_res", "metric"], sort=False):
-        lower = _LOWER_IS_BETTER.get(metric, False)
+        lower = LOWER_IS_BETTER.get(metric, False)
         values = {label: s["value"].to_numpy(float) for label, s in g.groupby("label", sort=False)}
         labels = [label for label, v in values.items() if len(v) >= MIN_SEEDS]
         for i, a in enumerate(labels):
@@ -96,6 +118,29 @@ def accuracy_comparisons(df: pd.DataFrame) -> pd.DataFrame:
                                        "mean_a", "mean_b", "seeds", "p", "verdict"])
 
 
+PAIR_COLUMNS = (
+    Column("task", "task"), Column("budget", "budget"), _grid("train_res"), _grid("eval_res"),
+    Column("metric", "metric"), Column("a", "a"), Column("b", "b"), Column("mean_a", "mean a", ".4g"),
+    Column("mean_b", "mean b", ".4g"),
+    Column("means", "means", lambda r: f"{r['a']} {r['mean_a']:.4g} vs {r['b']} {r['mean_b']:.4g}"),
+    Column("seeds", "seeds"), Column("p", "Welch p", ".2g"), Column("verdict", "verdict"),
+)
+
+
+def pairs_table(df: pd.DataFrame, differences_only: bool = False) -> Table:
+    """The pairwise comparisons as a table (``differences_only``: the pairs with a supported difference)."""
+    comp = accuracy_comparisons(df)
+    tested = len(comp)
+    if differences_only:
+        comp = comp[comp["verdict"] != "no difference shown"]
+    note = (f"two-sided Welch t-test over seeds, each side ≥ {MIN_SEEDS} seeds, per task, budget and grid; "
+            f"\"better\" only at p < {ALPHA}; no correction for the number of pairs, so read single p near {ALPHA} "
+            f"with care; {tested} pairs tested, {int((comp['verdict'] != 'no difference shown').sum())} differences "
+            "supported")
+    return Table("pairs", "Which differences the seeds support", PAIR_COLUMNS, tuple(comp.to_dict("records")),
+                 note, f"No pair of mechanisms has {MIN_SEEDS} seeds on both sides.")
+
+
 def ci95_half_width(std: float, n: int) -> float:
     """Half-width of the 95 % confidence interval of a mean over ``n`` seeds (Student t); nan below 2 seeds."""
     from scipy.stats import t
@@ -103,201 +148,13 @@ def ci95_half_width(std: float, n: int) -> float:
     return float(t.ppf(0.975, n - 1) * std / n ** 0.5) if n >= 2 and pd.notna(std) else float("nan")
 
 
-def mean_std(mean: float, std: float, digits: int = 4) -> str:
-    """``mean ± std`` as the accuracy tables print it ("" without a mean, no ± without a std)."""
-    return "" if pd.isna(mean) else f"{mean:.{digits}g}" + ("" if pd.isna(std) else f" ± {std:.2g}")
-
-
-def write_accuracy_md(df: pd.DataFrame, path: Path, extra: str = "") -> Path:
-    """``accuracy.md``: the table, the pairwise comparisons, ``extra`` (markdown, e.g. the sweeps), failed rows."""
-    table = accuracy_table(df)
-    lines = [f"# Accuracy: {', '.join(sorted(df['suite'].unique()))}", "",
-             f"{machine_line(df)}. Mean ± std over seeds, and the half-width of the mean's 95 % CI (Student t); "
-             "rel_l2 = mean of ‖û−u‖/‖u‖, rel_mse = mean of ‖û−u‖²/‖u‖² (the MANO paper's metric).", "",
-             "| task | budget | attention | train grid | eval grid | mode | metric | value | ± 95 % CI | rel_mse "
-             "| seeds | n_train | epochs | train s | train peak MiB | params | window/grid |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for _, r in table.iterrows():
-        lines.append(
-            f"| {r['task']} | {r['budget']} | {r['label']} | {int(r['train_res'])} | {int(r['eval_res'])} | {r['mode']} | {r['metric']} "
-            f"| {mean_std(r['value'], r['std'])} | {'' if pd.isna(r['ci95']) else format(r['ci95'], '.2g')} "
-            f"| {mean_std(r['rel_mse'], r['rel_mse_std'], 3)} | {int(r['seeds'])} "
-            f"| {int(r['n_train'])} | {int(r['epochs'])} | {r['train_s']:.0f} | {r['peak_mib']:.0f} | {int(r['params'])} "
-            f"| {r['window_ratio']:.2g} |")
-    comp = accuracy_comparisons(df)
-    lines += ["", "## Which differences the seeds support", "",
-              f"Two-sided Welch t-test over seeds (each side ≥ {MIN_SEEDS} seeds), per task, budget and grid; a "
-              f"\"better\" only at p < {ALPHA} — no correction for the number of pairs, so read single p near "
-              f"{ALPHA} with care. Pairs with fewer seeds are not tested.", ""]
-    if comp.empty:
-        lines.append(f"No pair has {MIN_SEEDS} seeds on both sides.")
-    else:
-        lines += ["| task | budget | train grid | eval grid | metric | a | b | mean a | mean b | seeds | Welch p "
-                  "| verdict |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['task']} | {r['budget']} | {r['train_res']} | {r['eval_res']} | {r['metric']} | {r['a']} "
-                  f"| {r['b']} | {r['mean_a']:.4g} | {r['mean_b']:.4g} | {r['seeds']} | {r['p']:.2g} "
-                  f"| {r['verdict']} |" for _, r in comp.iterrows()]
-    lines += ["", extra] if extra else []
-    bad = df[df["status"] != "ok"]
-    if len(bad):
-        lines += ["", "Rows that did not produce a number:", ""]
-        lines += [f"- {r['task']} / {r['label']} seed {r['seed']} at {r['eval_res']}: {r['status']} — {r['reason']}"
-                  for _, r in bad.iterrows()]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def chance_level(t: pd.DataFrame) -> float | None:
     """Top-1 of guessing for a classification task: 1 / classes (the datasets' classes are balanced)."""
     if t["metric"].iloc[0] != "top1":
         return None
     impl = json.loads(t["impl"].iloc[0]) if isinstance(t["impl"].iloc[0], str) and t["impl"].iloc[0] else {}
-    classes = impl.get("classes") or _CLASSES_BEFORE_RECORDED.get(impl.get("dataset", ""))
+    classes = impl.get("classes")
     return 1.0 / classes if classes else None
-
-
-def _ylabel(metric: str) -> str:
-    return metric + (" (lower is better)" if _LOWER_IS_BETTER.get(metric) else " (higher is better)")
-
-
-def _resolution_figure(task: str, t: pd.DataFrame, chance: float | None) -> plt.Figure:
-    """Accuracy against evaluation grid: per mechanism the trained point (filled) and, dashed from it, the same
-    model evaluated zero-shot at other grids (hollow); mechanisms dodged sideways so equal values stay visible."""
-    fig, ax = plt.subplots(figsize=(7, 4.8), layout="constrained")
-    labels = list(dict.fromkeys(t["label"]))
-    styles = series_styles(labels)
-    for i, label in enumerate(labels):
-        g, style = t[t["label"] == label], styles[label]
-        dodge = 2 ** ((i - (len(labels) - 1) / 2) * 0.025)  # a few % of an octave: visible, not misleading
-        for train_res, m in g.groupby("train_res"):
-            m = m.sort_values("eval_res")
-            trained = m[m["mode"] == "trained"]
-            ax.errorbar(m["eval_res"] * dodge, m["value"], yerr=m["std"].fillna(0), linestyle="--", lw=1.2,
-                        capsize=3, mfc="none", **style)
-            ax.errorbar(trained["eval_res"] * dodge, trained["value"], yerr=trained["std"].fillna(0), linestyle="",
-                        capsize=3, **style)
-        ax.plot([], [], linestyle="", label=label, **style)
-    if chance is not None:
-        ax.axhline(chance, color="0.4", lw=1, linestyle=":")
-        ax.annotate(f"chance ({chance:.2g})", (0.01, chance), xycoords=("axes fraction", "data"), fontsize=7,
-                    color="0.3", xytext=(0, 3), textcoords="offset points")
-    ax.plot([], [], "ko", label="trained at that grid (filled)")
-    ax.plot([], [], "k--o", mfc="none", label="zero-shot from the training grid (hollow, dashed)")
-    grids = sorted(set(t["eval_res"]))
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(grids, [f"{int(r)}²" for r in grids])
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("evaluation grid (pixels per side)")
-    ax.set_ylabel(_ylabel(t["metric"].iloc[0]))
-    seeds = int(t["seeds"].min())
-    spread = f"mean ± std over {seeds} seeds" if seeds > 1 else "1 seed: no spread shown"
-    ax.set_title(f"{task}: accuracy vs resolution ({spread})", fontsize=9)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
-    return fig
-
-
-def _pareto_front(x: np.ndarray, y: np.ndarray, lower_better: bool) -> list[int]:
-    """Indices of the points no other point beats in both cost (lower) and metric, in order of cost."""
-    order = np.argsort(x)
-    front, best = [], np.inf
-    for i in order:
-        v = y[i] if lower_better else -y[i]
-        if v < best:
-            front.append(int(i))
-            best = v
-    return front
-
-
-def _pareto_figure(task: str, t: pd.DataFrame, chance: float | None) -> plt.Figure:
-    trained = t[t["mode"] == "trained"].reset_index(drop=True)
-    metric = t["metric"].iloc[0]
-    styles = series_styles(list(dict.fromkeys(t["label"])))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), layout="constrained")
-    kind = trained["mem_kind"].iloc[0] if len(trained) else ""
-    for ax, col, xlabel in ((axes[0], "train_s", "training wall time [s]"),
-                            (axes[1], "peak_mib", f"training peak memory [MiB] ({kind})")):
-        for label, g in trained.groupby("label", sort=False):
-            ax.errorbar(g[col], g["value"], yerr=g["std"].fillna(0), linestyle="", capsize=3, label=label,
-                        **styles[label])
-            for _, r in g.iterrows():
-                ax.annotate(f"{int(r['eval_res'])}²", (r[col], r["value"]), fontsize=7, xytext=(4, 4),
-                            textcoords="offset points")
-        front = _pareto_front(trained[col].to_numpy(float), trained["value"].to_numpy(float),
-                              _LOWER_IS_BETTER.get(metric, False))
-        if len(front) > 1:
-            ax.plot(trained.loc[front, col], trained.loc[front, "value"], color="0.5", lw=1, zorder=0,
-                    drawstyle="steps-post", label="Pareto front")
-        if chance is not None:
-            ax.axhline(chance, color="0.4", lw=1, linestyle=":", label=f"chance ({chance:.2g})")
-        ax.set_xscale("log")
-        readable_log_axis(ax, "x")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(_ylabel(metric))
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.suptitle(f"{task}: accuracy vs training cost, trained-at-grid rows (mean ± std over seeds)", fontsize=9)
-    return fig
-
-
-def _zero_shot_figure(dataset: str, zd: pd.DataFrame, table: pd.DataFrame) -> plt.Figure | None:
-    pairs = []
-    for _, z in zd.iterrows():
-        same = table[(table["label"] == z["label"]) & (table["mode"] == "trained")
-                     & (table["eval_res"] == z["eval_res"]) & (table["dataset"] == dataset)
-                     & (table["budget"] == z["budget"])]
-        if len(same):
-            pairs.append((f"{z['label']}\n{int(z['train_res'])}→{int(z['eval_res'])}", z["value"],
-                          same["value"].iloc[0]))
-    if not pairs:
-        return None
-    fig, ax = plt.subplots(figsize=(max(6, len(pairs) * 1.2), 4.5), layout="constrained")
-    xs = range(len(pairs))
-    ax.bar([x - 0.2 for x in xs], [p[1] for p in pairs], width=0.4, label="zero-shot")
-    ax.bar([x + 0.2 for x in xs], [p[2] for p in pairs], width=0.4, label="trained at that grid")
-    chance = chance_level(zd)
-    if chance is not None:
-        ax.axhline(chance, color="0.4", lw=1, linestyle=":", label=f"chance ({chance:.2g})")
-    ax.set_xticks(list(xs), [p[0] for p in pairs], fontsize=7)
-    ax.set_ylabel(zd["metric"].iloc[0])
-    ax.set_title(f"{dataset}: zero-shot resolution transfer vs training at the evaluation grid", fontsize=9)
-    ax.legend(fontsize=8)
-    return fig
-
-
-def _study_figure(dataset: str, budget: str, s: pd.DataFrame, chance: float | None) -> plt.Figure:
-    """One recipe trained at several grids: per mechanism the trained points joined (solid), and from each the
-    zero-shot evaluations at other grids (dashed, hollow); mechanisms dodged sideways."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.8), layout="constrained")
-    labels = list(dict.fromkeys(s["label"]))
-    styles = series_styles(labels)
-    for i, label in enumerate(labels):
-        g, style = s[s["label"] == label], styles[label]
-        dodge = 2 ** ((i - (len(labels) - 1) / 2) * 0.025)
-        trained = g[g["mode"] == "trained"].sort_values("train_res")
-        ax.errorbar(trained["train_res"] * dodge, trained["value"], yerr=trained["std"].fillna(0), capsize=3,
-                    lw=1.4, label=label, **style)
-        for train_res, m in g.groupby("train_res"):
-            m = m.sort_values("eval_res")
-            if len(m) > 1:
-                ax.errorbar(m["eval_res"] * dodge, m["value"], yerr=m["std"].fillna(0), linestyle="--", lw=1,
-                            capsize=2, mfc="none", **style)
-    if chance is not None:
-        ax.axhline(chance, color="0.4", lw=1, linestyle=":", label=f"chance ({chance:.2g})")
-    ax.plot([], [], "k--", mfc="none", marker="o", label="zero-shot from the grid it was trained at")
-    ax.set_xscale("log", base=2)
-    grids = sorted(set(s["eval_res"].astype(int)))
-    ax.set_xticks(grids, [f"{g}²" for g in grids])
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    metric = s["metric"].iloc[0]
-    ax.set_xlabel("grid (training grid: solid; zero-shot evaluation: dashed)")
-    ax.set_ylabel(_ylabel(metric))
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    tasks = ", ".join(dict.fromkeys(s["task"]))
-    ax.set_title(f"{dataset} ({tasks}), budget {budget} (samples × epochs): accuracy across resolutions, "
-                 f"mean ± std over seeds", fontsize=8)
-    return fig
 
 
 def trained_curves(rows: pd.DataFrame) -> dict[str, list[dict]]:
@@ -310,91 +167,22 @@ def trained_curves(rows: pd.DataFrame) -> dict[str, list[dict]]:
     return out
 
 
+def late_index(epochs: list[int]) -> int:
+    """Index of the test evaluation nearest 3/4 of training (never the last one)."""
+    return min(range(len(epochs) - 1), key=lambda k: abs(epochs[k] - 0.75 * epochs[-1]))
+
+
 def late_change(curve: dict) -> float:
     """Relative change of the test metric from the evaluation nearest 3/4 of training to the last one
     (``(last − then) / then``); nan without at least two test points. Near 0 = the test loss has plateaued."""
     values = curve.get("test_value", [])
-    i = _late_index(curve["test_epoch"]) if len(values) >= 2 else 0
-    return (values[-1] - values[i]) / values[i] if len(values) >= 2 and values[i] else float("nan")
+    if len(values) < 2:
+        return float("nan")
+    then = values[late_index(curve["test_epoch"])]
+    return (values[-1] - then) / then if then else float("nan")
 
 
 def mean_late_change(curves: list[dict]) -> float:
     """Mean ``late_change`` over the curves that have one, nan if none: the plateau check of figures and claims."""
     changes = [c for c in map(late_change, curves) if np.isfinite(c)]
     return float(np.mean(changes)) if changes else float("nan")
-
-
-def _late_index(epochs: list[int]) -> int:
-    """Index of the test evaluation nearest 3/4 of training (never the last one)."""
-    return min(range(len(epochs) - 1), key=lambda k: abs(epochs[k] - 0.75 * epochs[-1]))
-
-
-def _curve_figure(stem: str, curves: dict[str, list[dict]]) -> plt.Figure:
-    """Training loss per epoch (left, log) and the test metric at the training grid (right), mean over seeds."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4), layout="constrained")
-    styles = series_styles(list(curves))
-    metric = ""
-    for label, cs in curves.items():
-        style = {k: v for k, v in styles[label].items() if k != "marker"}
-        n = min(len(c["train_loss"]) for c in cs)
-        loss = np.mean([c["train_loss"][:n] for c in cs], axis=0)
-        left.plot(range(1, n + 1), loss, label=f"{label} ({len(cs)} seeds)", **style)
-        tested = [c for c in cs if c.get("test_value")]
-        if tested:
-            m = min(len(c["test_value"]) for c in tested)
-            ys = np.mean([c["test_value"][:m] for c in tested], axis=0)
-            change, epochs = mean_late_change(tested), tested[0]["test_epoch"]
-            note = f": {100 * change:+.1f} % since epoch {epochs[_late_index(epochs)]}" if np.isfinite(change) else ""
-            right.plot(tested[0]["test_epoch"][:m], ys, marker=styles[label].get("marker", "o"),
-                       label=f"{label}{note}", **style)
-            metric = tested[0].get("test_metric", metric)
-    left.set_yscale("log")
-    left.set_xlabel("epoch")
-    left.set_ylabel("training loss (mean over the epoch)")
-    right.set_xlabel("epoch")
-    right.set_ylabel(_ylabel(metric) if metric else "test metric")
-    for ax in (left, right):
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.suptitle(f"{stem}: loss curves, mean over seeds (right: test set at the training grid; the legend gives the "
-                 "metric's relative change from the evaluation nearest 3/4 of training to the end)", fontsize=8)
-    return fig
-
-
-def accuracy_figures(df: pd.DataFrame) -> list[tuple[str, plt.Figure]]:
-    """``(file stem, figure)``: per task and budget accuracy vs resolution (only where it was evaluated at two or
-    more grids; one grid is a table row, not a figure) and the Pareto view; per dataset and budget trained at
-    several grids the resolution study; per dataset zero-shot vs trained."""
-    table = accuracy_table(df)
-    out = []
-    budgets = table.groupby("task")["budget"].nunique()
-    for (task, budget), t in table.groupby(["task", "budget"], sort=False):
-        stem = task if budgets[task] == 1 else f"{task}_{budget.replace('×', 'x')}"
-        chance = chance_level(t)
-        if t["eval_res"].nunique() > 1:
-            out.append((f"{stem}_accuracy_vs_resolution", _resolution_figure(stem, t, chance)))
-        out.append((f"{stem}_pareto", _pareto_figure(stem, t, chance)))
-    rows = per_seed(df)
-    for (task, budget), r in rows.groupby(["task", "budget"], sort=False):
-        curves = trained_curves(r)
-        if curves:
-            stem = task if budgets[task] == 1 else f"{task}_{budget.replace('×', 'x')}"
-            out.append((f"{stem}_loss_curves", _curve_figure(stem, curves)))
-    for (dataset, budget), s in table.groupby(["dataset", "budget"], sort=False):
-        if s["train_res"].nunique() > 1:
-            out.append((f"{dataset}_{budget.replace('×', 'x')}_across_resolutions",
-                        _study_figure(dataset, budget, s, chance_level(s))))
-    zs = table[table["mode"] == "zero_shot"]
-    for dataset, zd in zs.groupby("dataset", sort=False):  # never mixing metrics in one figure
-        fig = _zero_shot_figure(dataset, zd, table)
-        if fig is not None:
-            out.append((f"{dataset}_zero_shot_vs_trained", fig))
-    return out
-
-
-def plot_accuracy(df: pd.DataFrame, out_dir: str | Path, extra: str = "") -> list[Path]:
-    """``accuracy.md`` (with ``extra`` markdown) and every accuracy figure as PNG under ``out_dir``."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = [write_accuracy_md(df, out_dir / "accuracy.md", extra)]
-    return written + [save_figure(fig, out_dir / f"{name}.png") for name, fig in accuracy_figures(df)]

@@ -15,8 +15,12 @@ import numpy as np
 import pandas as pd
 
 from attnbench.report.analysis.frame import parse_samples
+from attnbench.store.status import Status
 
-__all__ = ["compare", "compare_accuracy", "verdict"]
+__all__ = ["ALPHA", "THRESHOLD", "compare", "compare_accuracy", "verdict"]
+
+# asv's defaults: a change is significant at p < ALPHA when the ratio is at least THRESHOLD (or at most 1/THRESHOLD).
+ALPHA, THRESHOLD = 0.002, 1.1
 
 _KEY = ["suite", "config_id", "height", "width"]
 
@@ -34,7 +38,7 @@ def _ratio_ci(a: np.ndarray, b: np.ndarray, resamples: int = 2000, seed: int = 0
     return float(lo), float(hi)
 
 
-def compare(a: pd.DataFrame, b: pd.DataFrame, threshold: float = 1.1, alpha: float = 0.002) -> pd.DataFrame:
+def compare(a: pd.DataFrame, b: pd.DataFrame, threshold: float = THRESHOLD, alpha: float = ALPHA) -> pd.DataFrame:
     """One row per case present in both A and B (cost rows), plus cases only in one of them."""
     from scipy.stats import mannwhitneyu
 
@@ -53,7 +57,7 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, threshold: float = 1.1, alpha: flo
             row["change"] = "only in A" if r["_merge"] == "left_only" else "only in B"
         elif r["status_a"] != r["status_b"]:
             row["change"] = f"status {r['status_a']} → {r['status_b']}"
-        if r["_merge"] == "both" and r["status_a"] == "ok" and r["status_b"] == "ok":
+        if r["_merge"] == "both" and r["status_a"] == Status.OK and r["status_b"] == Status.OK:
             row["ratio"] = r["time_ms_median_b"] / r["time_ms_median_a"]
             if r["peak_mib_a"] and r["peak_mib_a"] > 0:
                 row["mem_ratio"] = r["peak_mib_b"] / r["peak_mib_a"]

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from attnbench.report.analysis.frame import CONTEXT, baseline_label, parse_samples
+from attnbench.store.status import FAILURES, NO_NUMBER, Status
 
 __all__ = ["WIN_MARGIN", "Fit", "crossovers", "fit_power_law", "frontiers", "local_slopes", "memory_floor", "ratios",
            "scaling_fits"]
@@ -19,8 +20,6 @@ __all__ = ["WIN_MARGIN", "Fit", "crossovers", "fit_power_law", "frontiers", "loc
 # A mechanism "wins" against the baseline at a grid only beyond the noise: its 95 % CI of the median lies wholly
 # below the baseline's, or — for rows without a CI (schema 1) — it is at least this many times faster.
 WIN_MARGIN = 1.1
-# Statuses after which a larger grid of the same series would only fail the same way.
-FAILURES = ("oom", "timeout", "crashed", "skipped", "error")
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,7 @@ def fit_power_law(n: np.ndarray, y: np.ndarray, samples: list[np.ndarray] | None
 
 
 def _ok(df: pd.DataFrame) -> pd.DataFrame:
-    return df[(df["status"] == "ok") & (df["kind"] == "cost")]
+    return df[(df["status"] == Status.OK) & (df["kind"] == "cost")]
 
 
 def _samples(g: pd.DataFrame) -> list[np.ndarray] | None:
@@ -179,11 +178,11 @@ def crossovers(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
         wins: list[bool | None] = []
         for _, r in merged.iterrows():
             mine, theirs = r["status"], r["status_b"]
-            if mine == "ok" and theirs == "ok":
+            if mine == Status.OK and theirs == Status.OK:
                 wins.append(_beats(r))
-            elif mine == "ok" and theirs in FAILURES:
+            elif mine == Status.OK and theirs in FAILURES:
                 wins.append(True)
-            elif mine in FAILURES and theirs == "ok":
+            elif mine in FAILURES and theirs == Status.OK:
                 wins.append(False)
             else:
                 wins.append(None)
@@ -203,8 +202,8 @@ def frontiers(df: pd.DataFrame) -> pd.DataFrame:
     cost = df[df["kind"] == "cost"]
     for (suite, mode, label), g in cost.groupby(["suite", "mode", "label"], sort=False):
         g = g.sort_values("tokens")
-        ok = g[g["status"] == "ok"]
-        bad = g[g["status"].isin(["oom", "timeout", "crashed", "error"])]
+        ok = g[g["status"] == Status.OK]
+        bad = g[g["status"].isin(NO_NUMBER)]
         rows.append({
             "suite": suite, "mode": mode, "label": label,
             "largest_ok": f"{int(ok['height'].iloc[-1])}x{int(ok['width'].iloc[-1])}" if len(ok) else "none",

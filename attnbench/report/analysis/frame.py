@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from attnbench.store.csvfile import read_results
+from attnbench.store.migrate import upgrade_row
 from attnbench.store.schema import COLUMNS, NUMERIC, series_label
 
 __all__ = ["BASELINE", "CONTEXT", "NotResultsError", "baseline_label", "load_frame", "machine_line",
@@ -45,14 +45,6 @@ def _files(paths: list[str | Path]) -> list[Path]:
     return files
 
 
-def _derived_config_id(row: dict[str, object]) -> str:
-    """Schema-1 files carry no ``config_id``: derive one from the identity columns they have."""
-    keys = ("kind", "attention", "kwargs", "mode", "batch", "dim", "heads", "dtype", "device", "threads", "compile",
-            "tf32", "task")
-    text = json.dumps([str(row.get(k, "")) for k in keys])
-    return "v1-" + hashlib.sha256(text.encode()).hexdigest()[:7]
-
-
 def load_frame(paths: list[str | Path]) -> pd.DataFrame:
     """Results CSV files (or folders of them, searched recursively) as one DataFrame.
 
@@ -81,16 +73,15 @@ def load_frame(paths: list[str | Path]) -> pd.DataFrame:
 
 
 def prepare(df: pd.DataFrame) -> pd.DataFrame:
-    """Normalise raw result rows (strings, as read): every schema column present, ``config_id`` derived where
-    missing, ``base_label`` and the distinct series ``label``, numeric columns converted."""
+    """Normalise raw result rows (strings, as read): every schema column present, older rows upgraded
+    (:func:`~attnbench.store.migrate.upgrade_row`), ``base_label`` and the distinct series ``label``, numeric
+    columns converted."""
     df = df.copy()
     for col in COLUMNS:
         if col not in df:
             df[col] = ""
     df = df.fillna("")
-    missing = df["config_id"] == ""
-    if missing.any():
-        df.loc[missing, "config_id"] = [_derived_config_id(r) for r in df[missing].to_dict("records")]
+    df = pd.DataFrame([upgrade_row(r) for r in df.to_dict("records")], index=df.index, columns=df.columns)
     df["base_label"] = [series_label(r) for r in df[["label", "compile"]].to_dict("records")]
     df["label"] = _distinct_labels(df)
     for col in NUMERIC:

@@ -1,11 +1,10 @@
-"""The scaling tables behind the figures, as data: each :class:`Table` is a title, a note saying what its numbers
-are computed over, and a DataFrame of display strings. ``scaling.md`` renders them as markdown, the HTML report as
-sortable tables — one source for both, so the two never disagree."""
+"""The scaling tables behind the cost figures, as :class:`~attnbench.report.analysis.table.Table` objects: fitted
+exponents, local slopes, achieved vs roofline, frontier, crossover N* and ratios to the baseline, each with a note
+saying what its numbers are computed over. ``scaling.md`` and the HTML report both render these objects."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -13,29 +12,15 @@ import pandas as pd
 from attnbench.report.analysis.fits import WIN_MARGIN, crossovers, frontiers, memory_floor, ratios, scaling_fits
 from attnbench.report.analysis.frame import baseline_label, machine_line
 from attnbench.report.analysis.attainable import roofline_fraction
+from attnbench.report.analysis.table import Table
+from attnbench.store.status import Status
 
-__all__ = ["Table", "grid_name", "markdown_table", "recorded_roofline", "scaling_notes", "scaling_tables", "side"]
-
-
-@dataclass
-class Table:
-    """One titled table; ``frame`` holds strings as they are shown, ``note`` what the numbers are computed over."""
-
-    title: str
-    frame: pd.DataFrame
-    note: str = ""
-    key: str = field(default="")
-
-    def markdown(self) -> list[str]:
-        lines = ["", f"## {self.title}" + (f" ({self.note})" if self.note else ""), ""]
-        return lines + markdown_table(list(self.frame.columns), self.frame.astype(str).values.tolist()).split("\n")
+__all__ = ["grid_name", "recorded_roofline", "scaling_notes", "scaling_tables", "side"]
 
 
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    """A GitHub-flavoured markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
+def _table(title: str, frame: pd.DataFrame, note: str = "", key: str = "") -> Table:
+    """A table of display strings (the scaling tables pivot grids into columns, so cells are text already)."""
+    return Table.of_text(key, title, [str(c) for c in frame.columns], frame.astype(str).values.tolist(), note)
 
 
 def side(tokens: int) -> str:
@@ -66,13 +51,13 @@ def _fits(df: pd.DataFrame, min_tokens: int) -> list[Table]:
                      f"{t.n_min}–{t.n_max}" if t else ""])
     if fits.empty:
         rows.append(["", f"no mechanism has two or more grids with N ≥ {min_tokens}", "", "", "", ""])
-    exps = Table("Fitted exponents", _frame(["mode", "attention", "time b", "memory b", "points", "N range"], rows),
+    exps = _table("Fitted exponents", _frame(["mode", "attention", "time b", "memory b", "points", "N range"], rows),
                  f"y ∝ N^b, least squares on log-log over the top decade of N that ran, N ≥ {min_tokens}; ± is the "
                  "half-width of a 95 % bootstrap interval — over the timing blocks for time, over the points for "
                  f"memory; memory is fitted after subtracting the first-call floor: {floors or 'none'}", "exponents")
     slopes = [[r["mode"], r["label"], ", ".join(f"{side(a)}→{side(b)}: {v:.2f}" for a, b, v in r["time_slopes"])]
               for _, r in fits.iterrows()]
-    local = Table("Local time slopes", _frame(["mode", "attention", "slopes (N → N': b)"], slopes),
+    local = _table("Local time slopes", _frame(["mode", "attention", "slopes (N → N': b)"], slopes),
                   "between consecutive grids: where the asymptotic exponent sets in", "slopes")
     return [exps, local]
 
@@ -86,7 +71,7 @@ def recorded_roofline(df: pd.DataFrame) -> dict | None:
 
 
 def _roofline(df: pd.DataFrame) -> list[Table]:
-    ok = df[(df["status"] == "ok") & df["flops"].notna()].copy()
+    ok = df[(df["status"] == Status.OK) & df["flops"].notna()].copy()
     if ok.empty:
         return []
     ok["fraction"] = [roofline_fraction(r) for r in ok.to_dict("records")]
@@ -107,13 +92,13 @@ def _roofline(df: pd.DataFrame) -> list[Table]:
             frac = "" if pd.isna(r["fraction"]) else f" ({100 * r['fraction']:.1f} %)"
             cells.append(f"{r['gflops_per_s']:.3g}{frac}")
         rows.append([mode, label, *cells])
-    return [Table("Achieved vs roofline", _frame(["mode", "attention", *map(side, grids)], rows),
+    return [_table("Achieved vs roofline", _frame(["mode", "attention", *map(side, grids)], rows),
                   "GFLOP/s from the mechanism's FLOP formula / median time; % of attainable; " + head, "roofline")]
 
 
 def _crossings(df: pd.DataFrame, base: str) -> list[Table]:
     cross = crossovers(df, base)
-    out = [Table(f"Crossover N* against `{base}`",
+    out = [_table(f"Crossover N* against `{base}`",
                  _frame(["mode", "attention", "N*"],
                         [[r["mode"], r["label"], grid_name(r["n_star"])] for _, r in cross.iterrows()]),
                  f"faster beyond the noise at every larger grid: 95 % CIs of the medians apart, or ≥ {WIN_MARGIN}× "
@@ -127,7 +112,7 @@ def _crossings(df: pd.DataFrame, base: str) -> list[Table]:
                 hit = gl[(gl["height"] == h) & (gl["width"] == w)]
                 cells.append(f"{hit['speedup'].iloc[0]:.3g}× / {hit['mem_ratio'].iloc[0]:.3g}" if len(hit) else "")
             rows.append([label, *cells])
-        out.append(Table(f"{mode}: speed-up and memory ratio vs `{base}`",
+        out.append(_table(f"{mode}: speed-up and memory ratio vs `{base}`",
                          _frame(["attention", *(f"{h}x{w}" for h, w in grids)], rows),
                          f"time_{base} / time; peak / peak_{base}", f"ratios-{mode}"))
     return out
@@ -138,7 +123,7 @@ def scaling_notes(df: pd.DataFrame) -> list[str]:
     first = df.iloc[0]
     notes = [f"{machine_line(df)}; dtype {first.get('dtype', '')}, batch {first.get('batch', '')}, C = "
              f"{first.get('dim', '')}, heads = {first.get('heads', '')}; memory counter `{first.get('mem_kind', '')}`."]
-    ok = df[df["status"] == "ok"]
+    ok = df[df["status"] == Status.OK]
     if ok["time_n"].notna().any():
         blocks, per = ok["time_n"].dropna(), ok["time_calls_per_block"].dropna()
         notes.append(f"Times: median per call over timing blocks ({int(blocks.min())}–{int(blocks.max())} blocks per "
@@ -154,7 +139,7 @@ def scaling_tables(df: pd.DataFrame, min_tokens: int = 1024, baseline: str | Non
     """Exponents, local slopes, achieved vs roofline, frontier, crossover N* and ratios of the cost rows ``df``."""
     front = frontiers(df)
     tables = _fits(df, min_tokens) + _roofline(df)
-    tables.append(Table("Frontier (largest grid that completed)",
+    tables.append(_table("Frontier (largest grid that completed)",
                         _frame(["mode", "attention", "largest ok", "first failure"],
                                front[["mode", "label", "largest_ok", "first_failure"]].values.tolist()),
                         key="frontier"))

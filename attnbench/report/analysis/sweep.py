@@ -19,14 +19,15 @@ The question it answers (issue 13.4): can a mechanism learn the task at all, at 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from attnbench.report.analysis.accuracy import ALPHA, chance_level, per_seed
-from attnbench.report.analysis.scaling import markdown_table
+from attnbench.report.analysis.table import Table
 
-__all__ = ["SOLVED", "lr_sweeps", "sweep_grids", "sweep_markdown"]
+__all__ = ["SOLVED", "SweepResult", "lr_sweeps", "sweep_tables"]
 
 SOLVED = 0.95  # top-1 a seed needs for "solved"
 _SHARED = ["dataset", "budget", "train_res", "patch", "batch"]
@@ -100,11 +101,19 @@ def _summary(t: pd.DataFrame) -> list[tuple[str, str]]:
     return lines
 
 
-def sweep_grids(sweeps: pd.DataFrame) -> list[tuple[str, str, list[str], list[list[str]], list[tuple[str, str]]]]:
-    """Per sweep: (name, the rule in words, columns, rows of mechanism × task (lr) cells ``mean ± std, loss L:
-    verdict (n seeds)``, a summary line per mechanism) — what the markdown and the HTML report draw."""
+@dataclass(frozen=True)
+class SweepResult:
+    """One sweep as the report shows it: the mechanism × task (lr) table and, per mechanism, the answer in words."""
+
+    table: Table
+    answers: tuple[tuple[str, str], ...]
+
+
+def sweep_tables(sweeps: pd.DataFrame) -> list[SweepResult]:
+    """Per sweep: a table of mechanism × task (lr) cells ``mean ± std, loss L: verdict (n seeds)`` whose note is the
+    rule in words, and a summary line per mechanism — what the markdown and the HTML report draw."""
     out = []
-    for name, t in sweeps.groupby("sweep", sort=False) if len(sweeps) else ():
+    for i, (name, t) in enumerate(sweeps.groupby("sweep", sort=False) if len(sweeps) else ()):
         cols = list(dict.fromkeys(f"{task} (lr {lr:g})" for task, lr in zip(t["task"], t["lr"])))
         cells: dict[str, dict[str, str]] = {}
         for _, r in t.iterrows():
@@ -116,17 +125,7 @@ def sweep_grids(sweeps: pd.DataFrame) -> list[tuple[str, str, list[str], list[li
         rule = (f"test {t['metric'].iloc[0]} at the training grid, mean ± std over seeds, mean final training "
                 f"loss; solved = top-1 ≥ {SOLVED}, above chance = one-sided binomial p < {ALPHA} over the test set, "
                 "per seed")
-        out.append((str(name), rule, ["attention", *cols],
-                    [[label, *(c.get(col, "") for col in cols)] for label, c in cells.items()], _summary(t)))
+        table = Table.of_text(f"sweep{i}", str(name), ["attention", *cols],
+                              [[label, *(c.get(col, "") for col in cols)] for label, c in cells.items()], rule)
+        out.append(SweepResult(table, tuple(_summary(t))))
     return out
-
-
-def sweep_markdown(sweeps: pd.DataFrame) -> str:
-    """Every sweep as a markdown table with its rule and the per-mechanism answer."""
-    if sweeps.empty:
-        return "No learning-rate sweep in these results."
-    parts = []
-    for name, rule, cols, rows, summary in sweep_grids(sweeps):
-        parts += [f"**{name}** — {rule}:", "", markdown_table(cols, rows), "",
-                  *(f"- `{label}` {answer}" for label, answer in summary), ""]
-    return "\n".join(parts).rstrip()

@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 
 from attnbench.store.schema import series_label
+from attnbench.store.status import Status
 
 __all__ = ["print_accuracy_comparison", "print_comparison", "print_summary"]
 
@@ -59,12 +60,11 @@ def _print_records(records: list[dict[str, str]], fmt: str) -> None:
 
 
 def _cell(r: dict[str, str]) -> str:
-    status = r["status"]
-    if status == "ok":
+    status = Status(r["status"])
+    if status == Status.OK:
         peak = f"{float(r['peak_mib']):.3g}" if r.get("peak_mib") else "–"
         return f"{float(r['time_ms_median']):.3g} / {peak}"
-    return {"oom": "OOM", "timeout": "TIMEOUT", "skipped": "skip", "unsupported": "n/a", "crashed": "CRASH",
-            "error": "ERROR"}.get(status, status)
+    return status.short
 
 
 def _fmt(x: float, spec: str) -> str:

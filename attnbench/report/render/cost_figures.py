@@ -23,10 +23,11 @@ import pandas as pd  # noqa: E402
 from attnbench.report.render.mpl import (  # noqa: E402
     failure_band, line_style, new_figure, save_figure, series_styles, side_axis,
 )
-from attnbench.report.analysis.fits import FAILURES, scaling_fits  # noqa: E402
-from attnbench.report.analysis.scaling import recorded_roofline, scaling_notes, scaling_tables  # noqa: E402
+from attnbench.report.analysis.fits import scaling_fits  # noqa: E402
+from attnbench.store.status import FAILURES, Status  # noqa: E402
+from attnbench.report.analysis.scaling import recorded_roofline  # noqa: E402
 
-__all__ = ["cost_figures", "plot_cost", "write_scaling_md"]
+__all__ = ["cost_figures"]
 
 
 def _guides(ax: plt.Axes, xs: np.ndarray, y0: float) -> None:
@@ -38,7 +39,7 @@ def _guides(ax: plt.Axes, xs: np.ndarray, y0: float) -> None:
 
 def _plot_metric(fig: plt.Figure, ax: plt.Axes, strip: plt.Axes | None, g: pd.DataFrame, column: str,
                  min_tokens: int, ylabel: str) -> None:
-    ok = g[g["status"] == "ok"]
+    ok = g[g["status"] == Status.OK]
     labels = list(dict.fromkeys(g["label"]))
     time = column == "time_ms_median"
     fits = scaling_fits(g, min_tokens)  # the same fits as scaling.md (top decade, bootstrap CI, memory floor)
@@ -50,11 +51,7 @@ def _plot_metric(fig: plt.Figure, ax: plt.Axes, strip: plt.Axes | None, g: pd.Da
         s = ok[ok["label"] == label].sort_values("tokens")
         fit, floor = fits.get(label, (None, 0.0))
         if len(s):
-            err = None
-            if time and s["time_ms_q1"].notna().all():  # the real quartiles over the timing blocks
-                err = [s[column] - s["time_ms_q1"], s["time_ms_q3"] - s[column]]
-            elif time:  # schema-1 rows stored only the IQR
-                err = s["time_ms_iqr"] / 2
+            err = [s[column] - s["time_ms_q1"], s["time_ms_q3"] - s[column]] if time else None
             ax.errorbar(s["tokens"], s[column], yerr=err, ms=4, lw=1.2, capsize=2, alpha=0.9,
                         label=f"{label} (b = {fit})" if fit else label, **style, **line_style(label))
         if fit:  # the fitted power law, drawn over the range it was fitted on
@@ -73,7 +70,7 @@ def _plot_metric(fig: plt.Figure, ax: plt.Axes, strip: plt.Axes | None, g: pd.Da
     ax.set_ylabel(ylabel, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
-    blocks = time and ok["time_samples_ms"].astype(bool).all()  # schema-1 rows have neither quartiles nor blocks
+    blocks = time and ok["time_samples_ms"].astype(bool).all()  # migrated schema-1 rows keep no blocks
     spread = ("quartiles over timing blocks" if blocks else "± half the IQR (older rows stored only the IQR)") \
         if time else "one peak per case"
     note = (f"Bars: {spread}. Wide pale lines: least-squares power law over the top decade of N (N ≥ {min_tokens})"
@@ -102,7 +99,7 @@ def cost_figures(df: pd.DataFrame, min_tokens: int = 1024) -> list[tuple[str, pl
         for kind, gk in g.groupby(g["mem_kind"].fillna(""), sort=False):
             if not kind:
                 continue
-            gk = pd.concat([gk, g[(g["mem_kind"].isna() | (g["mem_kind"] == "")) & (g["status"] != "ok")]])
+            gk = pd.concat([gk, g[(g["mem_kind"].isna() | (g["mem_kind"] == "")) & (g["status"] != Status.OK)]])
             fig, ax, strip = new_figure(band)
             _plot_metric(fig, ax, strip, gk, "peak_mib", min_tokens, f"peak memory of one call [MiB] ({kind})")
             ax.set_title(f"{suite} — {mode} peak memory\n{where}", fontsize=9)
@@ -113,18 +110,11 @@ def cost_figures(df: pd.DataFrame, min_tokens: int = 1024) -> list[tuple[str, pl
     return out
 
 
-def plot_cost(df: pd.DataFrame, out_dir: str | Path, min_tokens: int = 1024) -> list[Path]:
-    """Runtime and memory figures for every (suite, mode) in ``df`` as PNG; returns the written paths."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return [save_figure(fig, out_dir / f"{name}.png") for name, fig in cost_figures(df, min_tokens)]
-
-
 def _plot_roofline(g: pd.DataFrame, title: str) -> plt.Figure | None:
     """The classic roofline chart: achieved GFLOP/s (FLOP formula / median time) against arithmetic intensity
     (FLOPs / minimum bytes), one line per mechanism through its grids (marker size grows with N), under the
     measured compute peak and bandwidth slope recorded with the rows. ``None`` without FLOPs or a roofline."""
-    ok = g[(g["status"] == "ok") & g["flops"].notna() & g["bytes"].notna()]
+    ok = g[(g["status"] == Status.OK) & g["flops"].notna() & g["bytes"].notna()]
     roof = recorded_roofline(ok) if len(ok) else None
     peak = roof and roof.get("peak_flops", {}).get(str(ok["dtype"].iloc[0]))
     if ok.empty or not peak:
@@ -153,19 +143,3 @@ def _plot_roofline(g: pd.DataFrame, title: str) -> plt.Figure | None:
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: never over points
     ax.set_title(title, fontsize=9)
     return fig
-
-
-def write_scaling_md(df: pd.DataFrame, path: str | Path, min_tokens: int = 1024, command: str = "",
-                     baseline: str | None = None) -> Path:
-    """The tables behind the plots: exponents, frontiers, crossovers, ratios to the baseline."""
-    path = Path(path)
-    lines = [f"# Scaling summary: {', '.join(sorted(df['suite'].unique()))}", ""]
-    if command:
-        lines += [f"Reproduce: `{command}`", ""]
-    for note in scaling_notes(df):
-        lines += [note, ""]
-    for table in scaling_tables(df, min_tokens, baseline):
-        lines += table.markdown()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
-    return path

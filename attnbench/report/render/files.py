@@ -1,5 +1,6 @@
-"""Everything ``attnbench plot`` and ``attnbench claims`` write for a set of results files: per suite, cost figures and ``scaling.md``,
-accuracy figures and ``accuracy.md`` (with the learning-rate sweeps)."""
+"""Everything ``attnbench plot`` and ``attnbench claims`` write for a set of results files: per suite, the cost
+figures and ``scaling.md``, the accuracy figures and ``accuracy.md``; and ``claims.md``. Writing only: the text comes
+from :mod:`.markdown`, the figures from :mod:`.cost_figures` and :mod:`.accuracy_figures`."""
 
 from __future__ import annotations
 
@@ -7,19 +8,29 @@ from pathlib import Path
 
 import pandas as pd
 
-from attnbench.report.analysis.accuracy import plot_accuracy
-from attnbench.report.render.cost_figures import plot_cost, write_scaling_md
-from attnbench.report.analysis.claims import claims_table
-from attnbench.report.analysis.frame import load_frame, machine_line
-from attnbench.report.analysis.sweep import lr_sweeps, sweep_markdown
-from attnbench.report.render.markdown import markdown_table
+from attnbench.report.analysis.frame import load_frame
+from attnbench.report.render.accuracy_figures import accuracy_figures
+from attnbench.report.render.cost_figures import cost_figures
+from attnbench.report.render.markdown import accuracy_md, claims_md, scaling_md
+from attnbench.report.render.mpl import save_figure
 
-__all__ = ["plot_results", "write_claims_md"]
+__all__ = ["plot_results", "write_claims_md", "write_text"]
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` whole or not at all (a temporary file renamed over it): an interrupted write never
+    leaves half a file behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path
 
 
 def plot_results(paths: list[str | Path], out_dir: str | Path | None = None, min_tokens: int = 1024,
                  command: str = "", baseline: str | None = None) -> list[Path]:
-    """Read results CSV(s); write all figures and ``scaling.md`` to ``<out_dir>/<suite>/``.
+    """Read results CSV(s); write all figures, ``scaling.md`` and ``accuracy.md`` to ``<out_dir>/<suite>/``.
 
     ``baseline`` is the label ratios and crossovers are measured against (default: ``frame.BASELINE``).
     ``out_dir`` defaults to ``plots/`` next to the (first) results file, e.g. ``results/cpu/plots/cpu/``.
@@ -30,27 +41,17 @@ def plot_results(paths: list[str | Path], out_dir: str | Path | None = None, min
     written: list[Path] = []
     for suite, g in df.groupby("suite", sort=False):
         base = root / str(suite)
-        if (g["kind"] == "cost").any():
-            written += plot_cost(g, base, min_tokens)
-            written.append(write_scaling_md(g[g["kind"] == "cost"], base / "scaling.md", min_tokens, command,
-                                            baseline))
-        if (g["kind"] == "accuracy").any():
-            acc = g[g["kind"] == "accuracy"]
-            sweeps = lr_sweeps(acc)
-            written += plot_accuracy(acc, base, f"## Learning-rate sweeps\n\n{sweep_markdown(sweeps)}" if len(sweeps)
-                                     else "")
+        base.mkdir(parents=True, exist_ok=True)
+        cost, acc = g[g["kind"] == "cost"], g[g["kind"] == "accuracy"]
+        if len(cost):
+            written += [save_figure(fig, base / f"{name}.png") for name, fig in cost_figures(g, min_tokens)]
+            written.append(write_text(base / "scaling.md", scaling_md(cost, min_tokens, command, baseline)))
+        if len(acc):
+            written.append(write_text(base / "accuracy.md", accuracy_md(acc)))
+            written += [save_figure(fig, base / f"{name}.png") for name, fig in accuracy_figures(acc)]
     return written
 
 
 def write_claims_md(df: pd.DataFrame, path: str | Path, command: str = "") -> Path:
-    table = claims_table(df)
-    lines = ["# The MANO paper's claims against attnbench's measurements", "",
-             "Colagrande et al., arXiv 2507.02748, abstract. Generated from results; do not edit by hand.", ""]
-    if command:
-        lines += [f"Reproduce: `{command}`", ""]
-    lines += [machine_line(df) + ".", "",
-              markdown_table(list(table.frame.columns), table.frame.astype(str).values.tolist())]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    """``claims.md`` of the rows ``df`` at ``path``."""
+    return write_text(Path(path), claims_md(df, command))

@@ -20,15 +20,19 @@ from typing import Any
 
 import pandas as pd
 
-from attnbench.report.analysis.accuracy import ALPHA, MIN_SEEDS, accuracy_comparisons, accuracy_figures, accuracy_table
+from attnbench.report.analysis.accuracy import accuracy_summary, pairs_table
+from attnbench.report.analysis.attainable import roofline_fraction
 from attnbench.report.analysis.claims import MECH, claims_table
-from attnbench.report.analysis.compare import compare, compare_accuracy
+from attnbench.report.analysis.compare import ALPHA as COMPARE_ALPHA
+from attnbench.report.analysis.compare import THRESHOLD, compare, compare_accuracy
+from attnbench.report.analysis.frame import load_frame
+from attnbench.report.analysis.scaling import recorded_roofline, scaling_notes, scaling_tables
+from attnbench.report.analysis.summary import summary_tables
+from attnbench.report.analysis.sweep import lr_sweeps, sweep_tables
+from attnbench.report.analysis.table import Table
+from attnbench.report.render.accuracy_figures import accuracy_figures
 from attnbench.report.render.cost_figures import cost_figures
 from attnbench.report.render.mpl import svg_text
-from attnbench.report.analysis.frame import load_frame
-from attnbench.report.analysis.attainable import roofline_fraction
-from attnbench.report.analysis.sweep import lr_sweeps, sweep_grids
-from attnbench.report.analysis.scaling import Table, recorded_roofline, scaling_notes, scaling_tables
 
 __all__ = ["build_report"]
 
@@ -95,8 +99,9 @@ def _cell(value: Any, digits: str = ".4g") -> tuple[str, Any]:
 
 
 def _from_table(table: Table, prefix: str) -> HtmlTable:
-    return HtmlTable(f"{prefix}-{table.key or len(table.title)}", table.title, list(table.frame.columns),
-                     [[(str(v), None) for v in row] for row in table.frame.itertuples(index=False)], table.note)
+    """A :class:`Table` as the template draws it: each cell's text with the value it sorts by."""
+    rows = [list(zip(texts, keys)) for texts, keys in zip(table.rows(), table.sort_values())]
+    return HtmlTable(f"{prefix}-{table.key or len(table.title)}", table.title, table.headers, rows, table.note)
 
 
 def _from_frame(id_: str, title: str, frame: pd.DataFrame, columns: list[tuple[str, str]], note: str = "",
@@ -134,35 +139,17 @@ def _cost_section(suite: str, g: pd.DataFrame, min_tokens: int, baseline: str | 
 
 
 def _accuracy_section(suite: str, g: pd.DataFrame) -> Section:
-    sec = Section(f"accuracy-{suite}", f"{suite}: accuracy",
-                  ["Mean ± std over seeds; rel_l2 = mean of ‖û−u‖/‖u‖; top1 = fraction correct. Trained: "
-                   "evaluated at the training grid; zero-shot: the same model at another grid."])
-    table = accuracy_table(g)
-    table["value_text"] = [f"{v:.4g}" + ("" if pd.isna(s) else f" ± {s:.2g}") for v, s in
-                           zip(table["value"], table["std"])]
-    rows = [[(r["task"], None), (r["budget"], r["n_train"] * r["epochs"]), (r["label"], None),
-             (f"{int(r['train_res'])}²", r["train_res"]),
-             (f"{int(r['eval_res'])}²", r["eval_res"]), (r["mode"], None), (r["metric"], None),
-             (r["value_text"], r["value"]), _cell(r["ci95"], ".2g"), _cell(r["seeds"], "d"), _cell(r["train_s"], ".0f"),
-             _cell(r["peak_mib"], ".0f"), _cell(r["params"], ".0f")] for _, r in table.iterrows()]
-    sec.tables = [HtmlTable(f"{sec.id}-table", "Accuracy (mean ± std over seeds)",
-                            ["task", "budget (samples × epochs)", "attention", "train grid", "eval grid", "mode",
-                             "metric", "value", "± 95 % CI", "seeds", "train s", "train peak MiB", "params"], rows)]
-    comp = accuracy_comparisons(g)
-    if len(comp):
-        sec.tables.append(HtmlTable(
-            f"{sec.id}-pairs", f"Which differences the seeds support (two-sided Welch t-test over ≥ {MIN_SEEDS} "
-            f"seeds each; \"better\" only at p < {ALPHA}, no correction for the number of pairs)",
-            ["task", "budget", "train grid", "eval grid", "metric", "a", "b", "mean a", "mean b", "seeds",
-             "Welch p", "verdict"],
-            [[(r["task"], None), (r["budget"], None), (f"{r['train_res']}²", r["train_res"]),
-              (f"{r['eval_res']}²", r["eval_res"]), (r["metric"], None), (r["a"], None), (r["b"], None),
-              _cell(r["mean_a"], ".4g"), _cell(r["mean_b"], ".4g"), (r["seeds"], None), _cell(r["p"], ".2g"),
-              (r["verdict"], None)] for _, r in comp.iterrows()]))
-    for i, (name, rule, cols, rows, summary) in enumerate(sweep_grids(lr_sweeps(g))):
-        sec.tables.append(HtmlTable(f"{sec.id}-sweep{i}", f"Learning-rate sweep: {name}", cols,
-                                    [[(c, None) for c in row] for row in rows],
-                                    f"{rule}. " + " ".join(f"{label} {answer}" for label, answer in summary)))
+    table = accuracy_summary(g)
+    sec = Section(f"accuracy-{suite}", f"{suite}: accuracy", [f"{table.note[0].upper()}{table.note[1:]}."])
+    sec.tables = [_from_table(table, sec.id)]
+    pairs = pairs_table(g)
+    if len(pairs):
+        sec.tables.append(_from_table(pairs, sec.id))
+    for sweep in sweep_tables(lr_sweeps(g)):
+        table = sweep.table
+        note = f"{table.note}. " + " ".join(f"{label} {answer}" for label, answer in sweep.answers)
+        sec.tables.append(_from_table(Table(table.key, f"Learning-rate sweep: {table.title}", table.columns,
+                                            table.records, note), sec.id))
     sec.figures = [_embed(name, fig) for name, fig in accuracy_figures(g)]
     return sec
 
@@ -171,7 +158,7 @@ def _comparison(ref: pd.DataFrame, df: pd.DataFrame, reference: str) -> Section:
     sec = Section("reference", f"Against the reference run {reference}",
                   ["B / A with A = the reference, B = these results; cases matched on configuration and grid. Time "
                    "ratio of medians with a 95 % bootstrap CI over the timing blocks; significant (asv's rule): "
-                   "Mann-Whitney U p < 0.002 and ratio ≥ 1.1 or ≤ 1/1.1."])
+                   f"Mann-Whitney U p < {COMPARE_ALPHA:g} and ratio ≥ {THRESHOLD:g} or ≤ 1/{THRESHOLD:g}."])
     cost = compare(ref, df)
     if len(cost):
         cost["ci"] = [f"{a:.3g}–{b:.3g}" if pd.notna(a) else "" for a, b in zip(cost["ci_lo"], cost["ci_hi"])]
@@ -216,7 +203,10 @@ def build_report(paths: list[str | Path], out: str | Path, reference: list[str |
     from jinja2 import Environment, PackageLoader
 
     df = load_frame(paths)
-    sections = []
+    # The answer first: the opening section summarises what the sections after it show in detail.
+    summary = Section("summary", "Summary", tables=[_from_table(t, "summary")
+                                                    for t in summary_tables(df, min_tokens, baseline)])
+    sections = [summary]
     for suite, g in df.groupby("suite", sort=False):
         if (g["kind"] == "cost").any():
             sections.append(_cost_section(str(suite), g[g["kind"] == "cost"], min_tokens, baseline))

@@ -15,12 +15,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
-__all__ = ["FAIL_LABEL", "failure_band", "line_style", "new_figure", "readable_log_axis", "save_figure", "series_styles",
+from attnbench.store.status import Status  # noqa: E402
+
+__all__ = ["failure_band", "line_style", "new_figure", "readable_log_axis", "save_figure", "series_styles",
            "side_axis", "svg_text"]
 
 # Markers cycle at a different period (8) than colours (10): series sharing a colour never share a marker too.
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-FAIL_LABEL = {"oom": "OOM", "timeout": "timeout", "crashed": "crash", "error": "error", "skipped": "skipped"}
 
 
 def series_styles(labels: list[str]) -> dict[str, dict[str, str]]:
@@ -60,7 +61,7 @@ def failure_band(strip: plt.Axes, failed: pd.DataFrame, order: list[str]) -> Non
         style = styles[label]
         for _, r in failed[failed["label"] == label].iterrows():
             strip.scatter([r["tokens"]], [y], marker="x", s=40, color=style["color"], zorder=3)
-            strip.annotate(FAIL_LABEL.get(r["status"], r["status"]), (r["tokens"], y), textcoords="offset points",
+            strip.annotate(Status(r["status"]).short, (r["tokens"], y), textcoords="offset points",
                            xytext=(5, -3), fontsize=7, color=style["color"])
     strip.set_yticks(range(len(rows)), rows, fontsize=7)
     strip.set_ylim(-0.7, len(rows) - 0.3)
