@@ -1,4 +1,5 @@
-"""nox sessions: ``nox -s tests`` (default) and ``nox -s bench``; extra arguments after ``--`` pass through.
+"""nox sessions: ``nox -s tests`` (default), ``nox -s bench`` and ``nox -s docs``; extra arguments after ``--`` pass
+through.
 
 Virtual environments are reused between runs (``reuse_venv = "yes"``). ``nox --no-venv -s tests`` runs in the
 current environment instead (nothing is installed then).
@@ -34,3 +35,12 @@ def bench(session: nox.Session) -> None:
     ``nox -s bench -- --dry-run`` lists what would run and for how long."""
     _install(session, "test")
     session.run("python", "-m", "attnbench", "bench", *session.posargs)
+
+
+@nox.session(default=False)
+def docs(session: nox.Session) -> None:
+    """Rewrite the generated blocks of README.md and docs/*.md from the committed results (``tools/docs.py``, which
+    needs the checkout). ``nox -s docs -- --check`` changes nothing and fails when a block is out of date."""
+    if session.venv_backend != "none":
+        session.install("-e", ".")
+    session.run("python", "tools/docs.py", *session.posargs)

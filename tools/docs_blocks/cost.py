@@ -1,0 +1,198 @@
+"""Blocks of the cost reference run (``suites/cpu.toml``): its tables, its figure, the exponents, MANO's cost claims
+and targets, and the change from the previous MANO implementation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from attnbench.report.analysis.compare import compare
+from attnbench.report.analysis.fits import ratios, scaling_fits
+from attnbench.report.render.markdown import markdown_table
+from attnbench.store.layout import parse_run_id
+from docs_blocks.sources import Page
+
+__all__ = ["BLOCKS"]
+
+SUITE = "cpu"
+SIDES = (32, 64, 128)  # the grids of the cost table
+
+
+def _run_line(page: Page, df: pd.DataFrame, path) -> str:
+    first = df.iloc[0]
+    runtime = json.loads(first["runtime"]) if first.get("runtime") else {}
+    canary = runtime.get("canary_ms", {})
+    wall = df["case_wall_s"].sum()
+    return (f"Run `{first['run_id']}` ({page.link(path)}): {first['device_name']} "
+            f"({first['machine']}), torch {first['torch']}, {first['dtype']}, {int(first['threads'])} threads, TF32 "
+            f"{'on' if str(first['tf32']) == 'true' else 'off'}, git {first['git_sha']}; {len(df)} cases, "
+            f"{wall / 60:.0f} min of case time; canary (1 thread, 2^18 floats) exp {canary.get('exp', '?')} ms, "
+            f"expm1 {canary.get('expm1', '?')} ms.")
+
+
+def _cell(r: pd.Series) -> str:
+    if r["status"] != "ok":
+        return r["status"]
+    ci = f" [{r['time_ms_ci_lo']:.3g}–{r['time_ms_ci_hi']:.3g}]" if pd.notna(r["time_ms_ci_lo"]) else ""
+    peak = f" / {r['peak_mib']:.3g} MiB" if pd.notna(r["peak_mib"]) else ""
+    return f"{r['time_ms_median']:.3g} ms{ci}{peak}"
+
+
+def cost_fwd(page: Page, *modes: str) -> str:
+    """Time per call with the median's CI and peak memory at 32², 64², 128², per mode (default: fwd and fwd_bwd;
+    ``cost-fwd fwd`` draws the forward table only)."""
+    path = page.sources.reference(SUITE)
+    df = page.sources.frame(path)
+    out = [_run_line(page, df, path), ""]
+    for mode in modes or ("fwd", "fwd_bwd"):
+        sub = df[(df["mode"] == mode) & (df["kind"] == "cost")]
+        rows = [[label, *(_cell(g[g["height"] == s].iloc[0]) if (g["height"] == s).any() else "" for s in SIDES)]
+                for label, g in sub.groupby("label", sort=False)]
+        out += [f"**{mode}** — median per call [95 % CI of the median] / peak memory (`cpu_rss`):", "",
+                markdown_table(["attention", *(f"{s}²" for s in SIDES)], rows), ""]
+    return "\n".join(out).rstrip()
+
+
+def cost_plot(page: Page) -> str:
+    """The reference run's forward runtime figure."""
+    path = page.sources.reference(SUITE).parent / "plots" / SUITE / f"{SUITE}_fwd_runtime.png"
+    return f"![forward runtime vs tokens, reference run]({page.href(path)})"
+
+
+def cost_exponents(page: Page) -> str:
+    """Exponents over the top decade of N, and the largest grid each series ran."""
+    path = page.sources.reference(SUITE)
+    df = page.sources.frame(path)
+    fits = scaling_fits(df)
+    rows = []
+    for (mode, label), g in fits.groupby(["mode", "label"], sort=False):
+        r = g.iloc[0]
+        t, m = r["time_exp"], r["mem_exp"]
+        largest = df[(df["label"] == label) & (df["mode"] == mode) & (df["status"] == "ok")]["height"].max()
+        rows.append([mode, label, str(t or "n/a"), str(m or "n/a"), f"{t.n_min}–{t.n_max}" if t else "",
+                     f"{int(largest)}²" if pd.notna(largest) else "none"])
+    floor = ", ".join(f"{m} {f:.2f} MiB" for m, f in fits.groupby("mode")["mem_floor"].first().items())
+    scaling = path.parent / "plots" / SUITE / "scaling.md"
+    return (f"Exponent b of time ∝ N^b and (peak − floor) ∝ N^b over the top decade of N that ran (± = 95 % "
+            f"bootstrap half-width; memory floor subtracted: {floor}); from [`scaling.md`]({page.href(scaling)}):\n\n"
+            + markdown_table(["mode", "attention", "time b", "memory b", "N range of the fit",
+                              "largest grid that ran"], rows))
+
+
+def _ok(df: pd.DataFrame, label: str, mode: str, side: int) -> pd.DataFrame:
+    return df[(df["label"] == label) & (df["mode"] == mode) & (df["height"] == side) & (df["status"] == "ok")]
+
+
+def _ratio_at(df: pd.DataFrame, label: str, base: str, mode: str, side: int) -> tuple[float, float]:
+    a, b = _ok(df, label, mode, side), _ok(df, base, mode, side)
+    if a.empty or b.empty:
+        return float("nan"), float("nan")
+    return (float(b["time_ms_median"].iloc[0] / a["time_ms_median"].iloc[0]),
+            float(a["peak_mib"].iloc[0] / b["peak_mib"].iloc[0]))
+
+
+def _sides(tokens, values, keep: Callable[[float], bool]) -> list[str]:
+    return [f"{int(np.sqrt(t))}²" for t, v in zip(tokens, values) if keep(v)]
+
+
+def claims(page: Page, mech: str, reference: str, baseline: str, naive: str) -> str:
+    """What the cost data say about a mechanism's headline claims (the page names the four labels: the mechanism,
+    its reference implementation, the fused global baseline, the N×N-score baseline), computed, never typed."""
+    df = page.sources.frame(page.sources.reference(SUITE))
+    lines = []
+    for mode in ("fwd", "fwd_bwd"):
+        sp, mem = _ratio_at(df, mech, reference, mode, 128)
+        lines.append(f"- `{mech}` vs the authors' layer (`{reference}`) at 128², {mode}: {sp:.2f}× faster, "
+                     f"{mem:.2f}× the peak memory.")
+    r = ratios(df, baseline)
+    for mode in ("fwd", "fwd_bwd"):
+        m = r[(r["label"] == mech) & (r["mode"] == mode)].sort_values("tokens")
+        if m.empty:
+            continue
+        best = m.loc[m["speedup"].idxmax()]
+        slower = _sides(m["tokens"], m["speedup"], lambda s: s < 1)
+        tenfold = _sides(m["tokens"], m["speedup"], lambda s: s >= 10)
+        lines.append(
+            f"- `{mech}` vs fused global attention (`{baseline}`), {mode}: largest measured speed-up "
+            f"{best['speedup']:.3g}× at {int(best['height'])}² (memory {best['mem_ratio']:.3g}× `{baseline}`'s); "
+            f"slower than `{baseline}` at {', '.join(slower) or 'no grid'}; one order of magnitude (≥ 10×) "
+            + (f"reached at {', '.join(tenfold)}" if tenfold else "not reached at any grid that both ran")
+            + "; two orders (≥ 100×) " + ("reached" if (m["speedup"] >= 100).any() else "not reached") + ".")
+        less = _sides(m["tokens"], m["mem_ratio"], lambda v: v < 1)
+        lines.append(f"- peak memory of `{mech}` relative to `{baseline}`, {mode}: {m['mem_ratio'].min():.3g}–"
+                     f"{m['mem_ratio'].max():.3g}× (less than `{baseline}` at {', '.join(less) or 'no grid'}).")
+    both = r[(r["label"] == mech) & (r["mode"] == "fwd")].merge(
+        r[(r["label"] == naive) & (r["mode"] == "fwd")], on=["height", "width"], suffixes=("", "_n"))
+    if len(both):
+        last = both.sort_values("tokens").iloc[-1]
+        lines.append(f"- against the N×N-score implementation (`{naive}`, what \"ViT memory\" claims refer to), fwd "
+                     f"at {int(last['height'])}² (its largest grid): `{mech}` needs "
+                     f"{last['mem_ratio'] / last['mem_ratio_n']:.3g}× its peak memory.")
+    return "\n".join(lines)
+
+
+# Issue 10's cost targets: (quantity, mode) -> limit; "ref" is a speed-up (at least), the others at most.
+TARGETS = {("time", "fwd"): 2.0, ("time", "fwd_bwd"): 2.5, ("ref", "fwd"): 4.0, ("ref", "fwd_bwd"): 3.0,
+           ("mem", "fwd"): 1.5, ("gflops", "fwd"): 2.0, ("gflops", "fwd_bwd"): 2.0}
+
+
+def _targets_row(df: pd.DataFrame, mech: str, comp: str, ref: str, mode: str, side: int) -> dict[str, float]:
+    m, c, r = (_ok(df, label, mode, side) for label in (mech, comp, ref))
+    if m.empty or c.empty or r.empty:
+        return {}
+    m, c, r = m.iloc[0], c.iloc[0], r.iloc[0]
+    return {"time": m["time_ms_median"] / c["time_ms_median"], "ref": r["time_ms_median"] / m["time_ms_median"],
+            "mem": m["peak_mib"] / c["peak_mib"], "gflops": c["gflops_per_s"] / m["gflops_per_s"]}
+
+
+def _mark(key: str, mode: str, value: float) -> str:
+    limit = TARGETS.get((key, mode))
+    if limit is None:
+        return ""
+    return " ✓" if (value >= limit if key == "ref" else value <= limit) else " ✗"
+
+
+def targets(page: Page, mech: str, comp: str, ref: str) -> str:
+    """Issue 10's cost targets for ``mech`` (vs the windowed ``comp`` and the authors' ``ref``), at 128² and 256²,
+    in the reference run and its re-run of the same code, each cell checked against its target."""
+    reference = page.sources.reference(SUITE)
+    runs = [reference]
+    rerun = page.sources.rerun()
+    if parse_run_id(rerun.parent.name).code == parse_run_id(reference.parent.name).code:  # same code measured again
+        runs.append(rerun)
+    header = ["run", "grid", "mode",  # the limits of TARGETS, in words
+              f"time {mech}/{comp} (≤ 2.0 fwd, ≤ 2.5 fwd_bwd)",
+              f"speed-up over {ref} (≥ 4 fwd, ≥ 3 fwd_bwd)", f"peak memory {mech}/{comp} (fwd ≤ 1.5)",
+              f"GFLOP/s {comp}/{mech} (≤ 2)"]
+    rows = []
+    for path in runs:
+        df = page.sources.frame(path)
+        for side in (128, 256):
+            for mode in ("fwd", "fwd_bwd"):
+                got = _targets_row(df, mech, comp, ref, mode, side)
+                if got:
+                    rows.append([f"`{path.parent.name}`", f"{side}²", mode,
+                                 *(f"{got[key]:.2f}{_mark(key, mode, got[key])}"
+                                   for key in ("time", "ref", "mem", "gflops"))])
+    return markdown_table(header, rows)
+
+
+def before_after(page: Page, mech: str, previous: str) -> str:
+    """``attnbench compare`` of ``mech`` between an earlier run (``previous``: a committed results CSV, from the
+    repository root) and the newest reference run: the change a new implementation made, case by case."""
+    src = page.sources
+    old_path, new_path = src.root / previous, src.reference(SUITE)
+    c = compare(src.frame(old_path), src.frame(new_path))
+    c = c[c["label"] == mech]
+    rows = [[r["mode"], r["grid"].replace("x", "×"), f"{r['ratio']:.3g} [{r['ci_lo']:.3g}–{r['ci_hi']:.3g}]",
+             f"{r['mem_ratio']:.3g}", r["change"] or "no significant change"] for _, r in c.iterrows()]
+    return (f"`attnbench compare {src.rel(old_path)} {src.rel(new_path)}`, rows of `{mech}` (B/A: new over "
+            "previous):\n\n"
+            + markdown_table(["mode", "grid", "time B/A [95 % CI]", "peak memory B/A", "verdict"], rows))
+
+
+BLOCKS = {"cost-fwd": cost_fwd, "cost-plot": cost_plot, "cost-exponents": cost_exponents, "claims": claims,
+          "targets": targets, "before-after": before_after}

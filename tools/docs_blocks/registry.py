@@ -1,0 +1,26 @@
+"""Blocks read from the registry rather than the results: the built-in named configurations (so the list on the
+mechanisms page cannot miss one)."""
+
+from __future__ import annotations
+
+from attnbench.registry import UnknownAttentionError, attention_source, list_configs
+from attnbench.report.render.markdown import markdown_table
+from docs_blocks.sources import Page
+
+__all__ = ["BLOCKS"]
+
+
+def named_configs(page: Page) -> str:
+    """The named configurations of the built-in mechanisms (plugins' own are left out: they vary by environment)."""
+    rows = []
+    for name, (attention, kwargs) in list_configs().items():
+        try:
+            builtin = attention_source(attention) == "builtin"
+        except UnknownAttentionError:  # an optional mechanism that cannot import here
+            builtin = False
+        if builtin:
+            rows.append([f"`{name}`", f"`{attention}`", ", ".join(f"{k}={v!r}" for k, v in kwargs.items())])
+    return markdown_table(["name", "mechanism", "options"], rows)
+
+
+BLOCKS = {"named-configs": named_configs}
