@@ -3,7 +3,8 @@
 Commands: list (registered mechanisms and named configurations), check (contract checks of one mechanism), run
 (suites, one fresh process per case), plot (figures and tables from results), report (one self-contained HTML
 page), compare (two runs, case by case), bench (run, plot, compare with the committed reference, report), roofline
-(this machine's peaks), data (prepare datasets). This module parses arguments only; each command calls into the package.
+(this machine's peaks), data (prepare datasets). This module parses arguments only; each command
+(:mod:`attnbench.commands`) turns them into options of the Python API (:mod:`attnbench.api`) and prints its results.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import sys
 from collections.abc import Sequence
 
 from attnbench.commands import (
-    cmd_check, cmd_compare, cmd_data, cmd_list, cmd_plot, cmd_roofline, cmd_run, usage_error,
+    cmd_bench, cmd_check, cmd_claims, cmd_compare, cmd_data, cmd_list, cmd_plot, cmd_report, cmd_roofline, cmd_run,
+    usage_error,
 )
-from attnbench.workflows import cmd_bench, cmd_claims, cmd_report
 
 __all__ = ["build_parser", "main"]
 
@@ -172,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, what a shell reports for a writer killed by it
-    except ValueError as exc:  # bad user input detected by a mechanism or a loader: one line, exit 2
+    except ValueError as exc:  # bad user input (the API's InputError, a suite, a mechanism): one line, exit 2
         return usage_error(str(exc))
 
 

@@ -16,7 +16,7 @@ LAYERS = [
     ("attnbench.measure", "measure"), ("attnbench.data", "data"), ("attnbench.store", "store"),
     ("attnbench.training", "training"), ("attnbench.spec", "spec"), ("attnbench.execute", "execute"),
     ("attnbench.report.analysis", "analysis"), ("attnbench.report", "render"),
-    ("attnbench.api", "api"), ("attnbench.cli", "cli"), ("attnbench.commands", "cli"), ("attnbench.workflows", "cli"),
+    ("attnbench.api", "api"), ("attnbench.cli", "cli"), ("attnbench.commands", "cli"),
     ("attnbench.__main__", "cli"),
     ("attnbench", "mechanisms"),  # the package root re-exports the registry's public API
 ]

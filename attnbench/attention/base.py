@@ -62,7 +62,7 @@ class GridAttention(nn.Module):
     Shapes:
         ``forward(x)``: ``x`` is ``[B, H, W, C]`` (channels last) and the result is ``[B, H, W, C]``.
 
-    Subclasses set the class variables below (shown by ``attnbench list`` and the README) and implement
+    Subclasses set the class variables below (shown by ``attnbench list`` and docs/mechanisms.md) and implement
     ``forward``. They call ``super().__init__()`` and validate their arguments with the ``check_*`` helpers.
 
     Class variables:

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
+from attnbench.store.status import Status
 from attnbench.execute.isolate import classify_exception, run_isolated
 from attnbench.spec.case import Case
 
@@ -42,14 +43,14 @@ def case_outcome(case: Case, on_progress: Any = None) -> dict[str, Any]:
         status, reason = classify_exception(exc)
         return {"status": status, "reason": reason}
     if reasons:
-        return {"status": "unsupported", "reason": "; ".join(reasons)}
+        return {"status": Status.UNSUPPORTED, "reason": "; ".join(reasons)}
     return run_isolated(case, case.time_limit(), on_progress)
 
 
 def _above_frontier(case: Case, frontier: Frontiers) -> dict[str, Any] | None:
     limit = frontier.get(case.series)
     if limit is not None and case.frontier and case.tokens > limit[0]:
-        return {"status": "skipped", "reason": f"above frontier ({limit[1]})"}
+        return {"status": Status.SKIPPED, "reason": f"above frontier ({limit[1]})"}
     return None
 
 
@@ -86,7 +87,7 @@ def _run_remote(case: Case) -> tuple[dict[str, Any], dict[str, Any]]:
 
     import ray
 
-    for module in case.settings.get("imports", ()):  # the suite's plugins, for the precheck in this worker
+    for module in case.settings.imports:  # the suite's plugins, for the precheck in this worker
         importlib.import_module(module)
     ctx = ray.get_runtime_context()
     where = {"executor": "ray", "node": socket.gethostname(), "node_id": ctx.get_node_id(),
@@ -158,7 +159,7 @@ class RayExecutor:
                 skipped = _above_frontier(case, frontier)
                 reason = self._unschedulable(demand)
                 if skipped or reason:
-                    yield case, skipped or {"status": "unsupported", "reason": reason}, {"executor": "ray"}
+                    yield case, skipped or {"status": Status.UNSUPPORTED, "reason": reason}, {"executor": "ray"}
                     continue
                 running[self.remote.options(**demand).remote(case)] = (case, time.perf_counter())
                 on_progress(case, f"submitted ({len(running)} running on {len(self.nodes)} node"
@@ -171,7 +172,7 @@ class RayExecutor:
                 outcome, where = ray.get(done[0])
             except Exception as exc:  # noqa: BLE001 - a dead worker or node is a crashed case, the sweep goes on
                 where = {"executor": "ray", "node": self._node_of(exc)}
-                outcome = {"status": "crashed", "reason": f"Ray worker died on node {where['node']}: "
+                outcome = {"status": Status.CRASHED, "reason": f"Ray worker died on node {where['node']}: "
                            f"{type(exc).__name__}", "case_wall_s": round(time.perf_counter() - start, 3)}
             yield case, outcome, where
 

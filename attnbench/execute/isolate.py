@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from attnbench.store.status import Status
 from attnbench.attention import CORE_MODULES
 from attnbench.execute.guard import die_with_parent
 from attnbench.spec.case import Case
@@ -42,10 +43,10 @@ def classify_exception(exc: BaseException) -> tuple[str, str]:
     message = (str(exc).strip().splitlines() or [""])[0][:300]
     oom_type = getattr(torch, "OutOfMemoryError", None)
     if isinstance(exc, MemoryError) or (oom_type is not None and isinstance(exc, oom_type)):
-        return "oom", f"{type(exc).__name__}: {message}"
+        return Status.OOM, f"{type(exc).__name__}: {message}"
     if isinstance(exc, RuntimeError) and any(m in str(exc).lower() for m in _OOM_MARKERS):
-        return "oom", f"{type(exc).__name__}: {message}"
-    return "error", f"{type(exc).__name__}: {message}"
+        return Status.OOM, f"{type(exc).__name__}: {message}"
+    return Status.ERROR, f"{type(exc).__name__}: {message}"
 
 
 def _vm_size_bytes() -> int:
@@ -64,13 +65,13 @@ def configure(case: Case) -> None:
     torch.backends.cuda.matmul.allow_tf32 = case.tf32
     torch.backends.cudnn.allow_tf32 = case.tf32
     torch.set_float32_matmul_precision("high" if case.tf32 else "highest")
-    limit = case.settings.get("memory_limit_gib")
+    limit = case.settings.memory_limit_gib
     if limit and case.device == "cpu":
         # Address-space cap on top of what is mapped now (the CUDA build of torch maps GBs it never touches),
         # so an oversized allocation fails as an exception (oom) instead of summoning the kernel's OOM killer.
         cap = _vm_size_bytes() + int(limit * 2**30)
         resource.setrlimit(resource.RLIMIT_AS, (cap, resource.getrlimit(resource.RLIMIT_AS)[1]))
-    for module in case.settings.get("imports", ()):
+    for module in case.settings.imports:
         importlib.import_module(module)
 
 
@@ -80,7 +81,7 @@ def run_in_child(case: Case, progress: Callable[[str], None] | None = None) -> d
     try:
         configure(case)
         out = case.run(progress or (lambda message: None))
-        out.setdefault("status", "ok")
+        out.setdefault("status", Status.OK)
     except BaseException as exc:  # noqa: BLE001 - every failure is a result row, never a crashed sweep
         if isinstance(exc, KeyboardInterrupt):
             raise
@@ -196,7 +197,7 @@ def run_isolated(case: Case, timeout: float, on_progress: Any = None) -> dict[st
                     _kill_group(proc)
                     what = (f"no result within {timeout:g} s (process group killed)" if started is not None
                             else f"the case process did not start within {START_TIMEOUT:g} s")
-                    return {"status": "timeout", "reason": what,
+                    return {"status": Status.TIMEOUT, "reason": what,
                             "case_wall_s": round(time.perf_counter() - start, 3)}
                 break
             try:
@@ -226,4 +227,4 @@ def run_isolated(case: Case, timeout: float, on_progress: Any = None) -> dict[st
         reason = f"killed by signal {name}{hint}"
     else:
         reason = f"exited with code {code} without a result"
-    return {"status": "crashed", "reason": reason, "case_wall_s": round(time.perf_counter() - start, 3)}
+    return {"status": Status.CRASHED, "reason": reason, "case_wall_s": round(time.perf_counter() - start, 3)}

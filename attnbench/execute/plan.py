@@ -16,6 +16,7 @@ from attnbench.execute.runner import find_resumable
 from attnbench.spec.case import Case
 from attnbench.spec.validate import Suite
 from attnbench.store.csvfile import read_results
+from attnbench.store.layout import all_suite_files, results_path
 
 __all__ = ["PlannedCase", "plan_suite"]
 
@@ -31,7 +32,7 @@ class PlannedCase:
 def _history(root: Path, suite: str, machine: str) -> dict[str, list[float]]:
     """case key → earlier ``case_wall_s`` on ``machine`` (one value per run)."""
     seen: dict[str, dict[str, float]] = {}
-    for path in sorted(root.rglob(f"{suite}.csv")) if root.is_dir() else []:
+    for path in all_suite_files(root, suite):
         try:
             rows = read_results(path)
         except (OSError, UnicodeDecodeError, ValueError):
@@ -54,8 +55,8 @@ def plan_suite(suite: Suite, root: str | Path = "results", fresh: bool = False) 
     root = Path(root)
     resumed = None if fresh else find_resumable(root / static["machine"], suite, static)
     done: set[str] = set()
-    if resumed is not None and (resumed / f"{suite.name}.csv").exists():
-        done = {r["case_key"] for r in read_results(resumed / f"{suite.name}.csv")}
+    if resumed is not None and results_path(resumed, suite.name).exists():
+        done = {r["case_key"] for r in read_results(results_path(resumed, suite.name))}
     history = _history(root, suite.name, static["machine"])
     planned = []
     for case in suite.cases:

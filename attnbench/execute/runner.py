@@ -28,19 +28,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from attnbench.store.status import ENDS_SERIES, Status
 from attnbench.spec.case import Case
 from attnbench.spec.validate import Suite
-from attnbench.store.csvfile import ResultsFile, is_locked
+from attnbench.store.csvfile import ResultsFile, is_locked, remove_lock
+from attnbench.store.layout import manifest_path as layout_manifest
+from attnbench.store.layout import new_run_id, results_path, run_manifests
 
-__all__ = ["FAILED", "RunReport", "ends_series", "find_resumable", "fingerprint", "new_run_id", "run_suite"]
-
-FAILED = ("oom", "timeout")
-
+__all__ = ["RunReport", "ends_series", "find_resumable", "fingerprint", "run_suite"]
 
 def ends_series(status: str, reason: str = "") -> bool:
     """Whether an outcome sets its series' frontier: out of memory, a timeout, or a kill by SIGKILL (the kernel's
     OOM killer) — larger grids of the same series would only fail the same way."""
-    return status in FAILED or (status == "crashed" and "SIGKILL" in reason)
+    return status in ENDS_SERIES or (status == Status.CRASHED and "SIGKILL" in reason)
 
 Frontiers = dict[tuple[str, str, str, bool], tuple[int, str]]
 
@@ -54,12 +54,6 @@ class RunReport:
     skipped_existing: int = 0
     wall_s: float = 0.0
     rows: list[dict[str, str]] = field(default_factory=list)
-
-
-def new_run_id(code_version: str) -> str:
-    """``<UTC start time>-<code version>``: sortable, and names the code that ran."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    return f"{stamp}-{code_version[:12] or 'nogit'}{'-dirty' if 'dirty' in code_version else ''}"
 
 
 def fingerprint(suite: Suite) -> str:
@@ -88,7 +82,7 @@ def find_resumable(machine_dir: Path, suite: Suite, static: dict[str, Any]) -> P
     version, torch, device and machine, not finished, and not running now. ``None`` when there is none."""
     want = _manifest(suite, "", static)
     same = ("fingerprint", "code_version", "torch", "device", "machine")
-    for manifest in sorted(machine_dir.glob(f"*/{suite.name}.json"), reverse=True):
+    for manifest in run_manifests(machine_dir, suite.name):
         try:
             have = json.loads(manifest.read_text())
         except (OSError, ValueError):
@@ -152,12 +146,12 @@ def run_suite(suite: Suite, root: str | Path = "results", run_id: str | None = N
     resumed = None if fresh else find_resumable(machine_dir, suite, static)
     run_dir = resumed or machine_dir / (run_id or new_run_id(static["code_version"]))
     run_dir.mkdir(parents=True, exist_ok=True)
-    manifest_path = run_dir / f"{suite.name}.json"
+    manifest_path = layout_manifest(run_dir, suite.name)
     manifest = (json.loads(manifest_path.read_text()) if resumed
                 else {**_manifest(suite, run_dir.name, static), **({"command": command} if command else {})})
     if not resumed:
         _write_json(manifest_path, manifest)
-    report = RunReport(run_dir / f"{suite.name}.csv")
+    report = RunReport(results_path(run_dir, suite.name))
     previous = signal.signal(signal.SIGTERM, _terminate) if _main_thread() else None
     try:
         with ResultsFile(report.path) as rf:
@@ -207,6 +201,7 @@ def run_suite(suite: Suite, root: str | Path = "results", run_id: str | None = N
             report.rows = rf.rows
         manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         _write_json(manifest_path, manifest)
+        remove_lock(report.path)  # finished: the folder keeps the results, not the lock
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from attnbench.spec.settings import RunSettings
+
 __all__ = ["Case"]
 
 
@@ -37,7 +39,8 @@ class Case:
     threads: int
     compile: bool
     tf32: bool
-    settings: dict[str, Any] = field(default_factory=dict)  # timing / task settings passed to the child
+    # How the case's process runs; each kind carries its own subclass (timing budget, training recipe).
+    settings: RunSettings = field(default_factory=RunSettings)
 
     kind: ClassVar[str] = ""
 
@@ -45,7 +48,7 @@ class Case:
     def tokens(self) -> int:
         return self.height * self.width
 
-    # Settings that change a measurement and so belong to its configuration (the rest is bookkeeping).
+    # Names of the settings that change a measurement and so belong to its configuration (the rest is bookkeeping).
     CONFIG_SETTINGS: ClassVar[tuple[str, ...]] = ()
 
     def config(self) -> dict[str, Any]:
@@ -56,7 +59,7 @@ class Case:
             "kind": self.kind, "attention": self.attention, "kwargs": self.resolved_kwargs(), "mode": self.mode,
             "batch": self.batch, "dim": self.dim, "heads": self.heads, "dtype": self.dtype, "device": self.device,
             "threads": self.threads, "compile": self.compile, "tf32": self.tf32,
-            **{k: self.settings.get(k) for k in self.CONFIG_SETTINGS},
+            **{name: getattr(self.settings, name) for name in self.CONFIG_SETTINGS},
         }
 
     @functools.cached_property
@@ -84,7 +87,7 @@ class Case:
     @property
     def frontier(self) -> bool:
         """Whether an oom/timeout of this case skips the larger grids of its series."""
-        return bool(self.settings.get("frontier", True))
+        return True
 
     @property
     def selectors(self) -> tuple[str, ...]:
@@ -110,7 +113,7 @@ class Case:
 
     def time_limit(self) -> float:
         """Seconds the case's process may run before it is killed and recorded as a timeout."""
-        return float(self.settings.get("timeout", 300))
+        return float(self.settings.timeout)
 
     def resolved_kwargs(self) -> dict[str, Any]:
         """The constructor options in force: a named configuration's, overridden by the suite's ``kwargs``."""
@@ -119,7 +122,8 @@ class Case:
         return {**resolve_config(self.attention)[1], **self.kwargs}
 
     def identity(self) -> dict[str, Any]:
-        """The identity columns every row of this case carries (``kwargs``: the options in force)."""
+        """The identity columns every row of this case carries (``kwargs``: the options in force; the timing
+        budget's columns are empty but for a kind that has one)."""
         return {
             "suite": self.suite, "kind": self.kind, "case_key": self.key, "label": self.label,
             "attention": self.attention, "kwargs": json.dumps(self.resolved_kwargs(), sort_keys=True),
@@ -127,7 +131,7 @@ class Case:
             "height": self.height, "width": self.width, "tokens": self.tokens, "batch": self.batch,
             "dim": self.dim, "heads": self.heads, "dtype": self.dtype, "device": self.device,
             "threads": self.threads, "compile": self.compile, "tf32": self.tf32, "config_id": self.config_id,
-            **{k: self.settings.get(k) for k in ("min_run_time", "min_blocks", "warmup", "timeout")},
+            "min_run_time": None, "min_blocks": None, "warmup": None, "timeout": self.settings.timeout,
         }
 
     def rows(self, outcome: dict[str, Any]) -> list[dict[str, Any]]:

@@ -30,137 +30,109 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from attnbench.store.status import Status
 from attnbench.spec.case import Case
+from attnbench.spec.checker import Checker, keys_of, read
+from attnbench.spec.settings import (
+    COMMON_KEYS, DATASETS, MODEL_ALIASES, Recipe, RunSettings, TaskOptions, TrainingSettings,
+)
 from attnbench.spec.validate import (
-    COMMON_KEYS, Checker, Suite, attention_specs, common_config, resolve_device_for, resolve_threads,
+    AttentionSpec, Suite, attention_specs, common_config, resolve_device_for, resolve_threads,
 )
 
 __all__ = ["DATASETS", "MODEL_ALIASES", "TrainCase", "load_training_suite"]
 
-# dataset → (problem, resolutions it exists at for training)
-DATASETS: dict[str, tuple[str, tuple[int, ...] | None]] = {
-    "neuralop": ("regression", (16,)),
-    "darcy": ("regression", None),
-    "fashion": ("classification", (32, 64, 128)),
-    "longrange": ("classification", None),
-}
-
-SUITE_KEYS = COMMON_KEYS | {
-    "seeds", "tasks",
-    # model and optimiser defaults (a task may override them)
-    "dim", "heads", "depth", "mlp_ratio", "dropout", "batch", "lr", "weight_decay", "epochs", "patch", "stem",
-}
-TASK_KEYS = {
-    "name", "dataset", "train_res", "eval_res", "n_train", "n_test", "attentions", "model", "model_kwargs",
-    "fine", "dim", "heads", "depth", "mlp_ratio", "dropout", "batch", "lr", "weight_decay", "epochs", "patch",
-    "stem", "eval_batch", "variant", "curve_every",
-}
-# Suite model names: "mano_paper" is the operator layout under the name the committed results carry.
-MODEL_ALIASES = {"backbone": "backbone", "operator": "operator", "mano_paper": "operator"}
+# The suite's own keys besides the shared ones and its recipe: the seeds every run repeats with, and the tasks.
+SUITE_KEYS = COMMON_KEYS | {"seeds", "tasks"} | keys_of(Recipe)
+# A task's own keys besides its options and its overrides of the suite's recipe: its name, the grid it trains at
+# and the attention labels it trains (default: all of the suite's).
+TASK_KEYS = {"name", "train_res", "attentions"} | keys_of(Recipe, TaskOptions)
 
 
 def load_training_suite(raw: dict[str, Any], c: Checker) -> Suite:
     """Validate an accuracy suite and expand it into :class:`TrainCase` s (task × seed × attention)."""
     c.unknown_keys("", raw, SUITE_KEYS)
     cfg = common_config(c, raw)
+    run = read(RunSettings, c, raw)  # once: importing the suite's plugins registers the attentions named below
     seeds = tuple(c.int_(f"seeds[{i}]", s, 0) for i, s in enumerate(c.list_("seeds", raw.get("seeds", [0]))))
     if len(set(seeds)) != len(seeds):
         raise c.fail("seeds", f"duplicate seed in {list(seeds)!r}")
-    defaults = {
-        "dim": cfg["dim"], "heads": cfg["heads"],
-        "depth": c.int_("depth", raw.get("depth", 4), 1),
-        "mlp_ratio": c.float_("mlp_ratio", raw.get("mlp_ratio", 2.0)),
-        "dropout": c.float_("dropout", raw.get("dropout", 0.0), positive=False),
-        "batch": c.int_("batch", raw.get("batch", 16), 1),
-        "lr": c.float_("lr", raw.get("lr", 1e-3)),
-        "weight_decay": c.float_("weight_decay", raw.get("weight_decay", 1e-4), positive=False),
-        "epochs": c.int_("epochs", raw.get("epochs", 10), 1),
-        "patch": c.int_("patch", raw.get("patch", 1), 1),
-        "stem": c.choice("stem", raw.get("stem", "patch"), ("patch", "conv")),
-    }
-    specs = attention_specs(c, raw, cfg["dim"], cfg["heads"], (16, 16))
-    labels = [s.label for s in specs]
-    device = resolve_device_for(c, cfg["device"])
-    threads = resolve_threads(cfg["threads"])
+    recipe = read(Recipe, c, raw)
+    specs = attention_specs(c, raw, cfg.dim, cfg.heads, (16, 16))
+    device = resolve_device_for(c, cfg.device)
+    threads = resolve_threads(cfg.threads)
     cases: list[TrainCase] = []
     names: set[str] = set()
     for i, task in enumerate(c.list_("tasks", raw.get("tasks"))):
-        where = f"tasks[{i}]"
-        if not isinstance(task, dict):
-            raise c.fail(where, f"expected a table, got {task!r}")
-        c.unknown_keys(where, task, TASK_KEYS)
-        for key in ("name", "dataset", "train_res"):
-            if key not in task:
-                raise c.fail(f"{where}.{key}", "missing")
-        name = c.str_(f"{where}.name", task["name"])
-        if name in names:
-            raise c.fail(f"{where}.name", f"duplicate task name {name!r}")
-        names.add(name)
-        dataset = c.choice(f"{where}.dataset", task["dataset"], tuple(DATASETS))
-        problem, allowed_res = DATASETS[dataset]
-        train_res = c.int_(f"{where}.train_res", task["train_res"], 1)
-        if allowed_res and train_res not in allowed_res:
-            raise c.fail(f"{where}.train_res", f"{dataset} trains at {', '.join(map(str, allowed_res))}, got {train_res}")
-        eval_res = [c.int_(f"{where}.eval_res[{j}]", r, 1)
-                    for j, r in enumerate(c.list_(f"{where}.eval_res", task.get("eval_res", [train_res])))]
-        if train_res not in eval_res:
-            eval_res.insert(0, train_res)
-        opts = {k: task.get(k, v) for k, v in defaults.items()}
-        for k in ("dim", "heads", "depth", "batch", "epochs", "patch"):
-            c.int_(f"{where}.{k}", opts[k], 1)
-        for k in ("lr", "mlp_ratio"):
-            c.float_(f"{where}.{k}", opts[k])
-        c.choice(f"{where}.stem", opts["stem"], ("patch", "conv"))
-        for r in eval_res:
-            if r % opts["patch"]:
-                raise c.fail(f"{where}.eval_res", f"grid {r} is not a multiple of patch {opts['patch']}")
-        model = c.choice(f"{where}.model", task.get("model", "backbone"), tuple(MODEL_ALIASES))
-        model_kwargs = task.get("model_kwargs", {})
-        if not isinstance(model_kwargs, dict):
-            raise c.fail(f"{where}.model_kwargs", f"expected a table, got {model_kwargs!r}")
-        if MODEL_ALIASES[model] == "operator":  # the authors' Darcy layout: attention and size from model_kwargs
-            if problem != "regression":
-                raise c.fail(f"{where}.model", f"{model} is the Darcy operator layout; use it with neuralop or darcy")
-            if "attentions" in task:
-                raise c.fail(f"{where}.attentions", f"not used with model = \"{model}\" (name model_kwargs.attention)")
-            if not isinstance(model_kwargs.get("attention"), str):
-                raise c.fail(f"{where}.model_kwargs.attention", "missing: the registry name of the model's attention")
-            runs = [(model, model_kwargs["attention"], {})]
-        else:
-            chosen = c.list_(f"{where}.attentions", task.get("attentions", labels))
-            runs = []
-            for j, label in enumerate(chosen):
-                spec = next((s for s in specs if s.label == label), None)
-                if spec is None:
-                    raise c.fail(f"{where}.attentions[{j}]", f"unknown label {label!r}; defined: {', '.join(labels)}")
-                runs.append((spec.label, spec.name, spec.kwargs))
-        settings = {
-            **opts, "dataset": dataset, "problem": problem, "eval_res": eval_res,
-            "n_train": c.int_(f"{where}.n_train", task.get("n_train", 1000), 1),
-            "n_test": c.int_(f"{where}.n_test", task.get("n_test", 200), 1),
-            "fine": c.int_(f"{where}.fine", task.get("fine", 257), 3),
-            "eval_batch": c.int_(f"{where}.eval_batch", task.get("eval_batch", 16), 1),
-            "curve_every": c.int_(f"{where}.curve_every", task.get("curve_every", 0), 0),
-            "variant": c.choice(f"{where}.variant", task.get("variant", "standard"), ("standard", "easy")),
-            "model": MODEL_ALIASES[model], "model_name": model, "model_kwargs": dict(model_kwargs), "frontier": False,
-            "timeout": cfg["timeout"], "memory_limit_gib": cfg["memory_limit_gib"], "imports": cfg["imports"],
-        }
+        name, train_res, settings, runs = _task(c, i, task, recipe, run, specs, names)
         for seed in seeds:
-            for label, attention, kwargs in runs:
-                cases.append(TrainCase(cfg["name"], label, attention, kwargs, "train", train_res, train_res,
-                                       opts["batch"], opts["dim"], opts["heads"], cfg["dtype"], device, threads, False,
-                                       cfg["tf32"], settings, task=name, seed=seed))
-    return Suite(c.path, cfg["name"], "accuracy", cfg["description"], cfg["expected_duration"], device, specs,
-                 tuple(cases))
+            for label, attention, kwargs in runs:  # the case's batch, dim and heads are the task's recipe
+                cases.append(TrainCase(cfg.name, label, attention, kwargs, "train", train_res, train_res,
+                                       settings.batch, settings.dim, settings.heads, cfg.dtype, device, threads,
+                                       False, cfg.tf32, settings, task=name, seed=seed))
+    return Suite(c.path, cfg.name, "accuracy", cfg.description, cfg.expected_duration, device, specs, tuple(cases))
+
+
+def _task(c: Checker, i: int, task: Any, recipe: dict[str, Any], run: dict[str, Any], specs: tuple[AttentionSpec, ...],
+          names: set[str]) -> tuple[str, int, TrainingSettings, list[tuple[str, str, dict[str, Any]]]]:
+    """One ``[[tasks]]`` table: its name (added to ``names``, the tasks' so far), training grid, the settings its
+    cases carry, and its runs (label, attention, kwargs)."""
+    where = f"tasks[{i}]"
+    if not isinstance(task, dict):
+        raise c.fail(where, f"expected a table, got {task!r}")
+    c.unknown_keys(where, task, TASK_KEYS)
+    for key in ("name", "dataset", "train_res"):
+        if key not in task:
+            raise c.fail(f"{where}.{key}", "missing")
+    name = c.str_(f"{where}.name", task["name"])
+    if name in names:
+        raise c.fail(f"{where}.name", f"duplicate task name {name!r}")
+    names.add(name)
+    dataset = c.choice(f"{where}.dataset", task["dataset"], tuple(DATASETS))
+    problem, allowed_res = DATASETS[dataset]
+    train_res = c.int_(f"{where}.train_res", task["train_res"], 1)
+    if allowed_res and train_res not in allowed_res:
+        raise c.fail(f"{where}.train_res", f"{dataset} trains at {', '.join(map(str, allowed_res))}, got {train_res}")
+    eval_res = [c.int_(f"{where}.eval_res[{j}]", r, 1)
+                for j, r in enumerate(c.list_(f"{where}.eval_res", task.get("eval_res", [train_res])))]
+    if train_res not in eval_res:
+        eval_res.insert(0, train_res)
+    # The task's overrides keep their TOML values as written (see checker.read): the config id hashes them.
+    opts = read(Recipe, c, task, f"{where}.", defaults=recipe, coerce=False)
+    for r in eval_res:
+        if r % opts["patch"]:
+            raise c.fail(f"{where}.eval_res", f"grid {r} is not a multiple of patch {opts['patch']}")
+    options = read(TaskOptions, c, task, f"{where}.")
+    model, model_kwargs = options.pop("model"), options["model_kwargs"]
+    if MODEL_ALIASES[model] == "operator":  # the authors' Darcy layout: attention and size from model_kwargs
+        if problem != "regression":
+            raise c.fail(f"{where}.model", f"{model} is the Darcy operator layout; use it with neuralop or darcy")
+        if "attentions" in task:
+            raise c.fail(f"{where}.attentions", f"not used with model = \"{model}\" (name model_kwargs.attention)")
+        if not isinstance(model_kwargs.get("attention"), str):
+            raise c.fail(f"{where}.model_kwargs.attention", "missing: the registry name of the model's attention")
+        runs = [(model, model_kwargs["attention"], {})]
+    else:
+        labels = [s.label for s in specs]
+        runs = []
+        for j, label in enumerate(c.list_(f"{where}.attentions", task.get("attentions", labels))):
+            spec = next((s for s in specs if s.label == label), None)
+            if spec is None:
+                raise c.fail(f"{where}.attentions[{j}]", f"unknown label {label!r}; defined: {', '.join(labels)}")
+            runs.append((spec.label, spec.name, spec.kwargs))
+    settings = TrainingSettings(**run, **opts, **options, dataset=dataset, eval_res=tuple(eval_res), problem=problem,
+                                model=MODEL_ALIASES[model], model_name=model)
+    return name, train_res, settings, runs
 
 
 @dataclass(frozen=True)
 class TrainCase(Case):
-    """Train one model with one attention and seed, then evaluate it at every grid of ``settings["eval_res"]``."""
+    """Train one model with one attention and seed, then evaluate it at every grid of ``settings.eval_res``."""
 
+    settings: TrainingSettings = field(default_factory=TrainingSettings)
     task: str = ""
     seed: int | None = None
 
@@ -174,8 +146,8 @@ class TrainCase(Case):
         """As :meth:`Case.config`; ``curve_every`` joins only when set, so cases without a test curve keep the
         identity they had before curves existed (their seeds still group with older runs' seeds)."""
         config = super().config()
-        if self.settings.get("curve_every"):
-            config["curve_every"] = self.settings["curve_every"]
+        if self.settings.curve_every:
+            config["curve_every"] = self.settings.curve_every
         return config
 
     @property
@@ -185,7 +157,7 @@ class TrainCase(Case):
     @property
     def row_keys(self) -> list[str]:
         """One row per evaluation grid."""
-        return [f"{self.key}|eval{r}" for r in self.settings["eval_res"]]
+        return [f"{self.key}|eval{r}" for r in self.settings.eval_res]
 
     @property
     def frontier(self) -> bool:
@@ -204,21 +176,21 @@ class TrainCase(Case):
 
     @property
     def classes(self) -> int:
-        return 10 if self.settings["problem"] == "classification" else 1
+        return 10 if self.settings.problem == "classification" else 1
 
     def build_model(self, classes: int) -> Any:
         """The task's model with this case's attention (a ``torch.nn.Module``)."""
         from attnbench.training.models import MODELS
 
         s = self.settings
-        if s["model"] == "operator":
-            kwargs = {k: v for k, v in s["model_kwargs"].items() if k != "attention"}
-            return MODELS["operator"](s["model_kwargs"]["attention"], in_channels=1, out_channels=1, **kwargs)
-        tokens = self.height // s["patch"]
-        return MODELS["backbone"](self.attention, self.kwargs, in_channels=1, out_channels=classes, dim=s["dim"],
-                                  depth=s["depth"], heads=s["heads"], mlp_ratio=s["mlp_ratio"], patch=s["patch"],
-                                  stem=s["stem"], head="dense" if s["problem"] == "regression" else "classify",
-                                  dropout=s["dropout"], token_grid=(tokens, tokens))
+        if s.model == "operator":
+            kwargs = {k: v for k, v in s.model_kwargs.items() if k != "attention"}
+            return MODELS["operator"](s.model_kwargs["attention"], in_channels=1, out_channels=1, **kwargs)
+        tokens = self.height // s.patch
+        return MODELS["backbone"](self.attention, self.kwargs, in_channels=1, out_channels=classes, dim=s.dim,
+                                  depth=s.depth, heads=s.heads, mlp_ratio=s.mlp_ratio, patch=s.patch,
+                                  stem=s.stem, head="dense" if s.problem == "regression" else "classify",
+                                  dropout=s.dropout, token_grid=(tokens, tokens))
 
     @classmethod
     def prepare(cls, cases: Sequence[Case]) -> None:
@@ -240,7 +212,7 @@ class TrainCase(Case):
         if reasons:
             return reasons
         torch.manual_seed(0)
-        return model_reasons(self.build_model(self.classes), self.height // self.settings["patch"], self.device,
+        return model_reasons(self.build_model(self.classes), self.height // self.settings.patch, self.device,
                              self.dtype, backward=True)
 
     def run(self, progress: Callable[[str], None]) -> dict[str, Any]:
@@ -261,33 +233,33 @@ class TrainCase(Case):
         base = start_peak(self.device)
         train_s, final_loss, curve = train_model(model, data, self, progress, norm)
         peak = read_peak(self.device, base)
-        impl = {"dataset": s["dataset"], "model": s["model_name"], "depth": s["depth"], "stem": s["stem"],
+        impl = {"dataset": s.dataset, "model": s.model_name, "depth": s.depth, "stem": s.stem,
                 **({"classes": data.classes} if data.problem == "classification" else {}),
-                "batch": s["batch"], "lr": s["lr"], **({"model_kwargs": s["model_kwargs"]} if s["model_kwargs"] else {})}
+                "batch": s.batch, "lr": s.lr, **({"model_kwargs": s.model_kwargs} if s.model_kwargs else {})}
         common = {"impl": json.dumps(impl, sort_keys=True), "params": params, "n_train": data.train[0].shape[0],
-                  "epochs": s["epochs"], "train_s": train_s, "final_loss": final_loss,
+                  "epochs": s.epochs, "train_s": train_s, "final_loss": final_loss,
                   "curve": json.dumps(curve, separators=(",", ":")),
                   "peak_mib": peak.peak_bytes / 2**20 if peak else None, "mem_kind": peak.kind if peak else "",
-                  "train_res": self.height, "patch": s["patch"], "status": "ok"}
+                  "train_res": self.height, "patch": s.patch, "status": Status.OK}
         rows = []
-        for res in s["eval_res"]:
-            side = res // s["patch"]
+        for res in s.eval_res:
+            side = res // s.patch
             row = {**common, "eval_res": res, "token_height": side, "token_width": side,
                    "mode": "trained" if res == self.height else "zero_shot", "n_test": data.test[res][0].shape[0],
                    "window_ratio": window_ratio(model, side)}
             reasons = model_reasons(model, side, self.device, self.dtype)
             if reasons:
-                row.update(status="unsupported", reason="; ".join(reasons))
+                row.update(status=Status.UNSUPPORTED, reason="; ".join(reasons))
             else:
                 progress(f"evaluating at {res}x{res}")
                 row.update(evaluate(model, data, res, self, norm))
             rows.append(row)
-        return {"status": "ok", "rows": rows}
+        return {"status": Status.OK, "rows": rows}
 
     def rows(self, outcome: dict[str, Any]) -> list[dict[str, Any]]:
         """One row per evaluation grid; a failed case gives every evaluation row its status."""
         outcome = dict(outcome)
         per_grid = outcome.pop("rows", None)
         if per_grid is None:
-            per_grid = [{"eval_res": r, "train_res": self.height} for r in self.settings["eval_res"]]
+            per_grid = [{"eval_res": r, "train_res": self.height} for r in self.settings.eval_res]
         return [{**self.identity(), **outcome, **r, "case_key": key} for key, r in zip(self.row_keys, per_grid)]

@@ -19,8 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["RunId", "checkout_results", "manifest_path", "new_run_id", "newest_run", "parse_run_id",
-           "reference_for", "results_path", "run_files", "same_code_rerun", "suite_files"]
+__all__ = ["RunId", "all_suite_files", "checkout_results", "manifest_path", "new_run_id", "newest_run", "parse_run_id",
+           "reference_for", "results_path", "run_files", "run_manifests", "same_code_rerun", "suite_files"]
 
 _RUN_ID = re.compile(r"^(?P<stamp>\d{8}-\d{6})-(?P<code>[^-]+)(?P<dirty>-dirty)?$")
 
@@ -72,6 +72,16 @@ def suite_files(root: Path, suite: str) -> list[Path]:
     """Results files of ``suite`` in the runs directly under ``root`` (``<root>/<machine>/<run-id>/``), oldest
     run first."""
     return sorted(Path(root).glob(f"*/*/{suite}.csv"), key=_run_key)
+
+
+def run_manifests(machine_dir: Path, suite: str) -> list[Path]:
+    """Manifests of ``suite``'s runs on one machine (``<machine_dir>/<run-id>/<suite>.json``), newest first."""
+    return sorted(Path(machine_dir).glob(f"*/{suite}.json"), reverse=True)
+
+
+def all_suite_files(root: Path, suite: str) -> list[Path]:
+    """Every results file of ``suite`` anywhere under ``root`` (run folders, ``reference/``, ``rerun/``, ...)."""
+    return sorted(Path(root).rglob(f"{suite}.csv")) if Path(root).is_dir() else []
 
 
 def run_files(root: Path, suite: str, run: str) -> Path | None:

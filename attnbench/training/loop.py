@@ -6,8 +6,8 @@ on another grid the normaliser fields are interpolated to that grid's nodes). Cl
 cross-entropy. AdamW with a one-cycle schedule, fixed epochs, seeded initialisation and data order.
 
 The functions take a :class:`TrainingRun`: anything with the run's ``settings`` (batch, lr, weight_decay, epochs,
-eval_batch, curve_every), ``seed``, ``device`` and ``dtype`` — a training case satisfies it; nothing here imports
-suites.
+eval_batch, curve_every, as attributes), ``seed``, ``device`` and ``dtype`` — a training case satisfies it;
+nothing here imports suites.
 
 The loss curve: the mean training loss of every epoch, and with ``curve_every = k > 0`` the test metric at the
 training grid after every k-th epoch (and the last). Those evaluations are timed apart and left out of the training
@@ -32,10 +32,28 @@ from attnbench.training.tasks import Normaliser, TaskData
 __all__ = ["TrainingRun", "evaluate", "model_reasons", "train_model", "window_ratio"]
 
 
+class LoopSettings(Protocol):
+    """What the loop reads of a run's settings (an accuracy suite's validated settings have these attributes)."""
+
+    @property
+    def batch(self) -> int: ...
+    @property
+    def lr(self) -> float: ...
+    @property
+    def weight_decay(self) -> float: ...
+    @property
+    def epochs(self) -> int: ...
+    @property
+    def eval_batch(self) -> int: ...
+    @property
+    def curve_every(self) -> int: ...
+
+
 class TrainingRun(Protocol):
     """What the loop reads of a training run."""
 
-    settings: dict[str, Any]
+    @property
+    def settings(self) -> LoopSettings: ...
     seed: int | None
     device: str
     dtype: str
@@ -66,22 +84,22 @@ def train_model(model: nn.Module, data: TaskData, run: TrainingRun, progress: Ca
     The curve is ``{"train_loss": [per epoch], "test_epoch": [...], "test_value": [...], "test_metric": str}``
     (the test lists empty unless ``curve_every`` > 0)."""
     s = run.settings
-    every = int(s.get("curve_every") or 0)
+    every = int(s.curve_every or 0)
     curve: dict[str, Any] = {"train_loss": [], "test_epoch": [], "test_value": [], "test_metric": ""}
     held_out = 0.0
     x, y = data.train
     n = x.shape[0]
-    steps = max(1, -(-n // s["batch"]))
-    opt = torch.optim.AdamW(model.parameters(), lr=s["lr"], weight_decay=s["weight_decay"])
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=s["lr"], total_steps=s["epochs"] * steps, pct_start=0.1)
+    steps = max(1, -(-n // s.batch))
+    opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=s.lr, total_steps=s.epochs * steps, pct_start=0.1)
     gen = torch.Generator().manual_seed(run.seed or 0)
     dtype = getattr(torch, run.dtype)
     model.train()
     start, last = time.perf_counter(), float("nan")
-    for epoch in range(s["epochs"]):
+    for epoch in range(s.epochs):
         order, total = torch.randperm(n, generator=gen), 0.0
         for i in range(steps):
-            idx = order[i * s["batch"]:(i + 1) * s["batch"]]
+            idx = order[i * s.batch:(i + 1) * s.batch]
             xb, yb = x[idx].to(run.device), y[idx].to(run.device)
             if norm is not None:
                 xb = norm[0].encode(xb)
@@ -98,7 +116,7 @@ def train_model(model: nn.Module, data: TaskData, run: TrainingRun, progress: Ca
         last = total / n
         curve["train_loss"].append(last)
         note = ""
-        if every and ((epoch + 1) % every == 0 or epoch + 1 == s["epochs"]):
+        if every and ((epoch + 1) % every == 0 or epoch + 1 == s.epochs):
             t0 = time.perf_counter()
             result = evaluate(model, data, data.train[0].shape[-1], run, norm)
             model.train()
@@ -107,7 +125,7 @@ def train_model(model: nn.Module, data: TaskData, run: TrainingRun, progress: Ca
             curve["test_value"].append(result["value"])
             curve["test_metric"] = result["metric"]
             note = f", test {result['metric']} {result['value']:.4g}"
-        progress(f"epoch {epoch + 1}/{s['epochs']} loss {last:.4g}{note} "
+        progress(f"epoch {epoch + 1}/{s.epochs} loss {last:.4g}{note} "
                  f"({time.perf_counter() - start - held_out:.0f} s)")
     return time.perf_counter() - start - held_out, last, curve
 
@@ -119,7 +137,7 @@ def evaluate(model: nn.Module, data: TaskData, res: int, run: TrainingRun,
     x, y = data.test[res]
     model.eval()
     dtype = getattr(torch, run.dtype)
-    batch = run.settings["eval_batch"]
+    batch = run.settings.eval_batch
     l2, mse, acc = [], [], []
     for i in range(0, x.shape[0], batch):
         xb, yb = x[i:i + batch].to(run.device), y[i:i + batch].to(run.device)

@@ -1,18 +1,37 @@
 """Training tasks: load a dataset's training and test sets, and the pointwise normaliser of regression fields.
 
-A task is described by plain settings (``dataset``, ``n_train``, ``n_test``, ``eval_res``, ...), as validated by the
-accuracy suite; nothing here knows about suites or cases.
+A task is described by plain settings (``dataset``, ``n_train``, ``n_test``, ``eval_res``, ... as attributes, see
+:class:`TaskSettings`), as validated by the accuracy suite; nothing here knows about suites or cases.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Normaliser", "TaskData", "dataset_reasons", "load_task", "prepare_data", "resample_nodes"]
+__all__ = ["Normaliser", "TaskData", "TaskSettings", "dataset_reasons", "load_task", "prepare_data",
+           "resample_nodes"]
+
+
+class TaskSettings(Protocol):
+    """What loading a task reads of its settings (an accuracy suite's validated settings have these attributes)."""
+
+    @property
+    def dataset(self) -> str: ...
+    @property
+    def n_train(self) -> int: ...
+    @property
+    def n_test(self) -> int: ...
+    @property
+    def eval_res(self) -> Sequence[int]: ...
+    @property
+    def fine(self) -> int: ...
+    @property
+    def variant(self) -> str: ...
 
 
 @dataclass
@@ -25,14 +44,14 @@ class TaskData:
     classes: int = 1
 
 
-def load_task(settings: dict[str, Any], train_res: int, seed: int = 0) -> TaskData:
+def load_task(settings: TaskSettings, train_res: int, seed: int = 0) -> TaskData:
     """Load (or generate) a task's training set at ``train_res`` and its test sets at every ``eval_res``.
 
     Where the training set is a draw (the Fashion-MNIST subset, the long-range scenes), ``seed`` draws it, so
     seeds vary data as well as initialisation; seed 0 gives the draw earlier versions always used. Test sets never
     depend on the seed."""
-    dataset, n_train, n_test = settings["dataset"], settings["n_train"], settings["n_test"]
-    evals = settings["eval_res"]
+    dataset, n_train, n_test = settings.dataset, settings.n_train, settings.n_test
+    evals = settings.eval_res
     if dataset == "neuralop":
         from attnbench.data import neuralop
 
@@ -45,7 +64,7 @@ def load_task(settings: dict[str, Any], train_res: int, seed: int = 0) -> TaskDa
     if dataset == "darcy":
         from attnbench.data import darcy
 
-        fine = settings["fine"]
+        fine = settings.fine
         train = darcy.generate([train_res], n_train, "train", fine=fine, progress=False)[train_res]
         test = darcy.generate(sorted(set(evals)), n_test, "test", fine=fine, progress=False)
         return TaskData("regression", (train[0][:, None], train[1][:, None]),
@@ -59,7 +78,7 @@ def load_task(settings: dict[str, Any], train_res: int, seed: int = 0) -> TaskDa
     if dataset == "longrange":
         from attnbench.data import longrange
 
-        variant = settings.get("variant", "standard")
+        variant = settings.variant
         x, y = longrange.make(n_train, train_res, seed=1 + 1000 * seed, variant=variant)  # test scenes: seed 2
         mean, std = x.mean(), x.std()  # scalar normalisation; the same numbers at every grid
         tests = {}
@@ -108,20 +127,20 @@ class Normaliser:
 
 
 
-def prepare_data(settings: dict[str, Any], train_res: int, seen: set[tuple[Any, ...]]) -> None:
+def prepare_data(settings: TaskSettings, train_res: int, seen: set[tuple[Any, ...]]) -> None:
     """Generate or fetch what one training run will read (progress bars on), skipping what ``seen`` already holds."""
     from attnbench.data import DatasetUnavailable
 
-    if settings["dataset"] == "darcy":
-        for split, n, grids in (("train", settings["n_train"], (train_res,)),
-                                ("test", settings["n_test"], tuple(settings["eval_res"]))):
-            key = (split, n, grids, settings["fine"])
+    if settings.dataset == "darcy":
+        for split, n, grids in (("train", settings.n_train, (train_res,)),
+                                ("test", settings.n_test, tuple(settings.eval_res))):
+            key = (split, n, grids, settings.fine)
             if key not in seen:
                 seen.add(key)
                 from attnbench.data import darcy
 
-                darcy.generate(list(grids), n, split, fine=settings["fine"])
-    elif settings["dataset"] == "neuralop" and ("neuralop",) not in seen:
+                darcy.generate(list(grids), n, split, fine=settings.fine)
+    elif settings.dataset == "neuralop" and ("neuralop",) not in seen:
         seen.add(("neuralop",))
         try:
             from attnbench.data import neuralop
@@ -131,16 +150,16 @@ def prepare_data(settings: dict[str, Any], train_res: int, seen: set[tuple[Any, 
             pass  # the precheck turns this into unsupported rows with the reason
 
 
-def dataset_reasons(settings: dict[str, Any]) -> list[str]:
+def dataset_reasons(settings: TaskSettings) -> list[str]:
     """Why a task's dataset cannot be had here (empty: it can), with the command that installs it."""
     from attnbench.data import DatasetUnavailable
 
     try:
-        if settings["dataset"] == "neuralop":
+        if settings.dataset == "neuralop":
             from attnbench.data import neuralop
 
             neuralop.fetch()
-        elif settings["dataset"] == "fashion":
+        elif settings.dataset == "fashion":
             from attnbench.data import fashion
 
             fashion.find_files()

@@ -56,6 +56,8 @@ def test_smoke_suite_end_to_end(tmp_path):
     assert "smoke_fwd_runtime.png" in pngs and "smoke_fwd_bwd_memory_cpu_rss.png" in pngs
     assert all((plots / p).stat().st_size > 10_000 for p in pngs)
     assert "Frontier" in (plots / "scaling.md").read_text()
+    # a finished run's folder holds results, not machinery: no lock file is left beside them
+    assert not list(csv_path.parent.glob("*.lock")), list(csv_path.parent.glob("*"))
 
 
 FAULTS = '''
@@ -303,13 +305,13 @@ def test_compile_axis(tmp_path):
 
 
 def test_dirty_checkout_does_not_write_into_results_unless_allowed(tmp_path, monkeypatch, capsys):
-    import attnbench.commands as commands
     from attnbench.measure import provenance
+    from attnbench.store import layout
 
     suite = tmp_path / "tiny.toml"
     suite.write_text(TINY.replace("[[8, 8], [16, 16]]", "[[8, 8]]").replace('["fwd", "fwd_bwd"]', '["fwd"]'))
     committed = tmp_path / "checkout" / "results"
-    monkeypatch.setattr(commands, "checkout_results", lambda: committed)
+    monkeypatch.setattr(layout, "checkout_results", lambda: committed)
     monkeypatch.setattr(provenance, "tree_is_dirty", lambda root=None: True)
     assert main(["run", str(suite), "--out", str(committed), "--quiet"]) == 2
     err = capsys.readouterr().err
@@ -321,13 +323,13 @@ def test_dirty_checkout_does_not_write_into_results_unless_allowed(tmp_path, mon
 def test_bench_compares_this_machine_with_the_committed_reference(tmp_path, monkeypatch, capsys):
     import shutil
 
-    import attnbench.workflows as workflows
+    from attnbench.store import layout
 
     suite = tmp_path / "tiny.toml"
     suite.write_text(TINY.replace("[[8, 8], [16, 16]]", "[[8, 8]]").replace('["fwd", "fwd_bwd"]', '["fwd"]')
                      .replace("min_repeats = 2", "min_blocks = 5"))
     committed = tmp_path / "checkout" / "results"
-    monkeypatch.setattr(workflows, "checkout_results", lambda: committed)
+    monkeypatch.setattr(layout, "checkout_results", lambda: committed)
     assert main(["bench", str(suite), "--out", str(tmp_path / "out"), "--quiet"]) == 0
     assert "no committed reference" in capsys.readouterr().out
     first = run_csv(tmp_path / "out", "tiny")

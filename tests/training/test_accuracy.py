@@ -12,6 +12,7 @@ from attnbench import list_attentions
 from attnbench.cli import main
 from conftest import run_csv
 from attnbench.registry import build_for_grid, capability_reasons
+from attnbench.spec.settings import TrainingSettings
 from attnbench.spec.training import TrainCase
 from attnbench.store.csvfile import read_results
 from attnbench.training.loop import train_model
@@ -39,10 +40,10 @@ def test_resample_nodes_keeps_shared_nodes_and_is_linear():
 
 
 def _case(attention: str, kwargs: dict | None = None) -> Case:
-    settings = dict(dataset="darcy", problem="regression", eval_res=[32], n_train=64, n_test=8, fine=129, batch=16,
-                    lr=3e-3, weight_decay=1e-4, epochs=2, patch=2, stem="patch", depth=2, mlp_ratio=2.0,
-                    dropout=0.0, heads=4, dim=32, model="backbone", model_name="backbone", model_kwargs={},
-                    eval_batch=8)
+    settings = TrainingSettings(dataset="darcy", problem="regression", eval_res=(32,), n_train=64, n_test=8, fine=129,
+                                batch=16, lr=3e-3, weight_decay=1e-4, epochs=2, patch=2, stem="patch", depth=2,
+                                mlp_ratio=2.0, dropout=0.0, heads=4, dim=32, model="backbone", model_name="backbone",
+                                model_kwargs={}, eval_batch=8)
     return TrainCase("t", attention, attention, kwargs or {}, "train", 32, 32, 16, 32, 4, "float32", "cpu", 1,
                      False, False, settings, task="darcy32", seed=0)
 
@@ -69,7 +70,7 @@ def test_two_epochs_reduce_the_training_loss(name):
     with torch.no_grad():
         before = rel_l2(norm[1].decode(model(norm[0].encode(data.train[0]))), data.train[1]).mean().item()
     _, last, curve = train_model(model, data, case, lambda message: None, norm)
-    assert curve["train_loss"][-1] == last and len(curve["train_loss"]) == case.settings["epochs"]
+    assert curve["train_loss"][-1] == last and len(curve["train_loss"]) == case.settings.epochs
     assert curve["test_epoch"] == []  # curve_every unset: no test evaluations
     with torch.no_grad():
         model.eval()
@@ -175,9 +176,12 @@ def test_accuracy_suite_validation(old, new, fragment, tmp_path, capsys):
 
 
 def test_paper_model_variant_runs():
+    import dataclasses
+
     case = _case("mano")
-    case.settings.update(model="operator", model_kwargs=dict(attention="mano", dim=32, depth=2, heads=2, dim_head=16,
-                                                             mlp_dim=32, rate=4))
+    settings = dataclasses.replace(case.settings, model="operator", model_kwargs=dict(
+        attention="mano", dim=32, depth=2, heads=2, dim_head=16, mlp_dim=32, rate=4))
+    case = dataclasses.replace(case, settings=settings)
     model = case.build_model(1)
     out = model(torch.randn(2, 1, 32, 32))
     assert out.shape == (2, 1, 32, 32)

@@ -77,4 +77,4 @@ class NeighborhoodAttention(QKVAttention):
 if natten is not None:
     register_attention("neighborhood")(NeighborhoodAttention)
 else:
-    mark_unavailable("neighborhood", _IMPORT_ERROR + "; install natten with --no-build-isolation (see README)")
+    mark_unavailable("neighborhood", _IMPORT_ERROR + "; install natten with --no-build-isolation (see docs/mechanisms.md, optional backends)")

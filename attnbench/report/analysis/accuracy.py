@@ -66,7 +66,7 @@ def _percent(r: dict) -> str:
     return "" if pd.isna(r["vs_trained"]) else f"{100 * r['vs_trained']:+.0f} %"
 
 
-# The accuracy table, specified once: accuracy.md, the HTML report and the README's summary draw these columns.
+# The accuracy table, specified once: accuracy.md, the HTML report and the docs' accuracy blocks draw these columns.
 ACCURACY_COLUMNS = (
     Column("task", "task"), Column("budget", "budget (samples × epochs)", sort="budget_size"),
     Column("label", "attention"), _grid("train_res"), _grid("eval_res"), Column("mode", "mode"),
