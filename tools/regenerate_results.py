@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     for csv in plotted_runs():
         # the command a run's scaling.md records (it may have plotted several files together), else the file alone
         recorded = csv.parent / "plots" / csv.stem / "scaling.md"
-        command = _recorded_command(recorded) if recorded.exists() else ["plot", str(csv.relative_to(ROOT))]
+        command = _recorded_command(recorded) if recorded.exists() else []
+        if not command or not all((ROOT / f).exists() for f in command[1:]):  # recorded before the run was moved
+            command = ["plot", str(csv.relative_to(ROOT))]
         if str(csv.relative_to(ROOT)) in done:
             continue
         done.update(command[1:])
