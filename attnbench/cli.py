@@ -16,8 +16,8 @@ import sys
 from collections.abc import Sequence
 
 from attnbench.commands import (
-    cmd_bench, cmd_check, cmd_claims, cmd_compare, cmd_data, cmd_list, cmd_plot, cmd_report, cmd_roofline, cmd_run,
-    usage_error,
+    cmd_bench, cmd_calibrate, cmd_check, cmd_claims, cmd_compare, cmd_data, cmd_list, cmd_plot, cmd_report,
+    cmd_roofline, cmd_run, usage_error,
 )
 
 __all__ = ["build_parser", "main"]
@@ -130,13 +130,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_claims)
 
     p = sub.add_parser("compare", help="compare two results files or folders case by case (asv-style)",
-                       description="Matches cases on their full configuration and grid; ratio B/A of median times "
-                                   "with a bootstrap CI, Mann-Whitney U on the timing blocks, memory ratio, status "
-                                   "changes. A change is significant when p < alpha and the ratio passes threshold.")
+                       description="Matches cases on their full configuration and grid; ratio B/A of the medians of "
+                                   "per-process medians with a hierarchical bootstrap CI, Mann-Whitney U over the "
+                                   "process medians, memory ratio, status changes. A change is significant when "
+                                   "p < alpha and the ratio passes threshold and this machine's calibrated noise "
+                                   "floor (attnbench calibrate); runs measured once get 'too few replicates'.")
     p.add_argument("a", metavar="A", help="baseline results CSV or folder")
     p.add_argument("b", metavar="B", help="results CSV or folder compared with A")
     p.add_argument("--threshold", type=float, default=1.1, help="smallest ratio counted as a change (default 1.1)")
-    p.add_argument("--alpha", type=float, default=0.002, help="significance level of the U test (default 0.002)")
+    p.add_argument("--alpha", type=float, default=0.01,
+                   help="significance level of the U test over process medians (default 0.01)")
     p.add_argument("--fail-above", type=float, default=None, metavar="R",
                    help="exit 1 when a case is significantly slower by a ratio >= R (e.g. 1.1)")
     p.add_argument("--fail-below", type=float, default=None, metavar="R",
@@ -145,6 +148,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "csv", "json"), default="table",
                    help="console table (default), or CSV / JSON on stdout")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("calibrate", help="this machine's A/A noise floor and compare's power (stored per machine)",
+                       description="Runs suites/calibrate.toml (every case in 12 interleaved rounds, with a planted "
+                                   "1.25x slowdown of full), compares its odd rounds with its even rounds case by case "
+                                   "(an A/A comparison: the noise floor) and full against the planted layer (the "
+                                   "power), and stores the result for this machine; compare then reads it.")
+    p.add_argument("--suite", default=None, metavar="SUITE", help="calibration suite (default: the packaged one)")
+    run_options(p)
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("roofline", help="measure this machine's matmul peak and copy bandwidth (cached per machine)",
                        description="Dense matmul FLOP/s (float32, and bfloat16/float16 where supported) and copy "

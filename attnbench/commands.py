@@ -16,7 +16,7 @@ from typing import Any
 
 from attnbench import api
 
-__all__ = ["cmd_bench", "cmd_check", "cmd_claims", "cmd_compare", "cmd_data", "cmd_list", "cmd_plot", "cmd_report",
+__all__ = ["cmd_bench", "cmd_calibrate", "cmd_check", "cmd_claims", "cmd_compare", "cmd_data", "cmd_list", "cmd_plot", "cmd_report",
            "cmd_roofline", "cmd_run", "parse_assignments", "print_plan", "usage_error"]
 
 
@@ -182,10 +182,35 @@ def cmd_compare(args: argparse.Namespace) -> int:
                                  fail_below=args.fail_below)
     done = api.compare(args.a, args.b, options)
     console = _wide_console()
-    print_comparison(done.table, console, args.a, args.b, args.threshold, args.alpha, fmt=args.format)
+    print_comparison(done.table, console, args.a, args.b, args.threshold, args.alpha, fmt=args.format,
+                     drift=done.drift)
     if args.format == "table" and done.accuracy is not None:
         print_accuracy_comparison(done.accuracy, console, args.a, args.b)
     return done.exit_code
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Measure this machine's A/A noise floor and compare's power on a planted slowdown; store them."""
+    options = api.CalibrateOptions(suite=args.suite, run=_run_options(args, args.command_line))
+    if args.dry_run:
+        return print_plan(api.plan([options.suite or _packaged("calibrate.toml")], options.run))
+    done = api.calibrate(options)
+    r = done.result
+    print(f"calibration of {done.machine} ({done.results}):")
+    print(f"  A/A noise floor: {r['noise_floor']:.3f} (the {100 * r['floor_quantile']:.0f}th percentile of the "
+          f"odd- vs even-round ratio, either way, over {r['aa_cases']} cases; {r['replicates_per_set']} "
+          "processes per set)")
+    print(f"  A/A: {r['aa_flagged']} of {r['aa_cases']} unchanged cases flagged")
+    print(f"  planted 1.25x slowdown: {r['planted_flagged']} of {r['planted_cases']} cases flagged at grids from "
+          f"{int(r['planted_min_tokens'] ** 0.5)}² (median ratio {r['planted_ratio_median']:.3f})")
+    print(f"  stored: {done.stored} and {done.beside}")
+    return 0
+
+
+def _packaged(name: str) -> str:
+    from attnbench.spec.suite import SUITES_DIR
+
+    return str(SUITES_DIR / name)
 
 
 def cmd_roofline(args: argparse.Namespace) -> int:

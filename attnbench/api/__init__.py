@@ -21,6 +21,7 @@ what it needs when called.
 from __future__ import annotations
 
 from attnbench.api.benchmark import BenchOptions, BenchResult, bench, quick_check
+from attnbench.api.calibrate import CalibrateOptions, Calibration, calibrate, noise_floor
 from attnbench.api.errors import InputError
 from attnbench.api.mechanisms import CheckOptions, Roofline, RooflineOptions, check, list_mechanisms, roofline
 from attnbench.api.results import (
@@ -28,7 +29,7 @@ from attnbench.api.results import (
 )
 from attnbench.api.runs import RunOptions, RunResult, SuitePlan, load_suites, plan, run
 
-__all__ = ["BenchOptions", "BenchResult", "CheckOptions", "CompareOptions", "Comparison", "InputError",
+__all__ = ["BenchOptions", "BenchResult", "CalibrateOptions", "Calibration", "CheckOptions", "CompareOptions", "Comparison", "InputError",
            "PlotOptions", "ReportOptions", "Roofline", "RooflineOptions", "RunOptions", "RunResult", "SuitePlan",
-           "bench", "check", "claims", "compare", "list_mechanisms", "load_suites", "plan", "plot", "quick_check",
+           "bench", "calibrate", "check", "claims", "compare", "list_mechanisms", "load_suites", "noise_floor", "plan", "plot", "quick_check",
            "report", "roofline", "run"]

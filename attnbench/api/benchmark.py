@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from attnbench.api.errors import InputError
 from attnbench.api.results import PlotOptions, ReportOptions, plot, report
-from attnbench.api.runs import Paths, RunOptions, RunResult, SuitePlan, plan, run
+from attnbench.api.runs import Paths, RunOptions, RunResult, SuitePlan, load_suites, plan, run
 
 if TYPE_CHECKING:  # annotations only
     from rich.console import Console
@@ -86,6 +86,22 @@ def _line(console: Console, text: str) -> None:
     console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
+def _ensure_roofline(names: list[str], run_options: RunOptions, console: Console) -> None:
+    """Measure the roofline of each cost suite's device and thread count when none is cached (the runs record
+    it); a cached one is used as it is."""
+    from attnbench.measure.provenance import machine_tag
+    from attnbench.measure.roofline import cached, roofline_for
+
+    for suite in load_suites(names, run_options):
+        if suite.kind != "cost" or not suite.cases:
+            continue
+        machine, threads = machine_tag(suite.device), suite.cases[0].threads
+        if cached(machine, suite.device, threads) is None:
+            _line(console, f"roofline of {machine} ({suite.device}, {threads} threads): not measured yet; measuring")
+            # the sizes `attnbench roofline` uses (a GPU needs large operands to reach its tensor-core peak)
+            roofline_for(machine, suite.device, threads, *((8192, 2048) if suite.device == "cuda" else (2048, 256)))
+
+
 def bench(suites: Paths = (), options: BenchOptions | None = None, *,
           console: Console | None = None) -> BenchResult:
     """Run the given suites (default: this machine's), plot what they wrote, compare each with the committed
@@ -112,6 +128,8 @@ def bench(suites: Paths = (), options: BenchOptions | None = None, *,
     if options.dry_run:
         result.plans = plan(names, options.run)
         return result
+    if result.quick is None:  # a newcomer's report gets its achieved-vs-roofline figures: measure once (≤ 1 min)
+        _ensure_roofline(names, options.run, console)
     result.run = run(names, options.run)
     paths = result.run.paths
     if result.quick is not None and paths:  # the preflight's roofline and checks go next to the suite's results

@@ -84,7 +84,7 @@ class CompareOptions:
     / ``fail_below`` set :attr:`Comparison.exit_code` for significant slowdowns / speed-ups that reach them."""
 
     threshold: float = 1.1
-    alpha: float = 0.002
+    alpha: float = 0.01
     fail_above: float | None = None
     fail_below: float | None = None
 
@@ -99,18 +99,31 @@ class Comparison:
     table: pd.DataFrame
     accuracy: pd.DataFrame | None
     exit_code: int
+    drift: str = ""  # how far the machine itself moved between A and B, when beyond its noise
+    floor: float | None = None  # B's machine's calibrated A/A noise floor, if any
 
 
 def compare(a: str | Path, b: str | Path, options: CompareOptions | None = None) -> Comparison:
     """Compare two results files or folders case by case (asv-style)."""
     from attnbench.report import compare as compare_cost
-    from attnbench.report import compare_accuracy, load_frame, verdict
+    from attnbench.report import compare_accuracy, load_frame, machine_drift, verdict
 
     options = options or CompareOptions()
     path_a, path_b = _existing([a, b])
     frame_a, frame_b = load_frame([path_a]), load_frame([path_b])
-    table = compare_cost(frame_a, frame_b, threshold=options.threshold, alpha=options.alpha)
+    floor = _floor(frame_b)
+    table = compare_cost(frame_a, frame_b, threshold=options.threshold, alpha=options.alpha, floor=floor)
     accuracy = None
     if (frame_a["kind"] == "accuracy").any() or (frame_b["kind"] == "accuracy").any():
         accuracy = compare_accuracy(frame_a, frame_b)
-    return Comparison(path_a, path_b, table, accuracy, verdict(table, options.fail_above, options.fail_below))
+    drift = machine_drift(frame_a, frame_b, floor)["sentence"]
+    return Comparison(path_a, path_b, table, accuracy, verdict(table, options.fail_above, options.fail_below),
+                      drift, floor)
+
+
+def _floor(frame: pd.DataFrame) -> float | None:
+    """The calibrated noise floor of the machine that measured ``frame`` (its first row's), if any."""
+    from attnbench.api.calibrate import noise_floor
+
+    machines = [m for m in frame["machine"].astype(str) if m]
+    return noise_floor(machines[0]) if machines else None

@@ -12,6 +12,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from attnbench.execute.rounds import plan_rounds
 from attnbench.execute.runner import find_resumable
 from attnbench.spec.case import Case
 from attnbench.spec.validate import Suite
@@ -39,8 +40,10 @@ def _history(root: Path, suite: str, machine: str) -> dict[str, list[float]]:
             continue  # a foreign or damaged file says nothing about durations
         for r in rows:
             if r.get("machine") == machine and r.get("case_wall_s"):
-                try:
-                    seen.setdefault(r["case_key"], {})[r.get("run_id", str(path))] = float(r["case_wall_s"])
+                try:  # one value per run and process: a replicated case's rounds each count
+                    key = r["case_key"].rsplit("|r", 1)[0] if r.get("replicate") else r["case_key"]
+                    run = f"{r.get('run_id', str(path))}#{r.get('replicate') or 0}"
+                    seen.setdefault(key, {})[run] = float(r["case_wall_s"])
                 except ValueError:
                     continue
     return {k: list(v.values()) for k, v in seen.items()}
@@ -59,8 +62,8 @@ def plan_suite(suite: Suite, root: str | Path = "results", fresh: bool = False) 
         done = {r["case_key"] for r in read_results(results_path(resumed, suite.name))}
     history = _history(root, suite.name, static["machine"])
     planned = []
-    for case in suite.cases:
-        earlier = history.get(case.row_keys[0], [])
+    for case in (c for cases in plan_rounds(suite) for c in cases):
+        earlier = history.get(case.case_key, [])
         planned.append(PlannedCase(case, set(case.row_keys) <= done,
                                    statistics.median(earlier) if earlier else None, len(earlier)))
     return resumed, planned

@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from attnbench.store.status import ENDS_SERIES, Status
+from attnbench.execute.rounds import earlier_failures, plan_rounds
+from attnbench.measure.speed import cpu_times, speed_index, steal_percent
 from attnbench.spec.case import Case
 from attnbench.spec.validate import Suite
 from attnbench.store.csvfile import ResultsFile, is_locked, remove_lock
@@ -59,13 +61,14 @@ class RunReport:
 def fingerprint(suite: Suite) -> str:
     """Hash of everything a run of ``suite`` measures: its name and every case key (which include the full
     configuration of each case)."""
-    keys = sorted(k for c in suite.cases for k in c.row_keys)
+    keys = sorted(k for cases in plan_rounds(suite) for c in cases for k in c.row_keys)
     return hashlib.sha256(json.dumps([suite.name, keys]).encode()).hexdigest()[:16]
 
 
 def _manifest(suite: Suite, run_id: str, static: dict[str, Any]) -> dict[str, Any]:
     return {"run_id": run_id, "suite": suite.name, "suite_file": suite.path, "fingerprint": fingerprint(suite),
-            "cases": len(suite.cases), "code_version": static.get("code_version", ""),
+            "cases": len(suite.cases), "replicates": suite.replicates, "order_seed": suite.order_seed,
+            "code_version": static.get("code_version", ""),
             "git_sha": static.get("git_sha", ""), "torch": static.get("torch", ""), "device": suite.device,
             "machine": static.get("machine", ""), "hostname": static.get("hostname", ""),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "finished": None}
@@ -157,13 +160,16 @@ def run_suite(suite: Suite, root: str | Path = "results", run_id: str | None = N
         with ResultsFile(report.path) as rf:
             done = rf.done_keys()
             frontier = _frontiers(rf.rows)
-            pending = [c for c in suite.cases if not set(c.row_keys) <= done]
-            report.skipped_existing = len(suite.cases) - len(pending)
+            rounds = plan_rounds(suite)
+            planned = [c for cases in rounds for c in cases]
+            pending = [c for c in planned if not set(c.row_keys) <= done]
+            report.skipped_existing = len(planned) - len(pending)
             if resumed:
                 console.print(f"resuming the interrupted run {report.path}: {report.skipped_existing} of "
-                              f"{len(suite.cases)} cases already recorded (--fresh starts a new run instead)")
+                              f"{len(planned)} cases already recorded (--fresh starts a new run instead)")
             for case_type in dict.fromkeys(type(c) for c in pending):  # e.g. datasets, once, outside timed cases
                 case_type.prepare([c for c in pending if type(c) is case_type])
+            failed = earlier_failures(rf.rows)
             columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                        TextColumn("ETA"), TimeRemainingColumn())
             with Progress(*columns, console=console, disable=not show_progress, transient=False) as progress:
@@ -175,21 +181,23 @@ def run_suite(suite: Suite, root: str | Path = "results", run_id: str | None = N
                     extra = f" (+{len(running) - 1} running)" if len(running) > 1 else ""
                     progress.update(task, description=f"{case.description} {message}{extra}")
 
-                for case, outcome, where in executor.outcomes(pending, frontier, show):
+                def record(case: Case, outcome: dict[str, Any], where: dict[str, Any], extra: dict[str, Any]) -> None:
                     what = case.description
                     running.pop(what, None)
                     timestamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
                     placed = _placed(static, where)
-                    for key, extra in zip(case.row_keys, case.rows(outcome)):
+                    for key, cols in zip(case.row_keys, case.rows(outcome)):
                         if key in done:  # a crash between the rows of one case: keep what was written
                             continue
-                        row = {**static, **placed, **extra, "run_id": run_dir.name, "case_key": key,
+                        row = {**static, **placed, **cols, **extra, "run_id": run_dir.name, "case_key": key,
                                "timestamp": timestamp}
                         rf.append(row)
-                        report.counts[row["status"]] += 1
+                        report.counts[str(row["status"])] += 1
                     if case.frontier and ends_series(outcome["status"], outcome.get("reason", "")):
                         frontier.setdefault(case.series, (case.tokens,
                                                           f"{outcome['status']} at {case.height}x{case.width}"))
+                    if case.replicate and outcome["status"] not in (Status.OK, Status.SKIPPED):
+                        failed.setdefault(case.case_key, f"{outcome['status']} in round {case.replicate}")
                     progress.advance(task)
                     if show_progress and not console.is_terminal:  # a log file or pipe: one line per finished case
                         ms = outcome.get("time_ms_median")
@@ -198,6 +206,35 @@ def run_suite(suite: Suite, root: str | Path = "results", run_id: str | None = N
                                       f"{outcome['status']}" + (f" {ms:.4g} ms" if ms else "") + node
                                       + (f" ({outcome['reason']})" if outcome.get("reason") else ""),
                                       soft_wrap=True, markup=False, highlight=False)  # "[compiled]" is text
+
+                for cases in rounds:
+                    todo = [c for c in cases if not set(c.row_keys) <= done]
+                    if not todo:
+                        continue
+                    position = {c.key: i for i, c in enumerate(cases, 1)}
+                    extra: dict[str, Any] = {}
+                    if suite.replicates > 1:  # the machine's own speed, once per round, where the cases run
+                        speed = speed_index(todo[0].threads, suite.device)
+                        extra = {"order_seed": suite.order_seed, "speed_compute_ms": speed["compute_ms"],
+                                 "speed_memory_ms": speed["memory_ms"]}
+                    retry = []
+                    for case in todo:  # failed in an earlier round: recorded, not re-tried blindly
+                        if case.case_key in failed:
+                            outcome = {"status": Status.SKIPPED, "reason": f"failed earlier ({failed[case.case_key]})"}
+                            record(case, outcome, {}, {**extra, "round_position": position[case.key]})
+                        else:
+                            retry.append(case)
+                    outcomes = executor.outcomes(retry, frontier, show)
+                    while True:
+                        before = cpu_times()
+                        try:
+                            case, outcome, where = next(outcomes)
+                        except StopIteration:
+                            break
+                        steal = steal_percent(before, cpu_times())
+                        record(case, outcome, where, {**extra, "cpu_steal_pct": steal,
+                                                      **({"round_position": position[case.key]}
+                                                         if case.replicate else {})})
             report.rows = rf.rows
         manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         _write_json(manifest_path, manifest)

@@ -18,7 +18,8 @@ __all__ = ["measure_cost"]
 
 def measure_cost(attention: str, kwargs: Mapping[str, Any], *, mode: str, batch: int, height: int, width: int,
                  dim: int, heads: int, dtype: str, device: str, threads: int, compiled: bool, min_run_time: float,
-                 min_blocks: int, max_run_time: float, warmup: int) -> dict[str, Any]:
+                 min_blocks: int, max_run_time: float, warmup: int,
+                 calls_per_block: int | None = None) -> dict[str, Any]:
     """Build the layer, then peak memory (first full-size step of this fresh process), time of one step (at least
     ``min_blocks`` blocks or the ``min_run_time`` .. ``max_run_time`` budget) and the SDPA kernel of one profiled
     step; returns the measured columns of a results row."""
@@ -79,7 +80,7 @@ def measure_cost(attention: str, kwargs: Mapping[str, Any], *, mode: str, batch:
         mem = memory.peak_memory(step, "cuda", reset=clear_grads)
         timing_warmup = 0  # warmed up above, before the memory counters
     result = timing.measure(step, threads=threads, min_run_time=min_run_time, min_blocks=min_blocks,
-                            warmup=timing_warmup, max_run_time=max_run_time)
+                            warmup=timing_warmup, max_run_time=max_run_time, calls_per_block=calls_per_block)
     kernels = sdpa_kernels(step)
     info = getattr(module, "extra_info", lambda: {})()
     ci_lo, ci_hi = result.median_ci()

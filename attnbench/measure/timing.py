@@ -100,6 +100,7 @@ def measure(
     warmup: int = 1,
     max_run_time: float = 10.0,
     timer: Callable[[], float] | None = None,
+    calls_per_block: int | None = None,
 ) -> TimingResult:
     """Time ``step()``.
 
@@ -111,6 +112,10 @@ def measure(
         warmup: calls before any timing (first-call costs: allocator growth, lazy init, autotuning).
         max_run_time: ... unless this many seconds of timing have passed (then fewer blocks, at least 2).
         timer: the clock (default ``timeit.default_timer``); tests inject a fake one.
+        calls_per_block: a fixed block size instead of the autorange's choice, so every grid of a series is timed
+            the same way (the autorange moves from 10 to 1 calls per block as a call gets slower, and a scaling
+            fit across that step mixes two regimes). Blocks then repeat until ``min_blocks`` blocks and
+            ``min_run_time`` seconds, or ``max_run_time`` seconds (at least 2 blocks).
     """
     from torch.utils.benchmark import Timer
 
@@ -125,9 +130,21 @@ def measure(
     kwargs = {"timer": timer} if timer is not None else {}
     t = Timer(stmt="step()", globals={"step": counted}, num_threads=threads, **kwargs)
     faults0, start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
-    m = t.blocked_autorange(min_run_time=min_run_time)
-    times = list(m.times)
-    while len(times) < min_blocks and (len(times) < 2 or time.perf_counter() - start < max_run_time):
-        times.extend(t.timeit(m.number_per_run).times)
+    if calls_per_block:
+        number, times = calls_per_block, []
+
+        def more() -> bool:
+            elapsed = time.perf_counter() - start
+            if len(times) < 2:
+                return True
+            return elapsed < max_run_time and (len(times) < min_blocks or elapsed < min_run_time)
+    else:
+        m = t.blocked_autorange(min_run_time=min_run_time)
+        number, times = m.number_per_run, list(m.times)
+
+        def more() -> bool:
+            return len(times) < min_blocks and (len(times) < 2 or time.perf_counter() - start < max_run_time)
+    while more():
+        times.extend(t.timeit(number).times)
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0
-    return TimingResult(tuple(times), m.number_per_run, faults / calls[0] if calls[0] else None)
+    return TimingResult(tuple(times), number, faults / calls[0] if calls[0] else None)

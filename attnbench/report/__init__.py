@@ -21,6 +21,7 @@ _ENTRY_POINTS = {
     "compare": "attnbench.report.analysis.compare",
     "compare_accuracy": "attnbench.report.analysis.compare",
     "verdict": "attnbench.report.analysis.compare",
+    "machine_drift": "attnbench.report.analysis.compare",
     "print_comparison": "attnbench.report.render.console",
     "print_accuracy_comparison": "attnbench.report.render.console",
     "print_summary": "attnbench.report.render.console",

@@ -41,6 +41,9 @@ class Case:
     tf32: bool
     # How the case's process runs; each kind carries its own subclass (timing budget, training recipe).
     settings: RunSettings = field(default_factory=RunSettings)
+    # Which replicate this is (the round it runs in, from 1) when the suite measures each case in several
+    # processes; 0: the case is measured once. Not part of the configuration: replicates are the same case.
+    replicate: int = 0
 
     kind: ClassVar[str] = ""
 
@@ -72,7 +75,13 @@ class Case:
     def key(self) -> str:
         """Identity used for resume: the same key is never measured twice in one run. Readable prefix + config."""
         return (f"{self.label}|{self.mode}|{self.height}x{self.width}|b{self.batch}|c{self.dim}h{self.heads}|"
-                f"{self.dtype}|{self.device}|t{self.threads}|compile={int(self.compile)}|{self.config_id}")
+                f"{self.dtype}|{self.device}|t{self.threads}|compile={int(self.compile)}|{self.config_id}"
+                + (f"|r{self.replicate}" if self.replicate else ""))
+
+    @property
+    def case_key(self) -> str:
+        """:attr:`key` without the replicate: what all replicates of this case share."""
+        return self.key.rsplit("|r", 1)[0] if self.replicate else self.key
 
     @property
     def row_keys(self) -> list[str]:
@@ -97,7 +106,8 @@ class Case:
     @property
     def description(self) -> str:
         """One line for progress displays."""
-        return f"{self.suite}: {self.label} {self.mode} {self.height}x{self.width}" + (" compiled" * self.compile)
+        return (f"{self.suite}: {self.label} {self.mode} {self.height}x{self.width}" + (" compiled" * self.compile)
+                + (f" r{self.replicate}" if self.replicate else ""))
 
     @classmethod
     def prepare(cls, cases: Sequence[Case]) -> None:
@@ -132,6 +142,7 @@ class Case:
             "dim": self.dim, "heads": self.heads, "dtype": self.dtype, "device": self.device,
             "threads": self.threads, "compile": self.compile, "tf32": self.tf32, "config_id": self.config_id,
             "min_run_time": None, "min_blocks": None, "warmup": None, "timeout": self.settings.timeout,
+            "replicate": self.replicate or None,
         }
 
     def rows(self, outcome: dict[str, Any]) -> list[dict[str, Any]]:

@@ -33,11 +33,14 @@ class CostCase(Case):
         "min_run_time", "min_blocks", "max_run_time", "warmup", "timeout", "memory_limit_gib", "imports")
 
     def config(self) -> dict[str, Any]:
-        """As :meth:`Case.config`, plus the compile budget of a compiled case (an eager case's identity is the
+        """As :meth:`Case.config`, plus the compile budget of a compiled case and a fixed ``calls_per_block``
+        (an eager, autoranged case's identity is the
         same whatever ``compile_timeout`` says, so results from before the key existed still match)."""
         config = super().config()
         if self.compile:
             config["compile_timeout"] = self.settings.compile_timeout
+        if self.settings.calls_per_block:  # only when fixed: autoranged cases keep the ids they always had
+            config["calls_per_block"] = self.settings.calls_per_block
         return config
 
     @property
@@ -65,7 +68,8 @@ class CostCase(Case):
         return measure_cost(self.attention, self.kwargs, mode=self.mode, batch=self.batch, height=self.height,
                             width=self.width, dim=self.dim, heads=self.heads, dtype=self.dtype, device=self.device,
                             threads=self.threads, compiled=self.compile, min_run_time=s.min_run_time,
-                            min_blocks=s.min_blocks, max_run_time=s.max_run_time, warmup=s.warmup)
+                            min_blocks=s.min_blocks, max_run_time=s.max_run_time, warmup=s.warmup,
+                            calls_per_block=s.calls_per_block or None)
 
     def time_limit(self) -> float:
         """``timeout``, plus ``compile_timeout`` for a compiled case (compilation happens inside the case)."""
@@ -100,4 +104,5 @@ def load_cost_suite(raw: dict[str, Any], c: Checker) -> Suite:
                     cases.append(CostCase(cfg.name, spec.label, spec.name, spec.kwargs, mode, H, W, sweep.batch,
                                           cfg.dim, cfg.heads, cfg.dtype, device, threads, compiled, cfg.tf32,
                                           settings))
-    return Suite(c.path, cfg.name, "cost", cfg.description, cfg.expected_duration, device, specs, tuple(cases))
+    return Suite(c.path, cfg.name, "cost", cfg.description, cfg.expected_duration, device, specs, tuple(cases),
+                 sweep.replicates, sweep.order_seed)

@@ -133,13 +133,18 @@ class RunSettings:
 @dataclass(frozen=True)
 class CostSweep:
     """A cost suite's axes: grids × modes × compile (``compile_grids``: the compiled series may sweep fewer
-    grids, since compiling takes seconds to minutes per case on a small CPU), at one batch size."""
+    grids, since compiling takes seconds to minutes per case on a small CPU), at one batch size, and how many
+    replicate processes measure each case (``replicates``, in rounds shuffled by ``order_seed``)."""
 
     grids: tuple[tuple[int, int], ...] = setting(check=_grids)
     batch: int = setting(1, integer(1))
     modes: tuple[str, ...] = setting(("fwd",), _modes)
     compile: tuple[bool, ...] = setting((False,), _compile_axis)
     compile_grids: tuple[tuple[int, int], ...] | None = setting(None, _grid_list)
+    # Replicates: every case is measured in this many processes, one per round; each round runs every case once,
+    # in an order shuffled by (order_seed, round). The process is the unit of repetition (asv's "processes").
+    replicates: int = setting(1, integer(1))
+    order_seed: int = setting(0, integer(0))
 
 
 @dataclass(frozen=True)
@@ -155,6 +160,8 @@ class CostSettings(RunSettings):
     warmup: int = setting(1, integer(0))
     frontier: bool = setting(True, boolean())
     compile_timeout: float = setting(300.0, number())
+    # Calls per timing block, fixed for every grid (0: torch's autorange chooses, 1000 down to 1 as calls slow).
+    calls_per_block: int = setting(0, integer(0))
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,8 @@ class Suite:
     device: str
     attentions: tuple[AttentionSpec, ...]
     cases: tuple[Any, ...]  # spec.case.Case subclasses
+    replicates: int = 1  # processes per case, one per round (cost suites)
+    order_seed: int = 0  # seeds each round's shuffled case order
 
 
 # -------------------------------------------------------------------------------------------- overrides

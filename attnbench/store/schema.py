@@ -15,7 +15,7 @@ from attnbench.store.status import Status
 __all__ = ["COLUMNS", "NUMERIC", "SCHEMA", "SCHEMA_VERSION", "Column", "columns_markdown", "format_value",
            "series_label"]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,13 @@ SCHEMA: tuple[Column, ...] = (
         n_train:int; n_test:int; epochs:int; train_s:float:s, training wall time (curve evaluations left out);
         final_loss:float:mean training loss of the last epoch; curve:json:loss curve — train_loss per epoch, and
         test_value of test_metric at the training grid after every curve_every-th epoch (test_epoch)"""),
+    *_cols("replication", """
+        replicate:int:the round, and so the process, that measured this row of a replicated case (from 1, empty
+        when a case is measured once) — its time_samples_ms are that process's blocks;
+        round_position:int:the case's place in its round's shuffled order (from 1); order_seed:int:seed of the
+        rounds' shuffles; cpu_steal_pct:float:% of CPU time the hypervisor stole while the case ran;
+        speed_compute_ms:float:the round's compute canary, one 256² float32 matmul on the case's threads;
+        speed_memory_ms:float:the round's memory canary, one copy of 32 MiB"""),
     *_cols("provenance", """
         torch:str; cuda:str; device_name:str; device_mem_gib:float; cpu_model:str; machine:str:results folder
         of the hardware (GPU model, or CPU model + cores); hostname:str; git_sha:str:with a dirty-tree suffix when

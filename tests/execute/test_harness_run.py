@@ -42,7 +42,7 @@ def test_smoke_suite_end_to_end(tmp_path):
         assert r["load_start"] != "" and r["run_id"] == csv_path.parent.name and r["config_id"] in r["case_key"]
         assert float(r["peak_mib"]) >= 0 and r["mem_kind"] == "cpu_rss"
         assert int(r["threads"]) == 1 and r["dtype"] == "float32" and r["tf32"] == "false"
-        assert r["torch"] and r["timestamp"] and r["schema_version"] == "4"
+        assert r["torch"] and r["timestamp"] and r["schema_version"] == "5"
         assert int(r["flops"]) > 0 and int(r["bytes"]) > 0 and float(r["gflops_per_s"]) > 0
     # the kernel that ran, from a profiled step, for every mechanism that calls SDPA
     assert {r["sdpa_backend"] for r in rows if r["attention"] == "full"} == {"flash"}

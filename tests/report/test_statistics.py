@@ -28,8 +28,9 @@ def _row(label, attention, side, t, status="ok", peak=1.0, batch=1, mode="fwd", 
     return r
 
 
-def _frame(rows):
-    return prepare(pd.DataFrame([{k: ("" if v is None else str(v)) for k, v in r.items()} for r in rows]))
+def _frame(rows, replicates="cases"):
+    return prepare(pd.DataFrame([{k: ("" if v is None else str(v)) for k, v in r.items()} for r in rows]),
+                   replicates)
 
 
 SIDES = (16, 32, 64, 128)
@@ -104,19 +105,23 @@ def test_bootstrap_ci_brackets_the_median_and_is_seeded():
     assert lo <= np.median(xs) <= hi and (lo, hi) == bootstrap_median_ci(xs)
 
 
-def _run(factor, status="ok", seed=0):
+def _run(factor, status="ok", seed=0, replicates=6, level="cases"):
+    """Two cases, each measured in ``replicates`` processes (one row per process, its blocks as samples)."""
     rng = np.random.default_rng(seed)
     rows = []
     for s in (16, 32):
-        samples = factor * (1.0 + 0.01 * rng.standard_normal(20))
-        rows.append(_row("lin", "linear", s, float(np.median(samples)), status=status if s == 32 else "ok",
-                         samples=samples, config="c1"))
-    return _frame(rows)
+        for r in range(1, replicates + 1):
+            samples = factor * (1.0 + 0.01 * rng.standard_normal()) * (1.0 + 0.002 * rng.standard_normal(8))
+            row = _row("lin", "linear", s, float(np.median(samples)), status=status if s == 32 else "ok",
+                       samples=samples, config="c1")
+            row.update(replicate=r, case_key=f"{row['case_key']}|r{r}", run_id=f"run{seed}")
+            rows.append(row)
+    return _frame(rows, level)
 
 
 def test_compare_flags_significant_changes_and_status_changes():
     table = compare(_run(1.0), _run(1.3, seed=1))
-    assert list(table["change"]) == ["slower", "slower"] and (table["p"] < 0.002).all()
+    assert list(table["change"]) == ["slower", "slower"] and (table["p"] < 0.01).all()
     assert (table["ci_lo"] > 1.2).all() and verdict(table, 1.1, None) == 1 and verdict(table, None, 0.9) == 0
     same = compare(_run(1.0), _run(1.0, seed=2))
     assert not same["change"].isin(["slower", "faster"]).any() and verdict(same, 1.1, 0.9) == 0
@@ -130,7 +135,7 @@ def test_compare_cli_exit_codes(tmp_path, capsys):
     a, b = tmp_path / "a.csv", tmp_path / "b.csv"
     from attnbench.store.schema import COLUMNS
 
-    for path, frame in ((a, _run(1.0)), (b, _run(1.3, seed=1))):
+    for path, frame in ((a, _run(1.0, level="rows")), (b, _run(1.3, seed=1, level="rows"))):
         raw = frame.reindex(columns=COLUMNS).astype(object).fillna("")
         raw["compile"] = "false"
         raw.to_csv(path, index=False)

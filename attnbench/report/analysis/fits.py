@@ -6,12 +6,14 @@ groups by series label, and labels already separate configurations.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from attnbench.report.analysis.frame import CONTEXT, baseline_label, parse_samples
+from attnbench.report.analysis.replicates import Estimate, paired
 from attnbench.store.status import FAILURES, NO_NUMBER, Status
 
 __all__ = ["WIN_MARGIN", "Fit", "crossovers", "fit_power_law", "frontiers", "local_slopes", "memory_floor", "ratios",
@@ -83,8 +85,29 @@ def _ok(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _samples(g: pd.DataFrame) -> list[np.ndarray] | None:
+    """What a fit's bootstrap resamples at each grid: the process medians of replicated cases (the replicate is
+    the unit of repetition), else the timing blocks of the one process."""
+    if "replicate_medians_ms" in g and g["replicate_medians_ms"].map(lambda s: isinstance(s, str) and s).all():
+        return [np.asarray(list(json.loads(s).values()), float) for s in g["replicate_medians_ms"]]
     samples = [parse_samples(s) for s in g["time_samples_ms"]]
     return None if any(s is None for s in samples) else samples
+
+
+def regime(row: pd.Series) -> tuple[str, str]:
+    """What must stay the same across the grids of one fit: the calls per timing block, and the mechanism's own
+    structure where it reports one (``impl["regime"]``, or MANO's coarsest level)."""
+    impl = json.loads(row["impl"]) if isinstance(row.get("impl"), str) and row["impl"] else {}
+    calls = row.get("time_calls_per_block")
+    return ("" if pd.isna(calls) else str(int(calls)), str(impl.get("regime", impl.get("coarsest", ""))))
+
+
+def one_regime(top: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``top`` in the regime of its largest grid (a fit never spans two)."""
+    if top.empty:
+        return top
+    keys = [regime(r) for _, r in top.iterrows()]
+    last = keys[int(np.argmax(top["tokens"].to_numpy()))]
+    return top[[k == last for k in keys]]
 
 
 def memory_floor(df: pd.DataFrame) -> dict[tuple[str, str, str], float]:
@@ -116,7 +139,7 @@ def scaling_fits(df: pd.DataFrame, min_tokens: int = 1024, decade: float = 10.0)
     rows = []
     for (suite, mode, label), g in ok.groupby(["suite", "mode", "label"], sort=False):
         g = g.sort_values("tokens")
-        top = g[(g["tokens"] >= g["tokens"].max() / decade) & (g["tokens"] >= min_tokens)]
+        top = one_regime(g[(g["tokens"] >= g["tokens"].max() / decade) & (g["tokens"] >= min_tokens)])
         floor = floors.get((suite, mode, g["mem_kind"].iloc[0]), 0.0)
         mem = top["peak_mib"] - floor
         rows.append({
@@ -127,6 +150,11 @@ def scaling_fits(df: pd.DataFrame, min_tokens: int = 1024, decade: float = 10.0)
             "time_slopes": local_slopes(g["tokens"], g["time_ms_median"]),
         })
     return pd.DataFrame(rows)
+
+
+def _with_rounds(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with a ``replicate_medians_ms`` column (empty for rows measured once)."""
+    return df if "replicate_medians_ms" in df else df.assign(replicate_medians_ms="")
 
 
 def _baseline_rows(df: pd.DataFrame, baseline: str | None) -> tuple[str | None, pd.DataFrame]:
@@ -144,15 +172,35 @@ def ratios(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
     if baseline is None:
         return pd.DataFrame()
     on = [*CONTEXT, "height", "width"]
-    base = base[[*on, "time_ms_median", "peak_mib"]]
+    ok, base = _with_rounds(ok), _with_rounds(base)
+    base = base[[*on, "time_ms_median", "peak_mib", "replicate_medians_ms"]]
     merged = ok.merge(base, on=on, suffixes=("", "_base"))
     merged["speedup"] = merged["time_ms_median_base"] / merged["time_ms_median"]
     merged["mem_ratio"] = merged["peak_mib"] / merged["peak_mib_base"]
-    return merged[["suite", "mode", "label", "height", "width", "tokens", "speedup", "mem_ratio"]]
+    # Replicated runs: the speed-up paired within each round (drift common to the round cancels), with its CI
+    # over rounds; the ratio of the two medians above otherwise.
+    est = [_paired(a, b) for a, b in zip(merged["replicate_medians_ms"], merged["replicate_medians_ms_base"])]
+    merged["speedup"] = [e.value if e is not None else s for e, s in zip(est, merged["speedup"])]
+    merged["speedup_lo"] = [e.lo if e is not None else np.nan for e in est]
+    merged["speedup_hi"] = [e.hi if e is not None else np.nan for e in est]
+    merged["rounds"] = [e.n if e is not None else np.nan for e in est]
+    return merged[["suite", "mode", "label", "height", "width", "tokens", "speedup", "speedup_lo", "speedup_hi",
+                   "rounds", "mem_ratio"]]
+
+
+def _paired(mine: object, base: object) -> Estimate | None:
+    """Speed-up base / mine paired by round, from two ``replicate_medians_ms`` cells; None unless both have them."""
+    if not (isinstance(mine, str) and mine and isinstance(base, str) and base):
+        return None
+    return paired({int(k): v for k, v in json.loads(mine).items()}, {int(k): v for k, v in json.loads(base).items()})
 
 
 def _beats(r: pd.Series) -> bool:
-    """The mechanism is faster than the baseline beyond the noise at this grid."""
+    """The mechanism is faster than the baseline beyond the noise at this grid: the paired speed-up's CI over
+    rounds lies above 1 (replicated runs), else the medians' CIs are apart, else the margin."""
+    paired_ = _paired(r.get("replicate_medians_ms"), r.get("replicate_medians_ms_b"))
+    if paired_ is not None and paired_.has_ci:
+        return bool(paired_.lo > 1)
     lo_b, hi_m = r.get("time_ms_ci_lo_b"), r.get("time_ms_ci_hi")
     if pd.notna(lo_b) and pd.notna(hi_m):
         return bool(hi_m < lo_b)
@@ -165,7 +213,7 @@ def crossovers(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
     A grid where the mechanism failed (oom, timeout, crashed, skipped, error) while the baseline ran is a loss;
     where the baseline failed and the mechanism ran, a win; where both failed or either is unsupported, no evidence.
     """
-    cost = df[df["kind"] == "cost"]
+    cost = _with_rounds(df[df["kind"] == "cost"])
     baseline, base = _baseline_rows(cost, baseline)
     if baseline is None:
         return pd.DataFrame()

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from attnbench.report.analysis.replicates import collapse
 from attnbench.store.csvfile import read_results
 from attnbench.store.migrate import upgrade_row
 from attnbench.store.schema import COLUMNS, NUMERIC, series_label
@@ -45,7 +46,7 @@ def _files(paths: list[str | Path]) -> list[Path]:
     return files
 
 
-def load_frame(paths: list[str | Path]) -> pd.DataFrame:
+def load_frame(paths: list[str | Path], replicates: str = "cases") -> pd.DataFrame:
     """Results CSV files (or folders of them, searched recursively) as one DataFrame.
 
     Every schema column exists (older files get the missing ones empty), numeric columns are converted, and
@@ -69,13 +70,15 @@ def load_frame(paths: list[str | Path]) -> pd.DataFrame:
             frames.append(pd.DataFrame(rows))
     if not frames:
         raise NotResultsError(f"{', '.join(map(str, paths))}: no attnbench result rows found")
-    return prepare(pd.concat(frames, ignore_index=True))
+    return prepare(pd.concat(frames, ignore_index=True), replicates)
 
 
-def prepare(df: pd.DataFrame) -> pd.DataFrame:
+def prepare(df: pd.DataFrame, replicates: str = "cases") -> pd.DataFrame:
     """Normalise raw result rows (strings, as read): every schema column present, older rows upgraded
     (:func:`~attnbench.store.migrate.upgrade_row`), ``base_label`` and the distinct series ``label``, numeric
-    columns converted."""
+    columns converted. The rows of a replicated case become one case row (``replicates="cases"``, what every
+    analysis reads: :func:`~attnbench.report.analysis.replicates.collapse`) or stay one row per process
+    (``"rows"``)."""
     df = df.copy()
     for col in COLUMNS:
         if col not in df:
@@ -86,7 +89,7 @@ def prepare(df: pd.DataFrame) -> pd.DataFrame:
     df["label"] = _distinct_labels(df)
     for col in NUMERIC:
         df[col] = pd.to_numeric(df[col], errors="coerce")
-    return df
+    return collapse(df) if replicates == "cases" else df
 
 
 def _distinct_labels(df: pd.DataFrame) -> list[str]:

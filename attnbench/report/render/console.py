@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 import pandas as pd
 
 from attnbench.store.schema import series_label
+from attnbench.report.analysis.compare import ALPHA, NOISE, THRESHOLD, TOO_FEW
 from attnbench.store.status import Status
 
-__all__ = ["print_accuracy_comparison", "print_comparison", "print_summary"]
+__all__ = ["comparison_summary", "print_accuracy_comparison", "print_comparison", "print_summary"]
 
 
 def print_summary(rows: list[dict[str, str]], console: Any = None, suite: str | None = None,
@@ -37,9 +39,20 @@ def print_summary(rows: list[dict[str, str]], console: Any = None, suite: str | 
             cells = []
             for h, w in grids:
                 match = [r for r in sub if r["label"] == label and int(r["height"]) == h and int(r["width"]) == w]
-                cells.append(_cell(match[-1]) if match else "")
+                cells.append(_cell(_over_replicates(match)) if match else "")
             table.add_row(label, *cells)
         console.print(table)
+
+
+def _over_replicates(rows: list[dict[str, str]]) -> dict[str, str]:
+    """One cell's row: the row itself, or for a replicated case the median over the processes that measured."""
+    ok = [r for r in rows if r["status"] == Status.OK]
+    if len(rows) == 1 or not ok:
+        return rows[-1]
+    def median(col: str) -> str:
+        values = sorted(float(r[col]) for r in ok if r.get(col) not in (None, ""))
+        return str(statistics.median(values)) if values else ""
+    return {**ok[0], "time_ms_median": median("time_ms_median"), "peak_mib": median("peak_mib")}
 
 
 _RECORD = ("suite", "mode", "label", "height", "width", "status", "time_ms_median", "time_ms_q1", "time_ms_q3",
@@ -71,9 +84,10 @@ def _fmt(x: float, spec: str) -> str:
     return "" if pd.isna(x) else format(x, spec)
 
 
-def print_comparison(table: pd.DataFrame, console: Any, a: str, b: str, threshold: float = 1.1,
-                     alpha: float = 0.002, fmt: str = "table") -> None:
-    """The comparison as a console table (or CSV / JSON on stdout)."""
+def print_comparison(table: pd.DataFrame, console: Any, a: str, b: str, threshold: float = THRESHOLD,
+                     alpha: float = ALPHA, fmt: str = "table", drift: str = "") -> None:
+    """The comparison as a console table (or CSV / JSON on stdout); ``drift`` is the sentence saying the machine
+    itself moved between the runs (:func:`~attnbench.report.analysis.compare.machine_drift`), printed first."""
     if fmt == "csv":
         print(table.to_csv(index=False), end="")
         return
@@ -82,22 +96,31 @@ def print_comparison(table: pd.DataFrame, console: Any, a: str, b: str, threshol
         return
     from rich.table import Table
 
+    if drift:
+        console.print(f"[bold]{drift}[/]")
     if table.empty:
         console.print(f"no cost cases in common between {a} and {b}")
         return
-    t = Table(title=f"B / A: A = {a}, B = {b}; time ratio of medians with 95 % bootstrap CI, Mann-Whitney U p; "
-                    f"significant: p < {alpha:g} and ratio ≥ {threshold:g} (or ≤ 1/{threshold:g})")
-    for col in ("mode", "attention", "grid", "time B/A", "95 % CI", "p", "memory B/A", "change"):
+    t = Table(title=f"B / A: A = {a}, B = {b}; ratio of the medians of per-process medians with a hierarchical "
+                    f"bootstrap 95 % CI; Mann-Whitney U p over process medians; significant: p < {alpha:g} and "
+                    f"ratio ≥ {threshold:g} (or ≤ 1/{threshold:g}) beyond the machine's noise floor")
+    for col in ("mode", "attention", "grid", "time B/A", "95 % CI", "p", "processes A/B", "memory B/A", "change"):
         t.add_column(col, justify="left" if col in ("mode", "attention", "change") else "right")
     for _, r in table.iterrows():
         ci = f"{r['ci_lo']:.3g}–{r['ci_hi']:.3g}" if pd.notna(r["ci_lo"]) else ""
         t.add_row(str(r["mode"]), str(r["label"]), r["grid"], _fmt(r["ratio"], ".3g"), ci, _fmt(r["p"], ".2g"),
-                  _fmt(r["mem_ratio"], ".3g"), r["change"])
+                  str(r.get("replicates", "")), _fmt(r["mem_ratio"], ".3g"), r["change"])
     console.print(t)
-    sig = table[table["change"].isin(["slower", "faster"])]
-    console.print(f"{len(table)} cases; significant: {int((sig['change'] == 'slower').sum())} slower, "
-                  f"{int((sig['change'] == 'faster').sum())} faster; "
-                  f"{int(table['change'].str.startswith('status').sum())} status changes")
+    console.print(comparison_summary(table))
+
+
+def comparison_summary(table: pd.DataFrame) -> str:
+    """One line: how many cases, how many flagged each way, within the noise, untestable, status changes."""
+    change = table["change"].astype(str)
+    return (f"{len(table)} cases; significant: {int((change == 'slower').sum())} slower, "
+            f"{int((change == 'faster').sum())} faster; {int((change == NOISE).sum())} within this machine's noise; "
+            f"{int((change == TOO_FEW).sum())} with too few replicates to test; "
+            f"{int(change.str.startswith('status').sum())} status changes")
 
 
 def print_accuracy_comparison(table: pd.DataFrame, console: Any, a: str, b: str) -> None:
