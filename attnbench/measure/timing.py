@@ -131,20 +131,34 @@ def measure(
     t = Timer(stmt="step()", globals={"step": counted}, num_threads=threads, **kwargs)
     faults0, start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
     if calls_per_block:
-        number, times = calls_per_block, []
-
-        def more() -> bool:
-            elapsed = time.perf_counter() - start
-            if len(times) < 2:
-                return True
-            return elapsed < max_run_time and (len(times) < min_blocks or elapsed < min_run_time)
+        times = _fixed_blocks(counted, threads, calls_per_block, min_run_time, min_blocks, max_run_time, timer)
+        number = calls_per_block
     else:
         m = t.blocked_autorange(min_run_time=min_run_time)
         number, times = m.number_per_run, list(m.times)
-
-        def more() -> bool:
-            return len(times) < min_blocks and (len(times) < 2 or time.perf_counter() - start < max_run_time)
-    while more():
-        times.extend(t.timeit(number).times)
+        while len(times) < min_blocks and (len(times) < 2 or time.perf_counter() - start < max_run_time):
+            times.extend(t.timeit(number).times)  # note: Timer.timeit first warms up with ≥ 2 untimed calls
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0
     return TimingResult(tuple(times), number, faults / calls[0] if calls[0] else None)
+
+
+def _fixed_blocks(step: Callable[[], object], threads: int, number: int, min_run_time: float, min_blocks: int,
+                  max_run_time: float, timer: Callable[[], float] | None) -> list[float]:
+    """Back-to-back blocks of ``number`` calls, timed with the benchmark timer (it synchronises CUDA), until
+    ``min_blocks`` blocks and ``min_run_time`` seconds, or ``max_run_time`` seconds (at least 2 blocks). Unlike
+    ``Timer.timeit``, no untimed calls run between blocks: the warm-up was done before, once."""
+    from torch.utils.benchmark.utils.common import set_torch_threads
+    from torch.utils.benchmark.utils.timer import timer as benchmark_timer
+
+    clock = timer or benchmark_timer
+    times: list[float] = []
+    with set_torch_threads(threads):
+        start = clock()
+        while True:
+            elapsed = clock() - start
+            if len(times) >= 2 and (elapsed >= max_run_time or (len(times) >= min_blocks and elapsed >= min_run_time)):
+                return times
+            t0 = clock()
+            for _ in range(number):
+                step()
+            times.append((clock() - t0) / number)

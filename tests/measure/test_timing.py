@@ -43,3 +43,24 @@ def test_measure_with_an_injected_fake_clock():
     median, iqr = summarize(result.times)
     assert (result.median, result.iqr) == (median, iqr)
     assert 0.009 <= result.median <= 0.030 and result.minimum >= 0.009 - 1e-12
+
+
+def test_fixed_calls_per_block_time_every_call_and_nothing_else():
+    """A fixed block size times back-to-back blocks: no untimed calls between them (``Timer.timeit`` would warm up
+    with two before every block, tripling a slow case's cost), at least ``min_blocks`` and ``min_run_time``."""
+    now, calls = [0.0], [0]
+    durations = itertools.cycle([0.010, 0.012, 0.011, 0.030, 0.009])
+
+    def step():
+        calls[0] += 1
+        now[0] += next(durations)
+
+    result = measure(step, threads=1, min_run_time=0.05, min_blocks=3, warmup=1, timer=lambda: now[0],
+                     calls_per_block=1)
+    assert result.number_per_run == 1 and calls[0] == 1 + result.n  # the warm-up call, then only timed ones
+    assert result.times == pytest.approx((0.012, 0.011, 0.030))  # exactly the calls after the warm-up
+    now[0], calls[0] = 0.0, 0
+    durations = itertools.cycle([1.0])
+    capped = measure(step, threads=1, min_run_time=0.0, min_blocks=10, warmup=0, max_run_time=2.5,
+                     timer=lambda: now[0], calls_per_block=2)
+    assert capped.times == (1.0, 1.0) and calls[0] == 4  # the max_run_time cap: 2 blocks, then stop

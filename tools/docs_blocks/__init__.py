@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from docs_blocks import accuracy, cost, registry, runs
+from docs_blocks import accuracy, cost, registry, runs, timing
 from docs_blocks.sources import Page, Sources
 
 __all__ = ["BLOCKS", "Page", "Sources"]
 
-BLOCKS: dict[str, Callable[..., str]] = {**cost.BLOCKS, **runs.BLOCKS, **accuracy.BLOCKS, **registry.BLOCKS}
+BLOCKS: dict[str, Callable[..., str]] = {**cost.BLOCKS, **runs.BLOCKS, **accuracy.BLOCKS, **registry.BLOCKS,
+                                      **timing.BLOCKS}

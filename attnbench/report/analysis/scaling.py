@@ -52,8 +52,10 @@ def _fits(df: pd.DataFrame, min_tokens: int) -> list[Table]:
     if fits.empty:
         rows.append(["", f"no mechanism has two or more grids with N ≥ {min_tokens}", "", "", "", ""])
     exps = _table("Fitted exponents", _frame(["mode", "attention", "time b", "memory b", "points", "N range"], rows),
-                 f"y ∝ N^b, least squares on log-log over the top decade of N that ran, N ≥ {min_tokens}; ± is the "
-                 "half-width of a 95 % bootstrap interval — over the timing blocks for time, over the points for "
+                 f"y ∝ N^b, least squares on log-log over the top decade of N that ran, N ≥ {min_tokens}, in the "
+                 "regime of the largest grid (one block size, one level structure); ± is the half-width of a 95 % "
+                 "bootstrap interval — over the processes (replicated runs) or timing blocks for time, over the "
+                 "points for "
                  f"memory; memory is fitted after subtracting the first-call floor: {floors or 'none'}", "exponents")
     slopes = [[r["mode"], r["label"], ", ".join(f"{side(a)}→{side(b)}: {v:.2f}" for a, b, v in r["time_slopes"])]
               for _, r in fits.iterrows()]
@@ -110,11 +112,17 @@ def _crossings(df: pd.DataFrame, base: str) -> list[Table]:
             cells = []
             for h, w in grids:
                 hit = gl[(gl["height"] == h) & (gl["width"] == w)]
-                cells.append(f"{hit['speedup'].iloc[0]:.3g}× / {hit['mem_ratio'].iloc[0]:.3g}" if len(hit) else "")
+                if hit.empty:
+                    cells.append("")
+                    continue
+                x = hit.iloc[0]
+                ci = f" [{x['speedup_lo']:.3g}–{x['speedup_hi']:.3g}]" if pd.notna(x["speedup_lo"]) else ""
+                cells.append(f"{x['speedup']:.3g}×{ci} / {x['mem_ratio']:.3g}")
             rows.append([label, *cells])
         out.append(_table(f"{mode}: speed-up and memory ratio vs `{base}`",
                          _frame(["attention", *(f"{h}x{w}" for h, w in grids)], rows),
-                         f"time_{base} / time; peak / peak_{base}", f"ratios-{mode}"))
+                         f"time_{base} / time (replicated runs: paired within each round, median over rounds "
+                         f"[95 % CI over rounds]); peak / peak_{base}", f"ratios-{mode}"))
     return out
 
 
@@ -124,6 +132,16 @@ def scaling_notes(df: pd.DataFrame) -> list[str]:
     notes = [f"{machine_line(df)}; dtype {first.get('dtype', '')}, batch {first.get('batch', '')}, C = "
              f"{first.get('dim', '')}, heads = {first.get('heads', '')}; memory counter `{first.get('mem_kind', '')}`."]
     ok = df[df["status"] == Status.OK]
+    reps = ok["replicates"].dropna() if "replicates" in ok else pd.Series(dtype=float)
+    if len(reps):
+        notes.append(f"Replicated: each case measured in {int(reps.min())}–{int(reps.max())} separate processes, one "
+                     "per round, rounds interleaved over the suite in a shuffled, seeded order. A time is the median "
+                     "of the per-process medians; its 95 % CI the order-statistic interval over the process medians "
+                     "(none below 6 processes); ratios between mechanisms are paired within each round.")
+        steal = ok["cpu_steal_pct"].dropna()
+        if len(steal):
+            notes.append(f"CPU steal during cases: at most {steal.max():.2g} %; compute canary (256² matmul) "
+                         f"{ok['speed_compute_ms'].min():.3g}–{ok['speed_compute_ms'].max():.3g} ms over the rounds.")
     if ok["time_n"].notna().any():
         blocks, per = ok["time_n"].dropna(), ok["time_calls_per_block"].dropna()
         notes.append(f"Times: median per call over timing blocks ({int(blocks.min())}–{int(blocks.max())} blocks per "

@@ -1,8 +1,9 @@
 """The answer first: the report's opening tables, from the same analyses as the detailed sections below them.
 
-Per cost suite: the fitted exponents with their CIs, the crossover against the baseline, and per grid the fastest
-and the least-memory mechanism. Per accuracy suite: a leaderboard per task and budget (trained at the grid, best
-first, with the mean's 95 % CI). And the claims' verdicts, where the paper's mechanism is in the rows.
+Per cost suite: the within-run speed-ups against the baseline (paired within rounds, the quantity that survives a
+machine's drift), the fitted exponents with their CIs and local slopes, the crossover against the baseline, and per
+grid the fastest and the least-memory mechanism. Per accuracy suite: a leaderboard per task and budget (trained at
+the grid, best first, with the mean's 95 % CI). And the claims' verdicts, where the paper's mechanism is in the rows.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import pandas as pd
 
 from attnbench.report.analysis.accuracy import LOWER_IS_BETTER, accuracy_table
 from attnbench.report.analysis.claims import MECH, claims_table
-from attnbench.report.analysis.fits import crossovers, scaling_fits
+from attnbench.report.analysis.fits import crossovers, ratios, scaling_fits
 from attnbench.report.analysis.frame import baseline_label
-from attnbench.report.analysis.scaling import grid_name
+from attnbench.report.analysis.scaling import grid_name, side
 from attnbench.report.analysis.table import Column, Table, mean_std
 from attnbench.store.status import Status
 
@@ -27,14 +28,43 @@ def _exponents(suite: str, cost: pd.DataFrame, min_tokens: int, baseline: str | 
     n_star = {(r["mode"], r["label"]): r["n_star"] for _, r in cross.iterrows()} if len(cross) else {}
     records = [{"mode": r["mode"], "label": r["label"], "time": str(r["time_exp"] or "n/a"),
                 "memory": str(r["mem_exp"] or "n/a"),
+                "range": f"{side(r['time_exp'].n_min)}–{side(r['time_exp'].n_max)}" if r["time_exp"] else "",
+                "slopes": ", ".join(f"{v:.2f}" for _, _, v in r["time_slopes"]),
                 "n_star": "baseline" if r["label"] == base else grid_name(n_star.get((r["mode"], r["label"])))}
                for _, r in fits.iterrows()]
     return Table(f"{suite}-exponents", f"{suite}: scaling exponents and crossover",
                  (Column("mode", "mode"), Column("label", "attention"), Column("time", "time b"),
-                  Column("memory", "memory b"), Column("n_star", f"faster than `{base}` from N*")),
-                 tuple(records), f"time ∝ N^b and (peak − floor) ∝ N^b over the top decade of N ≥ {min_tokens}, ± the "
-                 "half-width of a 95 % bootstrap interval; N*: beyond the noise at every larger grid (details below)",
+                  Column("memory", "memory b"), Column("range", "grids fitted"),
+                  Column("slopes", "local time slopes, grid to grid"),
+                  Column("n_star", f"faster than `{base}` from N*")),
+                 tuple(records), f"time ∝ N^b and (peak − floor) ∝ N^b over the top decade of N ≥ {min_tokens} in one "
+                 "regime (one block size, one level structure), ± the half-width of a 95 % bootstrap interval (over "
+                 "the processes of replicated runs); local slopes between consecutive grids; N*: beyond the noise "
+                 "at every larger grid (details below)",
                  "No mechanism ran at two or more grids.")
+
+
+def _speedups(suite: str, cost: pd.DataFrame, baseline: str | None) -> Table | None:
+    """Speed-up against the baseline per grid: paired within rounds with the CI over rounds (replicated runs), else
+    the ratio of the two medians — the within-run quantity that survives a machine's drift."""
+    base = baseline or baseline_label(cost)
+    r = ratios(cost, base) if base else pd.DataFrame()
+    if r.empty:
+        return None
+    grids = sorted({int(t) for t in r["tokens"]})
+    records = []
+    for (mode, label), g in r.groupby(["mode", "label"], sort=False):
+        if label == base:
+            continue
+        row: dict[str, object] = {"mode": mode, "label": label}
+        for _, x in g.iterrows():
+            ci = f" [{x['speedup_lo']:.3g}–{x['speedup_hi']:.3g}]" if pd.notna(x["speedup_lo"]) else ""
+            row[side(int(x["tokens"]))] = f"{x['speedup']:.3g}×{ci}"
+        records.append(row)
+    columns = (Column("mode", "mode"), Column("label", "attention"), *(Column(side(g), side(g)) for g in grids))
+    return Table(f"{suite}-speedups", f"{suite}: speed-up against `{base}`, paired within rounds", columns,
+                 tuple(records), f"time of `{base}` / time, per round, median over rounds [95 % CI over rounds]; "
+                 "no CI: measured once (ratio of medians)")
 
 
 def best_per_grid(cost: pd.DataFrame) -> pd.DataFrame:
@@ -93,7 +123,9 @@ def summary_tables(df: pd.DataFrame, min_tokens: int = 1024, baseline: str | Non
     for suite, g in df.groupby("suite", sort=False):
         cost, acc = g[g["kind"] == "cost"], g[g["kind"] == "accuracy"]
         if len(cost):
-            out += [_exponents(str(suite), cost, min_tokens, baseline), _best(str(suite), cost)]
+            speedups = _speedups(str(suite), cost, baseline)
+            out += [t for t in (speedups, _exponents(str(suite), cost, min_tokens, baseline), _best(str(suite), cost))
+                    if t is not None]
         if len(acc):
             out.append(_leaderboard(str(suite), acc))
     if (df["label"] == MECH).any():

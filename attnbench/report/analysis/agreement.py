@@ -1,0 +1,95 @@
+"""How well one run's stated uncertainty predicts a second run of the same code: the checks behind the calibrated
+timing targets (docs/measurement.md), as numbers and as a :class:`Table`.
+
+* **A/A**: the share of cases ``compare(run1, run2)`` flags as a significant change (unchanged code: should be
+  ≈ 0, at most 5 %).
+* **Coverage**: the share of run 2's case estimates that fall inside run 1's stated 95 % CIs.
+* **Mechanism ratios**: the same for the within-run paired ratios of every pair of mechanisms at each grid and
+  mode (run 2's paired estimate inside run 1's paired CI).
+* **Exponents**: per mechanism and mode, whether the two runs' fitted time exponents agree (their 95 % CIs
+  overlap).
+"""
+
+from __future__ import annotations
+
+import json
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+
+from attnbench.report.analysis.compare import compare
+from attnbench.report.analysis.fits import scaling_fits
+from attnbench.report.analysis.replicates import paired
+from attnbench.report.analysis.table import Column, Table
+
+__all__ = ["agreement", "agreement_table"]
+
+
+def _rounds(cell: object) -> dict[int, float]:
+    return {int(k): float(v) for k, v in json.loads(cell).items()} if isinstance(cell, str) and cell else {}
+
+
+def _pair_ratios(df: pd.DataFrame) -> dict[tuple[str, str, str, int], object]:
+    """(mode, a, b, tokens) → paired estimate of time_b / time_a within rounds, for every pair of mechanisms."""
+    ok = df[(df["kind"] == "cost") & (df["status"] == "ok")]
+    out = {}
+    for (mode, tokens), g in ok.groupby(["mode", "tokens"]):
+        by_label = {str(r["label"]): _rounds(r.get("replicate_medians_ms")) for _, r in g.iterrows()}
+        for a, b in combinations(sorted(by_label), 2):
+            if by_label[a] and by_label[b]:
+                out[(str(mode), a, b, int(tokens))] = paired(by_label[a], by_label[b])
+    return out
+
+
+def agreement(run1: pd.DataFrame, run2: pd.DataFrame, floor: float | None = None) -> dict[str, object]:
+    """The four checks of run 2 against run 1 (both loaded as cases), with their counts."""
+    table = compare(run1, run2, floor=floor)
+    measured = table.dropna(subset=["ratio"])
+    flagged = int(measured["change"].isin(["slower", "faster"]).sum())
+    one = run1.set_index(["config_id", "height", "width"])
+    inside, with_ci = 0, 0
+    for _, r in run2[(run2["kind"] == "cost") & (run2["status"] == "ok")].iterrows():
+        key = (r["config_id"], r["height"], r["width"])
+        if key in one.index:
+            ref = one.loc[key]
+            ref = ref.iloc[0] if isinstance(ref, pd.DataFrame) else ref
+            if np.isfinite(ref["time_ms_ci_lo"]) and np.isfinite(ref["time_ms_ci_hi"]):
+                with_ci += 1
+                inside += bool(ref["time_ms_ci_lo"] <= r["time_ms_median"] <= ref["time_ms_ci_hi"])
+    r1, r2 = _pair_ratios(run1), _pair_ratios(run2)
+    pairs = [k for k in r1 if k in r2 and r1[k].has_ci and np.isfinite(r2[k].value)]
+    ratio_inside = sum(r1[k].lo <= r2[k].value <= r1[k].hi for k in pairs)
+    f1, f2 = scaling_fits(run1), scaling_fits(run2)
+    exps = []
+    for _, a in f1.iterrows():
+        b = f2[(f2["mode"] == a["mode"]) & (f2["label"] == a["label"])]
+        if b.empty or a["time_exp"] is None or b.iloc[0]["time_exp"] is None:
+            continue
+        x, y = a["time_exp"], b.iloc[0]["time_exp"]
+        agree = abs(x.exponent - y.exponent) <= (0 if np.isnan(x.ci95) else x.ci95) + (0 if np.isnan(y.ci95) else y.ci95)
+        exps.append({"mode": a["mode"], "label": a["label"], "run1": str(x), "run2": str(y), "agree": agree})
+    return {"cases": len(measured), "flagged": flagged, "with_ci": with_ci, "inside": inside,
+            "pairs": len(pairs), "pairs_inside": int(ratio_inside), "exponents": exps}
+
+
+def agreement_table(result: dict[str, object]) -> Table:
+    """The targets of the calibrated-timing issue as one table (measured values; the targets stated beside)."""
+    def pct(a: int, b: int) -> str:
+        return f"{100 * a / b:.0f} % ({a} of {b})" if b else "n/a"
+
+    exps = result["exponents"]
+    agree = sum(e["agree"] for e in exps)
+    records = [
+        {"check": "A/A: cases `compare run1 run2` flags", "target": "≤ 5 %",
+         "measured": pct(result["flagged"], result["cases"])},
+        {"check": "coverage: run 2's case estimates inside run 1's stated 95 % CIs", "target": "≥ 90 %",
+         "measured": pct(result["inside"], result["with_ci"])},
+        {"check": "mechanism ratios: run 2's paired ratios inside run 1's 95 % CIs", "target": "≥ 90 %",
+         "measured": pct(result["pairs_inside"], result["pairs"])},
+        {"check": "exponents: fitted time exponents of runs 1 and 2 agree within their CIs", "target": "all",
+         "measured": pct(agree, len(exps))},
+    ]
+    return Table("agreement", "Run 2 against run 1's stated uncertainty",
+                 (Column("check", "check"), Column("target", "target"), Column("measured", "measured")),
+                 tuple(records))
