@@ -183,7 +183,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     done = api.compare(args.a, args.b, options)
     console = _wide_console()
     print_comparison(done.table, console, args.a, args.b, args.threshold, args.alpha, fmt=args.format,
-                     drift=done.drift)
+                     drift=done.drift, speed=done.speed)
     if args.format == "table" and done.accuracy is not None:
         print_accuracy_comparison(done.accuracy, console, args.a, args.b)
     return done.exit_code

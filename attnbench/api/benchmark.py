@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from attnbench.api.errors import InputError
 from attnbench.api.results import PlotOptions, ReportOptions, plot, report
+from attnbench.api.results import compare as compare_runs
 from attnbench.api.runs import Paths, RunOptions, RunResult, SuitePlan, load_suites, plan, run
 
 if TYPE_CHECKING:  # annotations only
@@ -109,7 +110,7 @@ def bench(suites: Paths = (), options: BenchOptions | None = None, *,
     from rich.console import Console
 
     from attnbench.report import (
-        compare, compare_accuracy, load_frame, print_accuracy_comparison, print_comparison, write_claims_md,
+        compare_accuracy, load_frame, print_accuracy_comparison, print_comparison, write_claims_md,
     )
     from attnbench.spec.suite import SUITES_DIR, default_suites
     from attnbench.store.layout import reference_for
@@ -147,8 +148,9 @@ def bench(suites: Paths = (), options: BenchOptions | None = None, *,
         result.references.append(reference)
         console.print(f"\n[bold]This machine vs the committed reference[/] ({reference}):")
         ref, new = load_frame([reference]), load_frame([path])
-        if (new["kind"] == "cost").any():
-            print_comparison(compare(ref, new), console, str(reference), str(path))
+        if (new["kind"] == "cost").any():  # the same comparison as `attnbench compare` (noise floor, machine drift)
+            done = compare_runs(reference, path)
+            print_comparison(done.table, console, str(reference), str(path), drift=done.drift, speed=done.speed)
         if (new["kind"] == "accuracy").any():
             print_accuracy_comparison(compare_accuracy(ref, new), console, str(reference), str(path))
     if paths:  # one page with everything this run measured, next to its results

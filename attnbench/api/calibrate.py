@@ -36,14 +36,23 @@ def _committed(machine: str) -> Path | None:
     return found[-1] if found else None
 
 
+def _stored(machine: str) -> dict[str, Any]:
+    for path in (calibration_path(machine), _committed(machine)):
+        if path is not None and path.exists():
+            return dict(json.loads(path.read_text()))
+    return {}
+
+
+def calibrated_canary(machine: str) -> dict[str, float]:
+    """The elementwise canaries (``runtime.canary_ms``: exp, expm1) of ``machine``'s calibration run."""
+    return dict(_stored(machine).get("canary_ms") or {})
+
+
 def noise_floor(machine: str) -> float | None:
     """The A/A noise floor of ``machine`` (a ratio ≥ 1) from its stored or committed calibration; None if the
     machine was never calibrated."""
-    for path in (calibration_path(machine), _committed(machine)):
-        if path is not None and path.exists():
-            value = json.loads(path.read_text()).get("noise_floor")
-            return float(value) if value else None
-    return None
+    value = _stored(machine).get("noise_floor")
+    return float(value) if value else None
 
 
 @dataclass(frozen=True)
@@ -81,7 +90,9 @@ def calibrate(options: CalibrateOptions | None = None, *, console: Console | Non
     rows = load_frame([path], replicates="rows")
     result = calibration(rows, planted=LABEL, base=BASE)
     machine = str(rows["machine"].iloc[0])
-    result.update(machine=machine, run_id=str(rows["run_id"].iloc[0]), results=str(path))
+    runtime = json.loads(rows["runtime"].iloc[0] or "{}")
+    result.update(machine=machine, run_id=str(rows["run_id"].iloc[0]), results=str(path),
+                  canary_ms=runtime.get("canary_ms", {}))
     text = json.dumps(result, indent=1, sort_keys=True, default=float) + "\n"
     stored = calibration_path(machine)
     stored.parent.mkdir(parents=True, exist_ok=True)

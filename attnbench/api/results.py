@@ -100,6 +100,7 @@ class Comparison:
     accuracy: pd.DataFrame | None
     exit_code: int
     drift: str = ""  # how far the machine itself moved between A and B, when beyond its noise
+    speed: dict[str, float] | None = None  # the canaries' ratio B/A (compute, memory)
     floor: float | None = None  # B's machine's calibrated A/A noise floor, if any
 
 
@@ -116,9 +117,38 @@ def compare(a: str | Path, b: str | Path, options: CompareOptions | None = None)
     accuracy = None
     if (frame_a["kind"] == "accuracy").any() or (frame_b["kind"] == "accuracy").any():
         accuracy = compare_accuracy(frame_a, frame_b)
-    drift = machine_drift(frame_a, frame_b, floor)["sentence"]
+    moved = machine_drift(frame_a, frame_b, floor)
+    drift = " ".join(filter(None, [moved["sentence"], *canary_warnings(frame_a, frame_b)]))
     return Comparison(path_a, path_b, table, accuracy, verdict(table, options.fail_above, options.fail_below),
-                      drift, floor)
+                      drift, floor, {k: moved[k] for k in ("compute", "memory")})
+
+
+def canary_warnings(*frames: pd.DataFrame) -> list[str]:
+    """For each run whose elementwise canary (``runtime.canary_ms``) is off against its machine's calibrated one,
+    a sentence naming the mechanisms that depend on that kernel (their rows' ``impl["canary"]``)."""
+    import json
+
+    from attnbench.api.calibrate import calibrated_canary
+
+    out = []
+    for frame in frames:
+        runtime = json.loads(frame["runtime"].iloc[0]) if frame["runtime"].iloc[0] else {}
+        machine = str(frame["machine"].iloc[0])
+        calibrated = calibrated_canary(machine)
+        for kernel, ms in (runtime.get("canary_ms") or {}).items():
+            ref = calibrated.get(kernel)
+            if not ref or not ms or CANARY_TOLERANCE ** -1 < ms / ref < CANARY_TOLERANCE:
+                continue
+            uses = sorted({str(lab) for lab, impl in zip(frame["label"], frame["impl"])
+                           if isinstance(impl, str) and json.loads(impl or "{}").get("canary") == kernel})
+            out.append(f"Run {frame['run_id'].iloc[0]}: its {kernel} canary took {ms:.3g} ms, {ms / ref:.2g}× this "
+                       f"machine's calibrated {ref:.3g} ms; the times of {', '.join(uses) or 'mechanisms using it'} "
+                       "are suspect.")
+    return out
+
+
+# An elementwise canary this far from the machine's calibrated value (either way) means the environment moved.
+CANARY_TOLERANCE = 2.0
 
 
 def _floor(frame: pd.DataFrame) -> float | None:

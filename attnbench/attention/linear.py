@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
@@ -60,3 +62,8 @@ class LinearAttention(QKVAttention):
         """φ(K)ᵀV and φ(Q)(KV): 2·B·h·N·d² each; the normaliser φ(Q)·Σφ(k): 2·B·h·N·d."""
         d = self.dim_head
         return {"matmul": batch * self.heads * tokens * (4 * d * d + 2 * d)}
+
+    def extra_info(self) -> dict[str, Any]:
+        # elu is computed with torch.expm1: rows name that kernel, so a run whose expm1 canary is off (an
+        # environment that runs it slowly, seen on the development VM) flags this mechanism's times.
+        return {**super().extra_info(), "canary": "expm1"}

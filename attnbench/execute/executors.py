@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from attnbench.store.status import Status
-from attnbench.execute.isolate import classify_exception, run_isolated
+from attnbench.execute.isolate import classify_exception, restart_case_server, run_isolated
 from attnbench.spec.case import Case
 
 __all__ = ["EXECUTORS", "Executor", "LocalExecutor", "RayExecutor", "RayUnavailable", "case_outcome", "make_executor"]
@@ -57,6 +57,9 @@ def _above_frontier(case: Case, frontier: Frontiers) -> dict[str, Any] | None:
 class Executor(Protocol):
     name: str
 
+    def start_round(self) -> None:
+        """Before each round of a replicated suite: make the round's processes independent of the last round's."""
+
     def outcomes(self, cases: list[Case], frontier: Frontiers,
                  on_progress: Callable[[Case, str], None]) -> Iterator[Outcome]:
         """Yield ``(case, outcome, placement)`` for every case. ``frontier`` is updated by the caller between
@@ -76,6 +79,11 @@ class LocalExecutor:
             if skipped is None:
                 on_progress(case, "")
             yield case, skipped or case_outcome(case, lambda m, c=case: on_progress(c, m)), where
+
+    def start_round(self) -> None:
+        """A new fork server per round: replicates share nothing a server's state would fix (see
+        :func:`~attnbench.execute.isolate.restart_case_server`)."""
+        restart_case_server()
 
     def close(self) -> None:
         pass
@@ -182,6 +190,9 @@ class RayExecutor:
             if node_id in text:
                 return host
         return next(iter(self.nodes.values()), "unknown") if len(self.nodes) == 1 else "unknown"
+
+    def start_round(self) -> None:
+        """Nothing to do: each Ray task starts its case in a fresh process of the worker's own server."""
 
     def close(self) -> None:
         if self.started:

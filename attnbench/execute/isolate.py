@@ -158,6 +158,21 @@ def _context() -> Any:
     return _CONTEXT
 
 
+def restart_case_server() -> None:
+    """Stop the fork server, so the next case starts a new one (importing torch afresh).
+
+    Why: every case process is forked from the server, so whatever the server's own state fixes — its heap layout,
+    where torch's libraries and their JIT caches landed, allocator arenas — is shared by every process it forks.
+    Replicates forked from one server are then not independent measurements of the machine: a run-level offset
+    survives in all of them. A replicated suite restarts the server before each round, as asv starts a new process
+    per round. (``ForkServer._stop`` is CPython's own way to stop it, used by its test-suite.)
+    """
+    import multiprocessing.forkserver as forkserver
+
+    if _CONTEXT is not None and _CONTEXT.get_start_method() == "forkserver":
+        forkserver._forkserver._stop()  # noqa: SLF001 - no public way to stop the server
+
+
 def _kill_group(proc: Any) -> None:
     """End the case process and everything it started (its process group), then reap it."""
     try:

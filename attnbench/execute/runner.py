@@ -214,6 +214,7 @@ def run_suite(suite: Suite, root: str | Path = "results", run_id: str | None = N
                     position = {c.key: i for i, c in enumerate(cases, 1)}
                     extra: dict[str, Any] = {}
                     if suite.replicates > 1:  # the machine's own speed, once per round, where the cases run
+                        executor.start_round()
                         speed = speed_index(todo[0].threads, suite.device)
                         extra = {"order_seed": suite.order_seed, "speed_compute_ms": speed["compute_ms"],
                                  "speed_memory_ms": speed["memory_ms"]}

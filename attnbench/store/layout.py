@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["RunId", "all_suite_files", "checkout_results", "manifest_path", "new_run_id", "newest_run", "parse_run_id",
-           "reference_for", "results_path", "run_files", "run_manifests", "same_code_rerun", "suite_files"]
+           "reference_for", "results_files", "results_path", "run_files", "run_manifests", "same_code_rerun",
+           "suite_files"]
 
 _RUN_ID = re.compile(r"^(?P<stamp>\d{8}-\d{6})-(?P<code>[^-]+)(?P<dirty>-dirty)?$")
 
@@ -72,6 +73,14 @@ def suite_files(root: Path, suite: str) -> list[Path]:
     """Results files of ``suite`` in the runs directly under ``root`` (``<root>/<machine>/<run-id>/``), oldest
     run first."""
     return sorted(Path(root).glob(f"*/*/{suite}.csv"), key=_run_key)
+
+
+def results_files(paths: list[str | Path]) -> list[Path]:
+    """The results CSVs a user named: files as given, folders searched recursively (backups left out)."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        files.extend(sorted(f for f in p.rglob("*.csv") if ".bak" not in f.name) if p.is_dir() else [p])
+    return files
 
 
 def run_manifests(machine_dir: Path, suite: str) -> list[Path]:

@@ -36,7 +36,9 @@ def _run_line(page: Page, df: pd.DataFrame, path) -> str:
 def _cell(r: pd.Series) -> str:
     if r["status"] != "ok":
         return r["status"]
-    ci = f" [{r['time_ms_ci_lo']:.3g}–{r['time_ms_ci_hi']:.3g}]" if pd.notna(r["time_ms_ci_lo"]) else ""
+    reps = r.get("replicates")
+    ci = (f" [{r['time_ms_ci_lo']:.3g}–{r['time_ms_ci_hi']:.3g}]" if pd.notna(r["time_ms_ci_lo"]) else
+          f" (n = {int(reps)} too small for a CI)" if pd.notna(reps) else "")
     peak = f" / {r['peak_mib']:.3g} MiB" if pd.notna(r["peak_mib"]) else ""
     return f"{r['time_ms_median']:.3g} ms{ci}{peak}"
 
@@ -51,7 +53,8 @@ def cost_fwd(page: Page, *modes: str) -> str:
         sub = df[(df["mode"] == mode) & (df["kind"] == "cost")]
         rows = [[label, *(_cell(g[g["height"] == s].iloc[0]) if (g["height"] == s).any() else "" for s in SIDES)]
                 for label, g in sub.groupby("label", sort=False)]
-        out += [f"**{mode}** — median per call [95 % CI of the median] / peak memory (`cpu_rss`):", "",
+        out += [f"**{mode}** — median per call (of the per-process medians, where replicated) [95 % CI of the median] "
+                "/ peak memory (`cpu_rss`):", "",
                 markdown_table(["attention", *(f"{s}²" for s in SIDES)], rows), ""]
     return "\n".join(out).rstrip()
 
@@ -180,14 +183,17 @@ def targets(page: Page, mech: str, comp: str, ref: str) -> str:
     return markdown_table(header, rows)
 
 
-def before_after(page: Page, mech: str, previous: str) -> str:
+def before_after(page: Page, mech: str, previous: str, current: str | None = None) -> str:
     """``attnbench compare`` of ``mech`` between an earlier run (``previous``: a committed results CSV, from the
-    repository root) and the newest reference run: the change a new implementation made, case by case."""
+    repository root) and a later one (``current``, default the newest reference run): the change a new
+    implementation made, case by case."""
     src = page.sources
-    old_path, new_path = src.root / previous, src.reference(SUITE)
+    old_path = src.root / previous
+    new_path = src.root / current if current else src.reference(SUITE)
     c = compare(src.frame(old_path), src.frame(new_path))
     c = c[c["label"] == mech]
-    rows = [[r["mode"], r["grid"].replace("x", "×"), f"{r['ratio']:.3g} [{r['ci_lo']:.3g}–{r['ci_hi']:.3g}]",
+    rows = [[r["mode"], r["grid"].replace("x", "×"),
+             f"{r['ratio']:.3g}" + (f" [{r['ci_lo']:.3g}–{r['ci_hi']:.3g}]" if pd.notna(r["ci_lo"]) else ""),
              f"{r['mem_ratio']:.3g}", r["change"] or "no significant change"] for _, r in c.iterrows()]
     return (f"`attnbench compare {src.rel(old_path)} {src.rel(new_path)}`, rows of `{mech}` (B/A: new over "
             "previous):\n\n"

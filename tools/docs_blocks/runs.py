@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from attnbench.report.analysis.compare import ALPHA, THRESHOLD, compare
+from attnbench.report.analysis.compare import ALPHA, NOISE, THRESHOLD, TOO_FEW, compare, machine_drift
 from attnbench.report.render.markdown import markdown_table
 from attnbench.store.layout import suite_files
 from docs_blocks.sources import Page
@@ -20,25 +20,29 @@ PROBE = "probe-linear"  # suites/probe-linear.toml
 
 def rerun(page: Page, run: str | None = None) -> str:
     """The reference against a re-run (default: its re-run of the same code from a fresh clone), with
-    ``attnbench compare``: per mechanism the range and median of the time ratios and the significant changes."""
+    ``attnbench compare``: per mechanism the range and median of the time ratios and the verdicts."""
     src = page.sources
     a_path = src.reference(SUITE)
     b_path = src.rerun(run, SUITE)
     a, b = src.frame(a_path), src.frame(b_path)
     t = compare(a, b)
+    change = t["change"].astype(str)
     rows = [[label, f"{g['ratio'].min():.2f}–{g['ratio'].max():.2f}", f"{g['ratio'].median():.2f}",
              str(int((g["change"] == "slower").sum())), str(int((g["change"] == "faster").sum())),
+             str(int((g["change"] == NOISE).sum())), str(int((g["change"] == TOO_FEW).sum())),
              "n/a (no CPU peak for compiled cases)" if g["mem_ratio"].isna().all()
              else f"{g['mem_ratio'].min():.2f}–{g['mem_ratio'].max():.2f}"]
             for label, g in t.dropna(subset=["ratio"]).groupby("label", sort=False)]
-    canary = [json.loads(df["runtime"].iloc[0]).get("canary_ms", {}) for df in (a, b)]
+    drift = machine_drift(a, b)
+    moved = f" {drift['sentence']}." if drift["sentence"] else ""
     return (f"`attnbench compare {src.rel(a_path)} {src.rel(b_path)}` — {len(t)} cases, "
-            f"{int((t['change'] == 'slower').sum())} significantly slower and {int((t['change'] == 'faster').sum())} "
-            f"significantly faster in the re-run (Mann-Whitney U on the timing blocks, p < {ALPHA:g}, ratio ≥ "
-            f"{THRESHOLD:g} or ≤ 1/{THRESHOLD:g}), {int(t['change'].str.startswith('status').sum())} status changes. "
-            f"Canary expm1: reference {canary[0].get('expm1', '?')} ms, re-run {canary[1].get('expm1', '?')} ms.\n\n"
+            f"{int((change == 'slower').sum())} significantly slower and {int((change == 'faster').sum())} "
+            f"significantly faster in the re-run (exact Mann-Whitney U over the process medians, p < {ALPHA:g}, "
+            f"ratio ≥ {THRESHOLD:g} or ≤ 1/{THRESHOLD:g}), {int((change == TOO_FEW).sum())} with too few replicates "
+            f"to test, {int(change.str.startswith('status').sum())} status changes; canaries B/A: compute "
+            f"{drift['compute']:.3g}, memory {drift['memory']:.3g}.{moved}\n\n"
             + markdown_table(["attention", "time B/A (range over grids and modes)", "median", "slower", "faster",
-                              "memory B/A"], rows))
+                              "within noise", "too few replicates", "memory B/A"], rows))
 
 
 def rerun_pair(page: Page, first: str, second: str) -> str:

@@ -22,6 +22,7 @@ from attnbench.report.analysis.compare import compare
 from attnbench.report.analysis.fits import scaling_fits
 from attnbench.report.analysis.replicates import paired
 from attnbench.report.analysis.table import Column, Table
+from attnbench.store.status import Status
 
 __all__ = ["agreement", "agreement_table"]
 
@@ -32,7 +33,7 @@ def _rounds(cell: object) -> dict[int, float]:
 
 def _pair_ratios(df: pd.DataFrame) -> dict[tuple[str, str, str, int], object]:
     """(mode, a, b, tokens) → paired estimate of time_b / time_a within rounds, for every pair of mechanisms."""
-    ok = df[(df["kind"] == "cost") & (df["status"] == "ok")]
+    ok = df[(df["kind"] == "cost") & (df["status"] == Status.OK)]
     out = {}
     for (mode, tokens), g in ok.groupby(["mode", "tokens"]):
         by_label = {str(r["label"]): _rounds(r.get("replicate_medians_ms")) for _, r in g.iterrows()}
@@ -49,7 +50,7 @@ def agreement(run1: pd.DataFrame, run2: pd.DataFrame, floor: float | None = None
     flagged = int(measured["change"].isin(["slower", "faster"]).sum())
     one = run1.set_index(["config_id", "height", "width"])
     inside, with_ci = 0, 0
-    for _, r in run2[(run2["kind"] == "cost") & (run2["status"] == "ok")].iterrows():
+    for _, r in run2[(run2["kind"] == "cost") & (run2["status"] == Status.OK)].iterrows():
         key = (r["config_id"], r["height"], r["width"])
         if key in one.index:
             ref = one.loc[key]

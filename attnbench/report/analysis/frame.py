@@ -11,6 +11,7 @@ import pandas as pd
 
 from attnbench.report.analysis.replicates import collapse
 from attnbench.store.csvfile import read_results
+from attnbench.store.layout import results_files
 from attnbench.store.migrate import upgrade_row
 from attnbench.store.schema import COLUMNS, NUMERIC, series_label
 
@@ -39,13 +40,6 @@ def parse_samples(value: object) -> np.ndarray | None:
     return np.asarray(json.loads(value), float)
 
 
-def _files(paths: list[str | Path]) -> list[Path]:
-    files: list[Path] = []
-    for p in map(Path, paths):
-        files.extend(sorted(f for f in p.rglob("*.csv") if ".bak" not in f.name) if p.is_dir() else [p])
-    return files
-
-
 def load_frame(paths: list[str | Path], replicates: str = "cases") -> pd.DataFrame:
     """Results CSV files (or folders of them, searched recursively) as one DataFrame.
 
@@ -57,7 +51,7 @@ def load_frame(paths: list[str | Path], replicates: str = "cases") -> pd.DataFra
     Raises:
         NotResultsError: a file is not an attnbench results file, or no file holds a row.
     """
-    files = _files(paths)
+    files = results_files(paths)
     frames = []
     for f in files:
         try:

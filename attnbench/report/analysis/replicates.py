@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from attnbench.store.status import Status
+
 __all__ = ["LEVEL", "Estimate", "estimate", "hierarchical_ratio_ci", "median_ci", "min_replicates",
            "mwu_min_p", "paired"]
 
@@ -145,7 +147,7 @@ def collapse(df: pd.DataFrame) -> pd.DataFrame:
     out = []
     for (_, _), g in rep.groupby(["run_id", "_case"], sort=False):
         g = g.sort_values("_round")
-        ok = g[g["status"] == "ok"]
+        ok = g[g["status"] == Status.OK]
         first = (ok if len(ok) else g).iloc[0].to_dict()
         row = {**first, "case_key": first["_case"]}
         if len(ok):
@@ -153,8 +155,8 @@ def collapse(df: pd.DataFrame) -> pd.DataFrame:
             est = estimate(list(medians.values()))
             q1, q3 = np.quantile(list(medians.values()), [0.25, 0.75])
             samples = [_json_list(s) for s in ok["time_samples_ms"]]
-            failed = g[g["status"] != "ok"]
-            row.update(status="ok", time_ms_median=est.value, time_ms_q1=float(q1), time_ms_q3=float(q3),
+            failed = g[g["status"] != Status.OK]
+            row.update(status=Status.OK.value, time_ms_median=est.value, time_ms_q1=float(q1), time_ms_q3=float(q3),
                        time_ms_iqr=float(q3 - q1), time_ms_min=float(ok["time_ms_min"].min()),
                        time_ms_ci_lo=est.lo, time_ms_ci_hi=est.hi, time_n=int(ok["time_n"].sum()),
                        replicates=len(ok), replicate_medians_ms=json.dumps(medians),

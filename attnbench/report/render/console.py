@@ -85,7 +85,8 @@ def _fmt(x: float, spec: str) -> str:
 
 
 def print_comparison(table: pd.DataFrame, console: Any, a: str, b: str, threshold: float = THRESHOLD,
-                     alpha: float = ALPHA, fmt: str = "table", drift: str = "") -> None:
+                     alpha: float = ALPHA, fmt: str = "table", drift: str = "",
+                     speed: dict[str, float] | None = None) -> None:
     """The comparison as a console table (or CSV / JSON on stdout); ``drift`` is the sentence saying the machine
     itself moved between the runs (:func:`~attnbench.report.analysis.compare.machine_drift`), printed first."""
     if fmt == "csv":
@@ -96,8 +97,11 @@ def print_comparison(table: pd.DataFrame, console: Any, a: str, b: str, threshol
         return
     from rich.table import Table
 
+    if speed:
+        console.print("machine speed B/A (the rounds' canaries): " + ", ".join(
+            f"{k} {v:.3g}" for k, v in speed.items() if v == v))  # v == v: not nan
     if drift:
-        console.print(f"[bold]{drift}[/]")
+        console.print(f"[bold]{drift}[/]", markup=True, highlight=False)
     if table.empty:
         console.print(f"no cost cases in common between {a} and {b}")
         return
