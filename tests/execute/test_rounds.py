@@ -36,7 +36,7 @@ class RaisesValueError(GridAttention):
 def test_rounds_hold_every_case_once_grids_ascending_first_then_shuffled_by_the_seed():
     suite = load_suite(SUITES_DIR / "cpu.toml")
     rounds = plan_rounds(suite)
-    assert len(rounds) == suite.replicates == 6
+    assert len(rounds) == suite.replicates == 8
     for r, cases in enumerate(rounds, 1):
         assert sorted(c.case_key for c in cases) == sorted(c.key for c in suite.cases)  # every case once
         assert {c.replicate for c in cases} == {r}

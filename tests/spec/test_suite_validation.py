@@ -114,7 +114,7 @@ def test_cases_are_grid_major_and_keys_unique():
     tokens = [c.tokens for c in suite.cases]
     assert tokens == sorted(tokens)
     assert len({c.key for c in suite.cases}) == len(suite.cases) == 6 * 7 * 2  # mechanisms x grids x modes
-    assert suite.replicates == 6  # every case in six processes, one per round
+    assert suite.replicates == 8  # every case in eight processes, one per round
 
 
 def test_compiled_series_sweep_compile_grids_with_extra_time(tmp_path):
