@@ -120,7 +120,7 @@ def compare(a: str | Path, b: str | Path, options: CompareOptions | None = None)
     moved = machine_drift(frame_a, frame_b, floor)
     drift = " ".join(filter(None, [moved["sentence"], *canary_warnings(frame_a, frame_b)]))
     return Comparison(path_a, path_b, table, accuracy, verdict(table, options.fail_above, options.fail_below),
-                      drift, floor, {k: moved[k] for k in ("compute", "memory")})
+                      drift=drift, floor=floor, speed={k: moved[k] for k in ("compute", "memory")})
 
 
 def canary_warnings(*frames: pd.DataFrame) -> list[str]:

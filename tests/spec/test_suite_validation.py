@@ -100,7 +100,7 @@ def test_set_overrides_are_validated_too(tmp_path, capsys):
     assert suite.attentions[1].kwargs == {"window": 4} and len(suite.cases) == 4
 
 
-def test_shipped_suites_are_valid():
+def test_shipped_suites_are_valid(clean_registry):  # calibrate.toml imports (registers) the planted layer
     root = Path(__file__).resolve().parents[2] / "suites"
     for path in sorted(root.glob("*.toml")):
         overrides = {"device": "cpu"} if "gpu" in path.name else {}

@@ -175,6 +175,8 @@ def collapse(df: pd.DataFrame) -> pd.DataFrame:
         else:
             row.update(replicates=0, case_wall_s=float(g["case_wall_s"].sum()))
         out.append(row)
-    cases = pd.DataFrame(out).drop(columns=["_round", "_case"])
+    # in a stable order (suite, mode, grid, label), not the first round's shuffled one
+    cases = pd.DataFrame(out).drop(columns=["_round", "_case"]).sort_values(
+        ["suite", "mode", "tokens", "label"], kind="stable")
     rest = df[~(rounds >= 1)]
     return pd.concat([rest, cases], ignore_index=True) if len(rest) else cases.reset_index(drop=True)

@@ -157,8 +157,10 @@ def _accuracy_section(suite: str, g: pd.DataFrame) -> Section:
 def _comparison(ref: pd.DataFrame, df: pd.DataFrame, reference: str) -> Section:
     sec = Section("reference", f"Against the reference run {reference}",
                   ["B / A with A = the reference, B = these results; cases matched on configuration and grid. Time "
-                   "ratio of medians with a 95 % bootstrap CI over the timing blocks; significant (asv's rule): "
-                   f"Mann-Whitney U p < {COMPARE_ALPHA:g} and ratio ≥ {THRESHOLD:g} or ≤ 1/{THRESHOLD:g}."])
+                   "ratio of the medians of per-process medians with a hierarchical bootstrap 95 % CI (processes, "
+                   "then blocks); significant: exact Mann-Whitney U over the process medians p < "
+                   f"{COMPARE_ALPHA:g} and ratio ≥ {THRESHOLD:g} or ≤ 1/{THRESHOLD:g}; runs measured once have too "
+                   "few replicates for a verdict."])
     cost = compare(ref, df)
     if len(cost):
         cost["ci"] = [f"{a:.3g}–{b:.3g}" if pd.notna(a) else "" for a, b in zip(cost["ci_lo"], cost["ci_hi"])]
@@ -169,6 +171,7 @@ def _comparison(ref: pd.DataFrame, df: pd.DataFrame, reference: str) -> Section:
         sec.tables.append(_from_frame("reference-cost", "Cost, case by case", cost, [
             ("mode", "mode"), ("label", "attention"), ("grid", "grid"), ("status_a", "status A"),
             ("status_b", "status B"), ("ratio", "time B/A"), ("ci", "95 % CI"), ("p", "p"),
+            ("replicates", "processes A/B"),
             ("mem_ratio", "memory B/A"), ("change", "change")], digits=".3g"))
     acc = compare_accuracy(ref, df)
     if len(acc):
