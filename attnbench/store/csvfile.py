@@ -61,26 +61,14 @@ def read_results(path: str | Path, repair: bool = False) -> list[dict[str, str]]
     return [dict(zip(header, r)) for r in body]
 
 
-def is_locked(path: str | Path) -> bool:
-    """Whether a run holds the lock of the results file ``path`` right now."""
-    lock = Path(path).with_suffix(Path(path).suffix + ".lock")
-    if not lock.exists():
-        return False
-    fd = os.open(lock, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # closing drops a lock we may have taken
-    return False
+def _lock_path(path: str | Path) -> Path:
+    return Path(path).with_suffix(Path(path).suffix + ".lock")
 
 
-def remove_lock(path: str | Path) -> bool:
-    """Remove the lock file of a finished run's results file ``path``, so the run folder holds results and no
-    machinery; left in place (False) while some process holds it. A finished run is never resumed, so nothing
-    locks it again."""
-    lock = Path(path).with_suffix(Path(path).suffix + ".lock")
+def _free_lock(path: str | Path, remove: bool) -> bool:
+    """Whether nobody holds the lock of the results file ``path`` (True too when there is no lock file); with
+    ``remove``, a free lock file is deleted while we hold it."""
+    lock = _lock_path(path)
     if not lock.exists():
         return True
     fd = os.open(lock, os.O_RDWR)
@@ -89,10 +77,23 @@ def remove_lock(path: str | Path) -> bool:
     except BlockingIOError:
         return False
     else:
-        lock.unlink(missing_ok=True)
+        if remove:
+            lock.unlink(missing_ok=True)
         return True
     finally:
-        os.close(fd)
+        os.close(fd)  # closing drops a lock we may have taken
+
+
+def is_locked(path: str | Path) -> bool:
+    """Whether a run holds the lock of the results file ``path`` right now."""
+    return not _free_lock(path, remove=False)
+
+
+def remove_lock(path: str | Path) -> bool:
+    """Remove the lock file of a finished run's results file ``path``, so the run folder holds results and no
+    machinery; left in place (False) while some process holds it. A finished run is never resumed, so nothing
+    locks it again."""
+    return _free_lock(path, remove=True)
 
 
 class ResultsFile:
@@ -101,7 +102,7 @@ class ResultsFile:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_path = self.path.with_suffix(self.path.suffix + ".lock")
+        self._lock_path = _lock_path(self.path)
         self._lock_fd: int | None = None
 
     def __enter__(self) -> ResultsFile:
