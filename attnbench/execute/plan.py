@@ -18,6 +18,7 @@ from attnbench.spec.case import Case
 from attnbench.spec.validate import Suite
 from attnbench.store.csvfile import read_results
 from attnbench.store.layout import all_suite_files, results_path
+from attnbench.store.status import Status
 
 __all__ = ["PlannedCase", "plan_suite"]
 
@@ -30,9 +31,11 @@ class PlannedCase:
     earlier_runs: int
 
 
-def _history(root: Path, suite: str, machine: str) -> dict[str, list[float]]:
-    """case key → earlier ``case_wall_s`` on ``machine`` (one value per run)."""
+def _history(root: Path, suite: str, machine: str) -> tuple[dict[str, list[float]], set[str]]:
+    """case key → earlier ``case_wall_s`` on ``machine`` (one value per run and process), and the keys of cases that
+    failed there (in a replicated run they cost their time once: later rounds skip them)."""
     seen: dict[str, dict[str, float]] = {}
+    failed: set[str] = set()
     for path in all_suite_files(root, suite):
         try:
             rows = read_results(path)
@@ -46,7 +49,9 @@ def _history(root: Path, suite: str, machine: str) -> dict[str, list[float]]:
                     seen.setdefault(key, {})[run] = float(r["case_wall_s"])
                 except ValueError:
                     continue
-    return {k: list(v.values()) for k, v in seen.items()}
+                if r.get("status") not in (Status.OK, Status.SKIPPED):
+                    failed.add(key)
+    return {k: list(v.values()) for k, v in seen.items()}, failed
 
 
 def plan_suite(suite: Suite, root: str | Path = "results", fresh: bool = False) -> tuple[Path | None,
@@ -60,10 +65,12 @@ def plan_suite(suite: Suite, root: str | Path = "results", fresh: bool = False) 
     done: set[str] = set()
     if resumed is not None and results_path(resumed, suite.name).exists():
         done = {r["case_key"] for r in read_results(results_path(resumed, suite.name))}
-    history = _history(root, suite.name, static["machine"])
+    history, failed = _history(root, suite.name, static["machine"])
     planned = []
     for case in (c for cases in plan_rounds(suite) for c in cases):
         earlier = history.get(case.case_key, [])
-        planned.append(PlannedCase(case, set(case.row_keys) <= done,
-                                   statistics.median(earlier) if earlier else None, len(earlier)))
+        expected = statistics.median(earlier) if earlier else None
+        if case.replicate > 1 and case.case_key in failed:
+            expected = 0.0  # failed before: round 1 records the failure, later rounds skip it
+        planned.append(PlannedCase(case, set(case.row_keys) <= done, expected, len(earlier)))
     return resumed, planned
