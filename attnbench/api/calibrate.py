@@ -4,7 +4,6 @@ per machine, so a comparison can say "within this machine's noise" instead of "s
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,9 +20,9 @@ __all__ = ["CalibrateOptions", "Calibration", "calibrate", "calibration_path", "
 def calibration_path(machine: str) -> Path:
     """Where this machine's calibration is kept: ``$ATTNBENCH_DATA`` (or ``~/.cache/attnbench``)
     ``/calibration-<machine>.json``."""
-    root = os.environ.get("ATTNBENCH_DATA")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "attnbench"
-    return base / f"calibration-{machine}.json"
+    from attnbench.data import cache_dir
+
+    return cache_dir() / f"calibration-{machine}.json"
 
 
 def _committed(machine: str) -> Path | None:

@@ -12,7 +12,6 @@ timing targets (docs/measurement.md), as numbers and as a :class:`Table`.
 
 from __future__ import annotations
 
-import json
 from itertools import combinations
 
 import numpy as np
@@ -20,15 +19,11 @@ import pandas as pd
 
 from attnbench.report.analysis.compare import compare
 from attnbench.report.analysis.fits import scaling_fits
-from attnbench.report.analysis.replicates import paired
+from attnbench.report.analysis.replicates import paired, round_medians
 from attnbench.report.analysis.table import Column, Table
 from attnbench.store.status import Status
 
 __all__ = ["agreement", "agreement_table"]
-
-
-def _rounds(cell: object) -> dict[int, float]:
-    return {int(k): float(v) for k, v in json.loads(cell).items()} if isinstance(cell, str) and cell else {}
 
 
 def _pair_ratios(df: pd.DataFrame) -> dict[tuple[str, str, str, int], object]:
@@ -36,7 +31,7 @@ def _pair_ratios(df: pd.DataFrame) -> dict[tuple[str, str, str, int], object]:
     ok = df[(df["kind"] == "cost") & (df["status"] == Status.OK)]
     out = {}
     for (mode, tokens), g in ok.groupby(["mode", "tokens"]):
-        by_label = {str(r["label"]): _rounds(r.get("replicate_medians_ms")) for _, r in g.iterrows()}
+        by_label = {str(r["label"]): round_medians(r.get("replicate_medians_ms")) for _, r in g.iterrows()}
         for a, b in combinations(sorted(by_label), 2):
             if by_label[a] and by_label[b]:
                 out[(str(mode), a, b, int(tokens))] = paired(by_label[a], by_label[b])

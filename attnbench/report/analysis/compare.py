@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from attnbench.report.analysis.replicates import hierarchical_ratio_ci, mwu_min_p
+from attnbench.report.analysis.replicates import hierarchical_ratio_ci, mwu_min_p, round_medians
 from attnbench.store.status import Status
 
 __all__ = ["ALPHA", "THRESHOLD", "compare", "compare_accuracy", "machine_drift", "verdict"]
@@ -37,10 +37,6 @@ NOISE = "within this machine's noise"
 _KEY = ["suite", "config_id", "height", "width"]
 
 
-def _medians(cell: Any) -> list[float]:
-    return [float(v) for v in json.loads(cell).values()] if isinstance(cell, str) and cell else []
-
-
 def _groups(cell: Any) -> list[list[float]]:
     return [list(map(float, g)) for g in json.loads(cell)] if isinstance(cell, str) and cell else []
 
@@ -49,7 +45,8 @@ def _test(r: pd.Series, threshold: float, alpha: float, floor: float | None) -> 
     """The replicate-level statistics and verdict of one matched, measured pair."""
     from scipy.stats import mannwhitneyu
 
-    a, b = _medians(r.get("replicate_medians_ms_a")), _medians(r.get("replicate_medians_ms_b"))
+    a = list(round_medians(r.get("replicate_medians_ms_a")).values())
+    b = list(round_medians(r.get("replicate_medians_ms_b")).values())
     out: dict[str, Any] = {"replicates": f"{len(a) or 1}/{len(b) or 1}"}
     if mwu_min_p(len(a), len(b)) >= alpha:
         return {**out, "change": TOO_FEW}

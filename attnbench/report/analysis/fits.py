@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from attnbench.report.analysis.frame import CONTEXT, baseline_label, parse_samples
-from attnbench.report.analysis.replicates import Estimate, paired
+from attnbench.report.analysis.replicates import Estimate, paired, round_medians
 from attnbench.store.status import FAILURES, NO_NUMBER, Status
 
 __all__ = ["WIN_MARGIN", "Fit", "crossovers", "fit_power_law", "frontiers", "local_slopes", "memory_floor", "ratios",
@@ -88,7 +88,7 @@ def _samples(g: pd.DataFrame) -> list[np.ndarray] | None:
     """What a fit's bootstrap resamples at each grid: the process medians of replicated cases (the replicate is
     the unit of repetition), else the timing blocks of the one process."""
     if "replicate_medians_ms" in g and g["replicate_medians_ms"].map(lambda s: isinstance(s, str) and s).all():
-        return [np.asarray(list(json.loads(s).values()), float) for s in g["replicate_medians_ms"]]
+        return [np.asarray(list(round_medians(s).values()), float) for s in g["replicate_medians_ms"]]
     samples = [parse_samples(s) for s in g["time_samples_ms"]]
     return None if any(s is None for s in samples) else samples
 
@@ -190,9 +190,8 @@ def ratios(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
 
 def _paired(mine: object, base: object) -> Estimate | None:
     """Speed-up base / mine paired by round, from two ``replicate_medians_ms`` cells; None unless both have them."""
-    if not (isinstance(mine, str) and mine and isinstance(base, str) and base):
-        return None
-    return paired({int(k): v for k, v in json.loads(mine).items()}, {int(k): v for k, v in json.loads(base).items()})
+    a, b = round_medians(mine), round_medians(base)
+    return paired(a, b) if a and b else None
 
 
 def _beats(r: pd.Series) -> bool:

@@ -24,8 +24,8 @@ import pandas as pd
 
 from attnbench.store.status import Status
 
-__all__ = ["LEVEL", "Estimate", "estimate", "hierarchical_ratio_ci", "median_ci", "min_replicates",
-           "mwu_min_p", "paired"]
+__all__ = ["LEVEL", "Estimate", "collapse", "estimate", "hierarchical_ratio_ci", "median_ci", "min_replicates",
+           "mwu_min_p", "paired", "round_medians"]
 
 LEVEL = 0.95
 
@@ -119,6 +119,13 @@ def hierarchical_ratio_ci(a: Sequence[Sequence[float]], b: Sequence[Sequence[flo
 
 
 # ------------------------------------------------------------------------------------------- rows → cases
+def round_medians(cell: object) -> dict[int, float]:
+    """A case row's ``replicate_medians_ms`` cell as {round: process median}; empty for a case measured once."""
+    import json
+
+    return {int(k): float(v) for k, v in json.loads(cell).items()} if isinstance(cell, str) and cell else {}
+
+
 def _json_list(text: object) -> list[float]:
     import json
 
