@@ -96,13 +96,16 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, threshold: float = THRESHOLD, alph
 
 def machine_drift(a: pd.DataFrame, b: pd.DataFrame, floor: float | None = None) -> dict[str, Any]:
     """How far the machine itself moved between A and B: the ratio B/A of the rounds' median compute and memory
-    canaries (``speed_*_ms``), and a sentence when either moved beyond the noise floor (or 10 % uncalibrated)."""
+    canaries (``speed_*_ms``), ``factor`` their geometric mean (the machine's speed change that a cross-run ratio of
+    a case carries besides the code's; nan without canaries), and a sentence when either moved beyond the noise
+    floor (or 10 % uncalibrated)."""
     out: dict[str, Any] = {}
     for kind in ("compute", "memory"):
         col = f"speed_{kind}_ms"
         va = pd.to_numeric(a.get(col, pd.Series(dtype=float)), errors="coerce").dropna()
         vb = pd.to_numeric(b.get(col, pd.Series(dtype=float)), errors="coerce").dropna()
         out[kind] = float(vb.median() / va.median()) if len(va) and len(vb) else float("nan")
+    out["factor"] = float(np.sqrt(out["compute"] * out["memory"]))
     limit = max(floor or 0.0, THRESHOLD)
     moved = {k: v for k, v in out.items() if np.isfinite(v) and (v >= limit or v <= 1 / limit)}
     out["sentence"] = ""

@@ -140,7 +140,8 @@ def collapse(df: pd.DataFrame) -> pd.DataFrame:
     ``time_ms_ci_lo``/``hi`` the order-statistic 95 % CI (nan when too few replicates); ``replicates`` the number
     that measured; ``replicate_medians_ms`` {round: median} (for paired ratios); ``replicate_samples_ms`` the
     blocks of each process (for hierarchical bootstraps); ``time_samples_ms`` every block; ``peak_mib`` and
-    ``minor_faults_per_call`` medians over replicates; ``cpu_steal_pct`` the largest steal seen; ``status`` ok when
+    ``minor_faults_per_call`` and the canaries ``speed_*_ms`` medians over replicates; ``cpu_steal_pct`` the largest
+    steal seen; ``status`` ok when
     any replicate measured (``reason`` names the rounds that failed), else the first failure.
     """
     import json
@@ -172,6 +173,9 @@ def collapse(df: pd.DataFrame) -> pd.DataFrame:
                        peak_mib=float(ok["peak_mib"].median()),
                        minor_faults_per_call=float(ok["minor_faults_per_call"].median()),
                        cpu_steal_pct=float(g["cpu_steal_pct"].max()),
+                       # the machine's speed over the case's rounds (each round measured its canaries once)
+                       **{c: float(pd.to_numeric(ok[c], errors="coerce").median())
+                          for c in ("speed_compute_ms", "speed_memory_ms") if c in ok},
                        case_wall_s=float(g["case_wall_s"].sum()),
                        reason="; ".join(f"round {r}: {s} ({why})" for r, s, why in
                                         zip(failed["_round"], failed["status"], failed["reason"])))
