@@ -76,14 +76,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     table = Table(title="registered attentions", show_lines=False)
-    for col in ("name", "source", "complexity (N = H·W)", "constraints", "available", "reference"):
+    for col in ("name", "family", "source", "complexity (N = H·W)", "constraints", "available", "reference"):
         table.add_column(col, overflow="fold", no_wrap=col == "name")
     configs = Table(title="named configurations (usable wherever a name is)", show_lines=False)
     for col in ("name", "attention", "options"):
         configs.add_column(col, overflow="fold", no_wrap=col == "name")
     for r in rows:
         if r["kind"] == "attention":
-            table.add_row(r["name"], r["source"], r["complexity"], r["constraints"], r["available"], r["reference"])
+            table.add_row(r["name"], r["family"], r["source"], r["complexity"], r["constraints"], r["available"], r["reference"])
         else:
             configs.add_row(r["name"], r["attention"], r["options"])
     console = Console(width=args.width)

@@ -17,23 +17,34 @@ __all__ = ["CheckOptions", "Roofline", "RooflineOptions", "check", "list_mechani
 
 
 def list_mechanisms() -> list[dict[str, str]]:
-    """One record per registered attention, unavailable optional one and named configuration (``list``)."""
+    """One record per registered attention (with its family and the configuration suites sweep), unavailable
+    optional one and named configuration (``list``), mechanisms by family then name."""
     from attnbench.registry import (
         attention_source, get_attention, list_attentions, list_configs, unavailable_attentions,
     )
 
+    from attnbench.attention.base import FAMILIES
+
+    order = list(FAMILIES)
+
+    def family_key(name: str) -> tuple[int, str]:
+        family = getattr(get_attention(name), "family", "other")
+        return (order.index(family) if family in order else len(order), name)
+
     rows = []
-    for name in list_attentions():
+    for name in sorted(list_attentions(), key=family_key):
         cls = get_attention(name)
         rows.append({"name": name, "kind": "attention", "attention": name, "source": attention_source(name),
+                     "family": getattr(cls, "family", "other"), "benchmark": getattr(cls, "benchmark", None) or "",
                      "complexity": getattr(cls, "complexity", "?"), "constraints": getattr(cls, "constraints", "?"),
                      "available": "yes", "reference": getattr(cls, "reference", "?"), "options": ""})
     for name, reason in unavailable_attentions().items():
         rows.append({"name": name, "kind": "attention", "attention": name, "source": "builtin (optional)",
-                     "complexity": "", "constraints": "", "available": f"no: {reason}", "reference": "",
+                     "family": "", "benchmark": "", "complexity": "", "constraints": "", "available": f"no: {reason}", "reference": "",
                      "options": ""})
     for name, (attention, kwargs) in list_configs().items():
-        rows.append({"name": name, "kind": "configuration", "attention": attention, "source": "", "complexity": "",
+        rows.append({"name": name, "kind": "configuration", "attention": attention, "source": "", "family": "",
+                     "benchmark": "", "complexity": "",
                      "constraints": "", "available": "", "reference": "",
                      "options": ", ".join(f"{k}={v!r}" for k, v in kwargs.items())})
     return rows

@@ -14,7 +14,20 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-__all__ = ["GridAttention", "QKVAttention", "check_int", "check_dropout", "check_heads", "check_choice", "log_floor"]
+__all__ = ["FAMILIES", "GridAttention", "QKVAttention", "check_int", "check_dropout", "check_heads", "check_choice", "log_floor"]
+
+
+# The families a mechanism declares (``GridAttention.family``), in the order reports show them.
+FAMILIES: dict[str, str] = {
+    "global": "softmax attention over all N tokens",
+    "window": "attention inside windows, grids, axes or neighbourhoods",
+    "linear": "kernel, linear and low-rank approximations of softmax attention",
+    "reduction": "attention over reduced keys or over channels",
+    "multipole": "hierarchical (multilevel) attention",
+    "operator": "attention designed as a PDE operator",
+    "mixer": "token mixers that are not attention (spectral)",
+    "other": "not declared",
+}
 
 
 def _owner(obj: Any) -> str:
@@ -66,6 +79,11 @@ class GridAttention(nn.Module):
     ``forward``. They call ``super().__init__()`` and validate their arguments with the ``check_*`` helpers.
 
     Class variables:
+        family: the kind of token mixing, one of :data:`FAMILIES` (suites select by it: ``families = ["window"]``;
+            figures draw one panel per family). Plugins declare theirs; ``"other"`` when they do not.
+        benchmark: the named configuration (:func:`~attnbench.registry.register_config`) that suites sweep when
+            they select this mechanism by family or pattern — its published benchmark settings (window 8, 64
+            landmarks, ...); ``None``: the mechanism with its defaults.
         complexity: time and memory in ``N = H·W`` (and the other hyper-parameters), e.g. ``"O(N^2 d) / O(N)"``.
         constraints: human-readable grid/device constraints, e.g. ``"H, W divisible by window"``.
         reference: the paper or library implemented.
@@ -80,6 +98,8 @@ class GridAttention(nn.Module):
     """
 
     registry_name: ClassVar[str | None] = None
+    family: ClassVar[str] = "other"
+    benchmark: ClassVar[str | None] = None
     complexity: ClassVar[str] = "?"
     constraints: ClassVar[str] = "none"
     reference: ClassVar[str] = "?"

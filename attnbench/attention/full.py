@@ -40,6 +40,7 @@ class FullAttention(QKVAttention):
         qkv_bias: bias in the qkv projection. dropout: attention and output dropout.
     """
 
+    family = "global"
     complexity = "time O(N^2 d), memory O(N) fused / O(N^2) math"
     constraints = "backend=flash/cudnn: CUDA fp16/bf16; efficient/cudnn: CUDA only"
     reference = "Vaswani et al. 2017; torch SDPA"

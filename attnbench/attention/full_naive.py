@@ -23,6 +23,7 @@ class NaiveFullAttention(QKVAttention):
     Complexity: time O(N² d), memory O(N²).
     """
 
+    family = "global"
     complexity = "time O(N^2 d), memory O(N^2)"
     constraints = "memory 2*heads*N^2 elements per sample"
     reference = "Vaswani et al. 2017 (explicit scores)"

@@ -33,6 +33,7 @@ class LinearAttention(QKVAttention):
         eps: added to the normaliser.
     """
 
+    family = "linear"
     complexity = "time O(N d^2), memory O(N d)"
     constraints = "none"
     reference = "Katharopoulos et al. 2020, phi = elu + 1"

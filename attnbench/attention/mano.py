@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -15,6 +16,24 @@ from attnbench.registry import register_attention, register_config
 
 # Largest window the shifted formulation runs by default ("auto"); larger windows use one SDPA per window group.
 SHIFTED_MAX_WINDOW = 3
+# Largest grid (H·W tokens) the packed formulation runs by default ("auto"): below it a level's work is smaller than
+# the ~100 operator launches per level the other paths spend, so all levels go through one gather, one SDPA and one
+# scatter-add instead (issue 26; the crossover was measured on 2 CPU cores, docs/mechanisms.md).
+PACKED_MAX_TOKENS = 32 * 32
+
+
+@dataclass(frozen=True)
+class LevelPlan:
+    """Everything about a grid's levels that does not depend on the input's values, built once per grid.
+
+    ``shapes``: the levels' ``(h, w)``, finest first; ``sizes``: their token counts; ``index [P, k²]``: the
+    tokens of every window of every level, as indices into the levels' tokens concatenated finest first (``P``
+    windows in all); ``count [T, 1]``: how many windows cover each of the ``T`` tokens."""
+
+    shapes: tuple[tuple[int, int], ...]
+    sizes: tuple[int, ...]
+    index: torch.Tensor
+    count: torch.Tensor
 
 
 def window_starts(size: int, window: int, stride: int) -> range:
@@ -65,6 +84,12 @@ class MultipoleAttention(GridAttention):
       launches, no window copies; a hand-written backward keeps only q, k, v and the window probabilities.
     - ``sdpa`` (default for larger windows, where batched matmuls win): the overlapping windows as ``ceil(k/s)²``
       groups of non-overlapping windows (strided views), each through ``scaled_dot_product_attention``.
+    - ``packed`` (default for grids of at most :data:`PACKED_MAX_TOKENS` tokens, where operator launches, not
+      arithmetic, set the time): the restriction runs first (it needs only the inputs), then the tokens of all
+      levels are concatenated, normalised and projected once, every window of every level is gathered by one
+      precomputed index (:class:`LevelPlan`, built once per grid), one SDPA attends inside all windows, and one
+      scatter-add averages the overlapping outputs — a dozen operators for the whole V-cycle instead of about a
+      hundred per level. It copies each token into its ``k²/s²`` windows, hence only for small grids.
 
     Work per token, C = 64, 4 heads (d = 16), k = 2, s = 1, r = 2 (levels sum to about 4/3 N tokens): qkv and
     output projections 8·C² = 32 768 FLOPs per level-token, attention inside windows 4·k⁴·C = 4 096 FLOPs per
@@ -82,10 +107,12 @@ class MultipoleAttention(GridAttention):
         dim, heads, dim_head, dropout: as for ``full``.
         window: k >= 1. stride: 1 <= s <= k. rate: r >= 2. down: ``conv`` | ``pool``. up: ``conv`` | ``nearest``.
         level_weighting: ``paper`` | ``finest`` | ``sum`` (:meth:`level_weights`). max_levels: cap on the number of levels (None = no cap).
-        path: ``auto`` (shifted for k <= 3, else sdpa) | ``shifted`` | ``sdpa``: how windows are computed (same
-        outputs up to float rounding).
+        path: ``auto`` (packed up to :data:`PACKED_MAX_TOKENS` tokens, else shifted for k <= 3, else sdpa) |
+        ``packed`` | ``shifted`` | ``sdpa``: how windows are computed (same outputs up to float rounding).
     """
 
+    family = "multipole"
+    benchmark = "mano_k2s1r2"
     complexity = (
         "time O(N k^4 d / s^2 + N C^2), memory O(N C) inference / O(N (C + heads k^4 / s^2)) training (k <= 3)"
     )
@@ -134,9 +161,12 @@ class MultipoleAttention(GridAttention):
             if up == "conv"
             else nn.Upsample(scale_factor=r, mode="nearest")
         )
-        self.path = check_choice(self, "path", path, ("auto", "shifted", "sdpa"))
+        self.path = check_choice(self, "path", path, ("auto", "packed", "shifted", "sdpa"))
         self._counts: dict[tuple[Any, ...], torch.Tensor] = {}
+        self._plans: dict[tuple[Any, ...], LevelPlan] = {}
+        self._supported: set[tuple[Any, ...]] = set()  # grids whose not_supported_reasons came back empty
         self._last_levels: list[tuple[int, int]] = []
+        self._last_path = ""
 
     def flop_parts(self, batch: int, height: int, width: int) -> dict[str, int]:
         """Per level ``(h, w)`` with ``P = ((h-k)/s+1)·((w-k)/s+1)`` window positions: the qkv and output
@@ -204,11 +234,57 @@ class MultipoleAttention(GridAttention):
                 self._counts[key] = count()
         return self._counts[key]
 
-    def window_attention(self, x: torch.Tensor) -> torch.Tensor:
-        """The shared per-level operator ``W``: ``[B, h, w, C] → [B, h, w, C]``."""
+    def _plan(self, height: int, width: int, device: torch.device, dtype: torch.dtype) -> LevelPlan:
+        """The grid's :class:`LevelPlan`, cached per grid, device and dtype (outside autograd)."""
+        def build() -> LevelPlan:
+            k, s = self.window, self.stride
+            shapes = tuple(self.level_shapes(height, width))
+            sizes = tuple(h * w for h, w in shapes)
+            offsets = [sum(sizes[:i]) for i in range(len(sizes))]
+            side = torch.arange(k)
+            windows = []
+            for (h, w), offset in zip(shapes, offsets):
+                rows = torch.arange(0, h - k + 1, s)[:, None, None, None] + side[None, None, :, None]  # Ph,1,k,1
+                cols = torch.arange(0, w - k + 1, s)[None, :, None, None] + side[None, None, None, :]  # 1,Pw,1,k
+                windows.append((offset + rows * w + cols).reshape(-1, k * k))  # Ph·Pw, k²
+            index = torch.cat(windows).to(device)
+            count = torch.bincount(index.flatten(), minlength=sum(sizes)).to(dtype)[:, None]
+            return LevelPlan(shapes, sizes, index, count)
+
+        if torch.compiler.is_compiling():  # traced as constants (a cache lookup would guard and recompile)
+            return build()
+        key = (height, width, device, dtype)
+        if key not in self._plans:
+            with torch.inference_mode(False):  # a plan built during inference must still serve training
+                self._plans[key] = build()
+        return self._plans[key]
+
+    def _packed_levels(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """``W`` on every level at once (the ``packed`` path): ``x [B, H, W, C]`` → the levels' outputs
+        ``[B, h_l, w_l, C]``, finest first."""
+        B, H, W, C = x.shape
+        plan = self._plan(H, W, x.device, x.dtype)
+        levels = [x]
+        for _ in plan.shapes[1:]:  # the restriction needs only the inputs: all levels first
+            levels.append(self._down(levels[-1]))
+        tokens = torch.cat([level.reshape(B, -1, C) for level in levels], dim=1)  # B, T, C
+        del levels
+        qkv = self.to_qkv(self.norm2(self.norm1(tokens)))  # B, T, 3·inner
+        n_win, kk, inner = plan.index.shape[0], plan.index.shape[1], self.heads * self.dim_head
+        win = qkv[:, plan.index].view(B * n_win, kk, 3, self.heads, self.dim_head)  # B·P, k², 3, heads, d
+        q, k, v = win.permute(2, 0, 3, 1, 4).unbind(0)  # each B·P, heads, k², d
+        o = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        o = o.transpose(1, 2).reshape(B, n_win * kk, inner)  # every window's outputs, in index order
+        out = qkv.new_zeros(B, tokens.shape[1], inner).index_add(1, plan.index.flatten(), o) / plan.count
+        out = self.out_drop(self.to_out(out))  # B, T, C
+        return [t.reshape(B, h, w, -1) for t, (h, w) in zip(out.split(plan.sizes, dim=1), plan.shapes)]
+
+    def window_attention(self, x: torch.Tensor, path: str | None = None) -> torch.Tensor:
+        """The shared per-level operator ``W`` on one level: ``[B, h, w, C] → [B, h, w, C]``, on the ``shifted`` or
+        ``sdpa`` path (default: the one :meth:`path_for` picks for a large grid)."""
         B, h, w, C = x.shape
         x = self.norm2(self.norm1(x)).reshape(B * h * w, C)
-        if self.path_for() == "shifted":
+        if (path or self.path_for()) == "shifted":
             # qkv channel-first per head, [3, heads, d, B, h, w], straight from the matmul (no transpose copy).
             qkv = torch.mm(self.to_qkv.weight, x.t()).view(3, self.heads, self.dim_head, B, h, w)
             count = self._count(h, w, x)[..., 0]
@@ -220,10 +296,14 @@ class MultipoleAttention(GridAttention):
             out = self._grouped_sdpa(self.to_qkv(x).view(B, h, w, -1)).view(B * h * w, -1)
         return self.out_drop(self.to_out(out).view(B, h, w, -1))
 
-    def path_for(self) -> str:
-        """Which formulation runs: ``shifted`` (shared shifted products) or ``sdpa`` (one SDPA per window group)."""
+    def path_for(self, tokens: int | None = None) -> str:
+        """Which formulation runs on a grid of ``tokens`` (the input's; None: a large grid): ``packed`` (all levels
+        in one gather and one SDPA), ``shifted`` (shared shifted products) or ``sdpa`` (one SDPA per window
+        group)."""
         if self.path != "auto":
             return self.path
+        if tokens is not None and tokens <= PACKED_MAX_TOKENS:
+            return "packed"
         return "shifted" if self.window <= SHIFTED_MAX_WINDOW else "sdpa"
 
     def _grouped_sdpa(self, qkv: torch.Tensor) -> torch.Tensor:
@@ -261,15 +341,23 @@ class MultipoleAttention(GridAttention):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, H, W, C = self._check_input(x)
-        reasons = self.not_supported_reasons(H, W, x.device, x.dtype)
-        if reasons:
-            raise ValueError(f"mano: {'; '.join(reasons)}")
-        shapes = self.level_shapes(H, W)
-        self._last_levels = shapes
-        outs = [self.window_attention(x)]
-        for _ in shapes[1:]:
-            x = self._down(x)
-            outs.append(self.window_attention(x))
+        key = (H, W, x.device.type, x.dtype)
+        if key not in self._supported:  # checked once per grid: the answer depends only on the key
+            reasons = self.not_supported_reasons(H, W, x.device, x.dtype)
+            if reasons:
+                raise ValueError(f"mano: {'; '.join(reasons)}")
+            self._supported.add(key)
+        path = self.path_for(H * W)
+        if path == "packed":
+            outs = self._packed_levels(x)
+            shapes = [tuple(o.shape[1:3]) for o in outs]
+        else:
+            shapes = self.level_shapes(H, W)
+            outs = [self.window_attention(x, path)]
+            for _ in shapes[1:]:
+                x = self._down(x)
+                outs.append(self.window_attention(x, path))
+        self._last_levels, self._last_path = shapes, path
         res = outs.pop()
         weights = self.level_weights(len(shapes))
         for level in range(len(outs) - 1, -1, -1):  # coarse to fine
@@ -290,7 +378,7 @@ class MultipoleAttention(GridAttention):
     def extra_info(self) -> dict[str, Any]:
         shapes = self._last_levels
         return {"levels": len(shapes), "coarsest": f"{shapes[-1][0]}x{shapes[-1][1]}" if shapes else "",
-                "window_path": self.path_for()}
+                "window_path": self._last_path or self.path_for()}
 
     # ------------------------------------------------------------------------------------ weight copying
     def reference_pairs(self, ref: nn.Module) -> list[tuple[nn.Module, nn.Module]]:

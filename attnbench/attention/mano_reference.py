@@ -92,6 +92,8 @@ class MultipoleAttentionReference(GridAttention):
         dropout: attention and output dropout.
     """
 
+    family = "multipole"
+    benchmark = "mano_reference_k2s1r2"
     complexity = "time O(N k^4 d / s^2), memory O(N k^2 / s^2)"
     constraints = "square grid equal to image_size; every level admissible"
     reference = "Colagrande et al. 2025 (MANO), authors' Multipole_Attention2D"

@@ -32,6 +32,7 @@ class PlantedSlowdown(FullAttention):
     Complexity: time 1.25 · O(N² d), memory as ``full``.
     """
 
+    family = "global"
     complexity = "time 1.25 x O(N^2 d) (a planted slowdown of full), memory O(N)"
     constraints = "heads a multiple of 4; a calibration probe, not a mechanism"
     reference = "attnbench calibration: full with a quarter of its heads attended twice"

@@ -64,6 +64,8 @@ class SwinAttention(GridAttention):
             Swin, which is slower, so attnbench defaults to SDPA and records the path.
     """
 
+    family = "window"
+    benchmark = "swin_w8"
     complexity = "time O(N w^2 d), memory O(N w^2)"
     constraints = "H, W multiples of window"
     reference = "Liu et al. 2021 (Swin); timm WindowAttention"
@@ -95,7 +97,8 @@ class SwinAttention(GridAttention):
     def not_supported_reasons(self, height, width, device="cpu", dtype=torch.float32, backward=False) -> list[str]:
         reasons = super().not_supported_reasons(height, width, device, dtype, backward)
         if height % self.window or width % self.window:
-            reasons.append(f"grid {height}x{width} is not a multiple of window {self.window} (swin does not pad)")
+            reasons.append(f"grid {height}x{width} is not a multiple of window {self.window} "
+                           f"({self.registry_name} does not pad)")
         return reasons
 
     @classmethod
@@ -134,7 +137,7 @@ class SwinAttention(GridAttention):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, H, W, C = self._check_input(x)
         if H % self.window or W % self.window:
-            raise ValueError(f"swin: grid {H}x{W} is not a multiple of window {self.window}")
+            raise ValueError(f"{self.registry_name}: grid {H}x{W} is not a multiple of window {self.window}")
         sh, sw = self._shifts(H, W)
         if sh or sw:
             x = torch.roll(x, shifts=(-sh, -sw), dims=(1, 2))

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["measure_cost"]
+__all__ = ["measure_cost", "step_cost"]
 
 
 def measure_cost(attention: str, kwargs: Mapping[str, Any], *, mode: str, batch: int, height: int, width: int,
@@ -25,8 +25,6 @@ def measure_cost(attention: str, kwargs: Mapping[str, Any], *, mode: str, batch:
     step; returns the measured columns of a results row."""
     import torch
 
-    from attnbench.measure import memory, timing
-    from attnbench.measure.profiling import sdpa_kernels
     from attnbench.measure.provenance import load_average
     from attnbench.registry import build_for_grid, cost_model
 
@@ -65,10 +63,42 @@ def measure_cost(attention: str, kwargs: Mapping[str, Any], *, mode: str, batch:
         if device == "cuda":
             torch.cuda.synchronize()
         compile_s = time.perf_counter() - t0
+    # Compiled: compilation has already grown and freed the heap, so a later HWM delta would read ~0, not the peak.
+    measured = step_cost(step, device=device, threads=threads, min_run_time=min_run_time, min_blocks=min_blocks,
+                         max_run_time=max_run_time, warmup=warmup, calls_per_block=calls_per_block,
+                         reset=clear_grads, cpu_peak=not compiled)
+    info = getattr(module, "extra_info", lambda: {})()
+    flops, moved = cost_model(module, batch, height, width, dim, mode, x.element_size())
+    seconds = measured["time_ms_median"] / 1e3
+    return {
+        **measured,
+        "input_mib": input_bytes / 2**20,
+        "params": params,
+        "compile_s": compile_s,
+        "impl": json.dumps(info, sort_keys=True, default=str) if info else "",
+        "flops": flops,
+        "bytes": moved,
+        "gflops_per_s": flops / seconds / 1e9 if flops else None,
+        "gbytes_per_s": moved / seconds / 1e9 if moved else None,
+        "load_start": load_start,
+        "load_end": load_average(),
+    }
+
+
+def step_cost(step: Callable[[], object], *, device: str, threads: int, min_run_time: float, min_blocks: int,
+              max_run_time: float, warmup: int, calls_per_block: int | None = None,
+              reset: Callable[[], object] | None = None, cpu_peak: bool = True) -> dict[str, Any]:
+    """Peak memory of the first full-size ``step`` in this fresh process (CPU: VmHWM after priming the runtime;
+    CUDA: after warm-up, from a baseline taken once ``reset`` has cleared the last step's gradients), then the time
+    of one step (:func:`attnbench.measure.timing.measure`) and the SDPA kernel one profiled step uses: the timing
+    and memory columns of a results row. ``cpu_peak=False`` skips the CPU peak (after a compilation the heap has
+    already grown and been freed, so a high-water-mark delta would read about 0, not the peak)."""
+    from attnbench.measure import memory, timing
+    from attnbench.measure.profiling import sdpa_kernels
+
     if device == "cpu":
-        # Compiled: compilation has already grown and freed the heap, so a later HWM delta would read ~0, not the peak.
         mem = None
-        if not compiled:
+        if cpu_peak:
             memory.prime_cpu_runtime()
             mem = memory.peak_memory(step, "cpu")  # first full-size step in this fresh process: honest HWM
         timing_warmup = warmup
@@ -77,14 +107,11 @@ def measure_cost(attention: str, kwargs: Mapping[str, Any], *, mode: str, batch:
             step()
         # The baseline is taken after the last step's gradients are cleared, as on CPU (where none exist yet):
         # both counters then include x.grad and the parameter gradients the measured step creates.
-        mem = memory.peak_memory(step, "cuda", reset=clear_grads)
+        mem = memory.peak_memory(step, "cuda", reset=reset)
         timing_warmup = 0  # warmed up above, before the memory counters
     result = timing.measure(step, threads=threads, min_run_time=min_run_time, min_blocks=min_blocks,
                             warmup=timing_warmup, max_run_time=max_run_time, calls_per_block=calls_per_block)
-    kernels = sdpa_kernels(step)
-    info = getattr(module, "extra_info", lambda: {})()
     ci_lo, ci_hi = result.median_ci()
-    flops, moved = cost_model(module, batch, height, width, dim, mode, x.element_size())
     return {
         "time_ms_median": result.median * 1e3,
         "time_ms_q1": result.q1 * 1e3,
@@ -99,15 +126,5 @@ def measure_cost(attention: str, kwargs: Mapping[str, Any], *, mode: str, batch:
         "minor_faults_per_call": result.minor_faults_per_call,
         "peak_mib": mem.peak_bytes / 2**20 if mem else None,
         "mem_kind": mem.kind if mem else "",
-        "input_mib": input_bytes / 2**20,
-        "params": params,
-        "compile_s": compile_s,
-        "sdpa_backend": kernels,
-        "impl": json.dumps(info, sort_keys=True, default=str) if info else "",
-        "flops": flops,
-        "bytes": moved,
-        "gflops_per_s": flops / result.median / 1e9 if flops else None,
-        "gbytes_per_s": moved / result.median / 1e9 if moved else None,
-        "load_start": load_start,
-        "load_end": load_average(),
+        "sdpa_backend": sdpa_kernels(step),
     }

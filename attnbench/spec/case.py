@@ -131,12 +131,19 @@ class Case:
 
         return {**resolve_config(self.attention)[1], **self.kwargs}
 
+    def family(self) -> str:
+        """The mechanism's declared family (``GridAttention.family``; ``other`` for a plugin that declares none)."""
+        from attnbench.registry import get_attention
+
+        return str(getattr(get_attention(self.attention), "family", "other"))
+
     def identity(self) -> dict[str, Any]:
         """The identity columns every row of this case carries (``kwargs``: the options in force; the timing
         budget's columns are empty but for a kind that has one)."""
         return {
             "suite": self.suite, "kind": self.kind, "case_key": self.key, "label": self.label,
-            "attention": self.attention, "kwargs": json.dumps(self.resolved_kwargs(), sort_keys=True),
+            "attention": self.attention, "family": self.family(),
+            "kwargs": json.dumps(self.resolved_kwargs(), sort_keys=True),
             "mode": self.mode,
             "height": self.height, "width": self.width, "tokens": self.tokens, "batch": self.batch,
             "dim": self.dim, "heads": self.heads, "dtype": self.dtype, "device": self.device,

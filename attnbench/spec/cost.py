@@ -1,8 +1,9 @@
 """Cost suites (``kind = "cost"``, the default): attentions × grids × modes × compile, one :class:`CostCase` each.
 
 A cost case builds one attention layer in its fresh process and measures the peak memory and the time of one
-``fwd`` or ``fwd_bwd`` step (:func:`attnbench.measure.cost.measure_cost`); this module only validates the suite and
-says what each case is.
+``fwd`` or ``fwd_bwd`` step (:func:`attnbench.measure.cost.measure_cost`), or, in mode ``train_step``, one optimiser
+step of the accuracy backbone built with the mechanism (:func:`attnbench.training.step_cost.measure_train_step`);
+this module only validates the suite and says what each case is.
 """
 
 from __future__ import annotations
@@ -61,10 +62,18 @@ class CostCase(Case):
 
         module = build_for_grid(self.attention, self.dim, self.heads, self.height, self.width, self.kwargs)
         return capability_reasons(module, self.height, self.width, self.device, getattr(torch, self.dtype),
-                                  backward=self.mode == "fwd_bwd")
+                                  backward=self.mode != "fwd")
 
     def run(self, progress: Callable[[str], None]) -> dict[str, Any]:
         s = self.settings
+        if self.mode == "train_step":
+            from attnbench.training.step_cost import measure_train_step
+
+            return measure_train_step(self.attention, self.kwargs, batch=self.batch, height=self.height,
+                                      width=self.width, dim=self.dim, heads=self.heads, dtype=self.dtype,
+                                      device=self.device, threads=self.threads, min_run_time=s.min_run_time,
+                                      min_blocks=s.min_blocks, max_run_time=s.max_run_time, warmup=s.warmup,
+                                      calls_per_block=s.calls_per_block or None)
         return measure_cost(self.attention, self.kwargs, mode=self.mode, batch=self.batch, height=self.height,
                             width=self.width, dim=self.dim, heads=self.heads, dtype=self.dtype, device=self.device,
                             threads=self.threads, compiled=self.compile, min_run_time=s.min_run_time,
@@ -83,6 +92,8 @@ def load_cost_suite(raw: dict[str, Any], c: Checker) -> Suite:
     sweep = CostSweep(**read(CostSweep, c, raw))
     # The run settings are read once (importing the suite's plugins registers the attentions named below).
     settings = CostSettings(**read(CostSettings, c, raw))
+    if "train_step" in sweep.modes and any(sweep.compile):
+        raise c.fail("compile", "train_step is measured eager only; use compile = [false] in a suite with it")
     specs = attention_specs(c, raw, cfg.dim, cfg.heads, sweep.grids[0])
     device = resolve_device_for(c, cfg.device)
     threads = resolve_threads(cfg.threads)

@@ -27,7 +27,9 @@ __all__ = ["COMMON_KEYS", "DATASETS", "DEVICES", "DTYPES", "MODEL_ALIASES", "MOD
 
 DTYPES = ("float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda")
-MODES = ("fwd", "fwd_bwd")
+# fwd / fwd_bwd: one attention layer; train_step: one optimiser step of the accuracy backbone with it
+# (attnbench.training.step_cost).
+MODES = ("fwd", "fwd_bwd", "train_step")
 # dataset → (problem, resolutions it exists at for training)
 DATASETS: dict[str, tuple[str, tuple[int, ...] | None]] = {
     "neuralop": ("regression", (16,)),
@@ -209,5 +211,6 @@ class TrainingSettings(TaskOptions, Recipe, RunSettings):
 
 
 # Keys every suite kind accepts besides its own: the suite's description of itself, its run settings, its kind
-# and its [[attentions]] (each kind adds its own keys).
-COMMON_KEYS = keys_of(SuiteConfig, RunSettings) | {"kind", "attentions"}
+# and its attentions — [[attentions]] tables and patterns, narrowed by families and exclude (spec.validate)
+# (each kind adds its own keys).
+COMMON_KEYS = keys_of(SuiteConfig, RunSettings) | {"kind", "attentions", "families", "exclude"}

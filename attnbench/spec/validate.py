@@ -25,7 +25,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 __all__ = ["DEVICES", "DTYPES", "AttentionSpec", "Checker", "Suite", "SuiteError", "COMMON_KEYS", "apply_overrides",
-           "attention_specs", "common_config", "resolve_device_for", "resolve_threads", "tomllib", "type_name"]
+           "attention_specs", "common_config", "discovered", "resolve_device_for", "resolve_threads", "tomllib", "type_name"]
 
 
 @dataclass(frozen=True)
@@ -94,19 +94,74 @@ def common_config(c: Checker, raw: dict[str, Any]) -> SuiteConfig:
     return SuiteConfig(**read(SuiteConfig, c, raw, defaults={"name": Path(c.path).stem}))
 
 
+def _families(c: Checker, raw: dict[str, Any]) -> set[str] | None:
+    """The suite's ``families`` (None: every family); each must be one a mechanism declares."""
+    if "families" not in raw:
+        return None
+    from attnbench.attention.base import FAMILIES
+    from attnbench.registry import get_attention, list_attentions
+
+    known = set(FAMILIES) | {getattr(get_attention(n), "family", "other") for n in list_attentions()}
+    chosen = set()
+    for i, family in enumerate(c.list_("families", raw["families"])):
+        family = c.str_(f"families[{i}]", family)
+        if family not in known:
+            raise c.fail(f"families[{i}]", f"unknown family {family!r}; expected one of {', '.join(sorted(known))}")
+        chosen.add(family)
+    return chosen
+
+
+def discovered(c: Checker, raw: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The suite's attention entries as ``(where, table)``, with patterns expanded (timm's ``list_models("swin*")``,
+    asv's discovery): a string in ``attentions`` (``"*"``, ``"swin*"``, ``"mano"``) selects every registered
+    mechanism whose name matches it — built-in or plugin — narrowed to the suite's ``families`` and minus its
+    ``exclude`` patterns; each becomes the table ``{name = <its benchmark configuration>, label = <mechanism>}``
+    (:attr:`~attnbench.attention.base.GridAttention.benchmark`). ``families`` alone means ``attentions = ["*"]``.
+    Tables are kept as written, and a pattern never adds a mechanism a table already labels. So a new mechanism,
+    built-in or plugin, is swept by a suite of patterns without editing it."""
+    from fnmatch import fnmatchcase
+
+    from attnbench.registry import get_attention, list_attentions
+
+    families = _families(c, raw)
+    entries = list(c.list_("attentions", raw.get("attentions", ["*"] if families is not None else []),
+                           nonempty=False))
+    excluded = [c.str_(f"exclude[{i}]", p)
+                for i, p in enumerate(c.list_("exclude", raw.get("exclude", []), nonempty=False))]
+    labels = {e.get("label", e.get("name")) for e in entries if isinstance(e, dict)}
+    out: list[tuple[str, Any]] = []
+    for i, entry in enumerate(entries):
+        where = f"attentions[{i}]"
+        if not isinstance(entry, str):
+            out.append((where, entry))
+            continue
+        names = [n for n in list_attentions() if fnmatchcase(n, entry)]
+        if not names:
+            raise c.fail(where, f"pattern {entry!r} matches no registered mechanism (see attnbench list)")
+        for name in names:
+            cls = get_attention(name)
+            if (families is not None and getattr(cls, "family", "other") not in families
+                    or any(fnmatchcase(name, p) for p in excluded) or name in labels):
+                continue
+            labels.add(name)
+            out.append((f"{where} ({name})", {"name": getattr(cls, "benchmark", None) or name, "label": name}))
+    return out
+
+
 def attention_specs(c: Checker, raw: dict[str, Any], dim: int, heads: int,
                     probe_grid: tuple[int, int]) -> tuple[AttentionSpec, ...]:
-    """Validate ``[[attentions]]``: known names, distinct labels, constructor arguments accepted."""
+    """Validate the attentions (:func:`discovered`): known names, distinct labels, constructor arguments
+    accepted."""
     from attnbench.registry import UnknownAttentionError, build_for_grid
 
     specs: list[AttentionSpec] = []
-    if not raw.get("attentions"):
-        raise c.fail("attentions", 'no mechanism to run: add at least one [[attentions]] table, e.g. name = "full" '
-                                   "(see attnbench list)")
-    for i, entry in enumerate(c.list_("attentions", raw.get("attentions"))):
-        where = f"attentions[{i}]"
+    entries = discovered(c, raw)
+    if not entries:
+        raise c.fail("attentions", 'no mechanism to run: add at least one [[attentions]] table, e.g. name = "full", '
+                                   'or a pattern, attentions = ["*"] (see attnbench list)')
+    for where, entry in entries:
         if not isinstance(entry, dict):
-            raise c.fail(where, f"expected a table with name/label/kwargs, got {entry!r}")
+            raise c.fail(where, f"expected a table with name/label/kwargs or a name pattern, got {entry!r}")
         c.unknown_keys(where, entry, ATTENTION_KEYS)
         if "name" not in entry:
             raise c.fail(f"{where}.name", "missing")

@@ -15,7 +15,7 @@ from attnbench.store.status import Status
 __all__ = ["COLUMNS", "NUMERIC", "SCHEMA", "SCHEMA_VERSION", "Column", "columns_markdown", "format_value",
            "series_label"]
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,8 @@ SCHEMA: tuple[Column, ...] = (
         schema_version:int; run_id:str:the run (one machine, one code version, one start) the row belongs to;
         suite:str; kind:str:cost|accuracy; case_key:str:readable key + config_id, unique in a run;
         config_id:str:hash of the full configuration (everything that changes the measurement except the grid and
-        the code version) — analyses group by it; label:str; attention:str;
+        the code version) — analyses group by it; label:str; attention:str; family:str:the mechanism's family
+        (GridAttention.family: global, window, linear, reduction, multipole, operator, mixer), as reports group it;
         kwargs:json:constructor options in force, a named configuration's included; mode:str:fwd|fwd_bwd, or
         trained|zero_shot for accuracy; task:str; height:int; width:int; tokens:int:= H·W; batch:int; dim:int:C;
         heads:int; dtype:str; device:str; threads:int; compile:bool; seed:int; min_run_time:float:s, timing

@@ -147,3 +147,21 @@ def test_calibration_reports_the_floor_and_the_planted_slowdown():
     assert 1.0 < result["noise_floor"] < 1.1 and result["aa_flagged"] == 0 and result["aa_cases"] == 15
     assert result["planted_cases"] == 4 and result["planted_flagged"] == 4  # grids from 64²
     assert result["planted_ratio_median"] == pytest.approx(1.25, rel=0.05)
+
+
+def test_agreement_separates_the_machine_moving_from_the_cases_moving():
+    """Run 2 on a machine 8 % faster in every round: its cases leave run 1's CIs, but the canaries measured the
+    machine's change, and divided by it run 2 sits inside them; an A/A pair on a steady machine is inside both ways."""
+    from attnbench.report.analysis.agreement import agreement
+
+    rng = np.random.default_rng(10)
+    one = _cases(_rows("A", rng, noise=0.01, rounds=8))
+    faster = {r: 1 / 1.08 for r in range(1, 9)}
+    rows = _rows("B", rng, drift=faster, noise=0.01, rounds=8)
+    for row in rows:
+        row["speed_memory_ms"] /= 1.08
+    moved = agreement(one, _cases(rows))
+    assert moved["machine_factor"] == pytest.approx(1 / 1.08)
+    assert moved["inside"] <= moved["with_ci"] // 4 and moved["inside_adjusted"] >= 0.9 * moved["with_ci"]
+    steady = agreement(one, _cases(_rows("C", rng, noise=0.01, rounds=8)))
+    assert steady["inside"] == steady["inside_adjusted"] >= 0.85 * steady["with_ci"]  # ~96 % expected over 8

@@ -113,7 +113,7 @@ def test_cases_are_grid_major_and_keys_unique():
     suite = load_suite(root / "cpu.toml")
     tokens = [c.tokens for c in suite.cases]
     assert tokens == sorted(tokens)
-    assert len({c.key for c in suite.cases}) == len(suite.cases) == 6 * 7 * 2  # mechanisms x grids x modes
+    assert len({c.key for c in suite.cases}) == len(suite.cases) == 6 * 5 * 2  # mechanisms x grids x modes
     assert suite.replicates == 8  # every case in eight processes, one per round
 
 

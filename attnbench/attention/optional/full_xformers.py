@@ -24,6 +24,7 @@ class XFormersFullAttention(QKVAttention):
     Complexity: time O(N² d), memory O(N). CUDA only (xFormers 0.0.35 has no CPU operator).
     """
 
+    family = "global"
     complexity = "time O(N^2 d), memory O(N)"
     constraints = "CUDA only"
     reference = "xFormers memory_efficient_attention"

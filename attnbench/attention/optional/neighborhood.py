@@ -33,6 +33,7 @@ class NeighborhoodAttention(QKVAttention):
             compile its Flex Attention kernel.
     """
 
+    family = "window"
     complexity = "time O(N k^2 d), memory O(N k^2) fused"
     constraints = "kernel <= H, W; CPU: forward only"
     reference = "Hassani et al. 2023; NATTEN na2d"
