@@ -16,10 +16,13 @@ from attnbench.registry import register_attention, register_config
 
 # Largest window the shifted formulation runs by default ("auto"); larger windows use one SDPA per window group.
 SHIFTED_MAX_WINDOW = 3
-# Largest grid (H·W tokens) the packed formulation runs by default ("auto"): below it a level's work is smaller than
-# the ~100 operator launches per level the other paths spend, so all levels go through one gather, one SDPA and one
-# scatter-add instead (issue 26; the crossover was measured on 2 CPU cores, docs/mechanisms.md).
-PACKED_MAX_TOKENS = 32 * 32
+# Most tokens in a call (B·H·W) the packed formulation runs by default ("auto"). Below it a level's work is smaller
+# than the ~100 operator launches per level the shifted path spends, and one gather, one SDPA and one scatter-add for
+# all levels win; above it the copies into k²/s² windows and SDPA over millions of 4-token sequences cost more than
+# the shared shifted products. A first look on the 2-core VM (one process, timed while other work ran, so rough):
+# B = 1 at 16² packed 6.2 / 19 ms (fwd / fwd_bwd) against shifted 8.4 / 35; B = 16 at 8² level (22 / 73 vs 24 / 73);
+# B = 1 at 32² packed loses (27 / 73 vs 16 / 53).
+PACKED_MAX_TOKENS = 512
 
 
 @dataclass(frozen=True)
@@ -84,12 +87,12 @@ class MultipoleAttention(GridAttention):
       launches, no window copies; a hand-written backward keeps only q, k, v and the window probabilities.
     - ``sdpa`` (default for larger windows, where batched matmuls win): the overlapping windows as ``ceil(k/s)²``
       groups of non-overlapping windows (strided views), each through ``scaled_dot_product_attention``.
-    - ``packed`` (default for grids of at most :data:`PACKED_MAX_TOKENS` tokens, where operator launches, not
-      arithmetic, set the time): the restriction runs first (it needs only the inputs), then the tokens of all
+    - ``packed`` (default for calls of at most :data:`PACKED_MAX_TOKENS` tokens B·H·W, where operator launches,
+      not arithmetic, set the time): the restriction runs first (it needs only the inputs), then the tokens of all
       levels are concatenated, normalised and projected once, every window of every level is gathered by one
       precomputed index (:class:`LevelPlan`, built once per grid), one SDPA attends inside all windows, and one
       scatter-add averages the overlapping outputs — a dozen operators for the whole V-cycle instead of about a
-      hundred per level. It copies each token into its ``k²/s²`` windows, hence only for small grids.
+      hundred per level. It copies each token into its ``k²/s²`` windows, hence only for small calls.
 
     Work per token, C = 64, 4 heads (d = 16), k = 2, s = 1, r = 2 (levels sum to about 4/3 N tokens): qkv and
     output projections 8·C² = 32 768 FLOPs per level-token, attention inside windows 4·k⁴·C = 4 096 FLOPs per
@@ -107,7 +110,7 @@ class MultipoleAttention(GridAttention):
         dim, heads, dim_head, dropout: as for ``full``.
         window: k >= 1. stride: 1 <= s <= k. rate: r >= 2. down: ``conv`` | ``pool``. up: ``conv`` | ``nearest``.
         level_weighting: ``paper`` | ``finest`` | ``sum`` (:meth:`level_weights`). max_levels: cap on the number of levels (None = no cap).
-        path: ``auto`` (packed up to :data:`PACKED_MAX_TOKENS` tokens, else shifted for k <= 3, else sdpa) |
+        path: ``auto`` (packed up to :data:`PACKED_MAX_TOKENS` tokens per call, else shifted for k <= 3, else sdpa) |
         ``packed`` | ``shifted`` | ``sdpa``: how windows are computed (same outputs up to float rounding).
     """
 
@@ -297,9 +300,8 @@ class MultipoleAttention(GridAttention):
         return self.out_drop(self.to_out(out).view(B, h, w, -1))
 
     def path_for(self, tokens: int | None = None) -> str:
-        """Which formulation runs on a grid of ``tokens`` (the input's; None: a large grid): ``packed`` (all levels
-        in one gather and one SDPA), ``shifted`` (shared shifted products) or ``sdpa`` (one SDPA per window
-        group)."""
+        """Which formulation runs on a call of ``tokens`` = B·H·W (None: a large call): ``packed`` (all levels in
+        one gather and one SDPA), ``shifted`` (shared shifted products) or ``sdpa`` (one SDPA per window group)."""
         if self.path != "auto":
             return self.path
         if tokens is not None and tokens <= PACKED_MAX_TOKENS:
@@ -347,7 +349,7 @@ class MultipoleAttention(GridAttention):
             if reasons:
                 raise ValueError(f"mano: {'; '.join(reasons)}")
             self._supported.add(key)
-        path = self.path_for(H * W)
+        path = self.path_for(B * H * W)
         if path == "packed":
             outs = self._packed_levels(x)
             shapes = [tuple(o.shape[1:3]) for o in outs]
