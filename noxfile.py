@@ -1,5 +1,5 @@
-"""nox sessions: ``nox -s tests`` (default), ``nox -s bench`` and ``nox -s docs``; extra arguments after ``--`` pass
-through.
+"""nox sessions: ``nox -s tests`` and ``nox -s lint`` (the defaults), ``nox -s bench`` and ``nox -s docs``; extra
+arguments after ``--`` pass through.
 
 Virtual environments are reused between runs (``reuse_venv = "yes"``). ``nox --no-venv -s tests`` runs in the
 current environment instead (nothing is installed then).
@@ -7,24 +7,53 @@ current environment instead (nothing is installed then).
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import nox
 
-nox.options.sessions = ["tests"]
+nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_venv = "yes"
 
 
-def _install(session: nox.Session, extras: str) -> None:
+def _install(session: nox.Session, extras: str, *constraints: str) -> None:
     if session.venv_backend == "none":  # --no-venv: use the environment nox runs in, as it is
         return
-    # torch is a range in pyproject.toml: an already-installed CUDA build that satisfies it is kept.
-    session.install("-e", f".[{extras}]")
+    # torch is a range in pyproject.toml: an already-installed CUDA build that satisfies it is kept (unless a
+    # constraints file pins another version, as the tests' does).
+    session.install(*(a for c in constraints for a in ("-c", c)), "-e", f".[{extras}]")
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The test-suite (CPU, a few minutes). ``nox -s tests -- -m microbench`` runs the micro-benchmarks."""
-    _install(session, "test,ray")  # the Ray executor's tests run on a local Ray instance
-    session.run("pytest", *session.posargs)
+    """The test-suite (CPU, a few minutes). ``nox -s tests -- -m microbench`` runs the micro-benchmarks.
+
+    Installed with the versions the tests rely on (exact SDPA kernels, timm's window attention, numerics):
+    ``.ci/constraints.txt``. The 15 slowest tests are listed at the end."""
+    _install(session, "test,ray", ".ci/constraints.txt")  # the Ray executor's tests run on a local Ray instance
+    session.run("pytest", "--durations=15", *session.posargs)
+
+
+# Exact versions: a new ruff or mypy release adds rules and inferences, and CI must not turn red on its own.
+LINT_TOOLS = ("ruff==0.17.6", "mypy==2.4.1")
+TESTS_PYTHON = Path(".nox") / "tests" / "bin" / "python"
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """``ruff check .`` (pycodestyle, pyflakes, isort, bugbear, pyupgrade) and ``mypy attnbench`` (configured in
+    pyproject.toml). mypy reads the dependencies' types (torch, numpy, matplotlib) from the tests session's environment
+    when it exists, so CI installs torch once; otherwise attnbench and its dependencies are installed here."""
+    python = sys.executable
+    if session.venv_backend != "none":
+        session.install(*LINT_TOOLS)
+        if TESTS_PYTHON.exists():
+            python = str(TESTS_PYTHON.absolute())  # not resolve(): the venv's link, not the base interpreter
+        else:
+            session.install("-c", ".ci/constraints.txt", "-e", ".")
+            python = str(Path(session.bin) / "python")
+    session.run("ruff", "check", ".", *session.posargs)
+    session.run("mypy", "--python-executable", python)
 
 
 @nox.session(default=False)

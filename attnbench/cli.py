@@ -16,8 +16,18 @@ import sys
 from collections.abc import Sequence
 
 from attnbench.commands import (
-    cmd_bench, cmd_calibrate, cmd_check, cmd_claims, cmd_compare, cmd_data, cmd_list, cmd_plot, cmd_report,
-    cmd_roofline, cmd_run, usage_error,
+    cmd_bench,
+    cmd_calibrate,
+    cmd_check,
+    cmd_claims,
+    cmd_compare,
+    cmd_data,
+    cmd_list,
+    cmd_plot,
+    cmd_report,
+    cmd_roofline,
+    cmd_run,
+    usage_error,
 )
 
 __all__ = ["build_parser", "main"]
@@ -69,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where cases run: local (default, one at a time) or ray (a Ray cluster; one case per GPU, "
                             "one CPU timing case per node; needs pip install 'attnbench[ray]')")
         p.add_argument("--address", default=None, metavar="auto|HOST:PORT",
-                       help="Ray cluster to join (with --executor ray); default: start a local Ray instance")
+                       help="Ray cluster to join (with --executor ray); default: start a new local Ray instance "
+                            "(RAY_ADDRESS and clusters already running here are not joined)")
         p.add_argument("--ray-pack-timing", action="store_true",
                        help="with --executor ray: a CPU timing case holds only its `threads` CPUs instead of a whole "
                             "node (more parallel; timings then share caches and memory bandwidth)")

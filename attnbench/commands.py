@@ -16,8 +16,8 @@ from typing import Any
 
 from attnbench import api
 
-__all__ = ["cmd_bench", "cmd_calibrate", "cmd_check", "cmd_claims", "cmd_compare", "cmd_data", "cmd_list", "cmd_plot", "cmd_report",
-           "cmd_roofline", "cmd_run", "parse_assignments", "print_plan", "usage_error"]
+__all__ = ["cmd_bench", "cmd_calibrate", "cmd_check", "cmd_claims", "cmd_compare", "cmd_data", "cmd_list", "cmd_plot",
+           "cmd_report", "cmd_roofline", "cmd_run", "parse_assignments", "print_plan", "usage_error"]
 
 
 def usage_error(message: str) -> int:
@@ -83,7 +83,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         configs.add_column(col, overflow="fold", no_wrap=col == "name")
     for r in rows:
         if r["kind"] == "attention":
-            table.add_row(r["name"], r["family"], r["source"], r["complexity"], r["constraints"], r["available"], r["reference"])
+            table.add_row(r["name"], r["family"], r["source"], r["complexity"], r["constraints"], r["available"],
+                          r["reference"])
         else:
             configs.add_row(r["name"], r["attention"], r["options"])
     console = Console(width=args.width)

@@ -117,7 +117,8 @@ def register_config(name: str, attention: str, **kwargs: Any) -> None:
     The name must not be a mechanism's; re-registering the same binding is a no-op, a different one an error.
     """
     if not _NAME_RE.match(name):
-        raise ValueError(f"configuration name {name!r} is invalid; expected lower_snake_case matching {_NAME_RE.pattern}")
+        raise ValueError(f"configuration name {name!r} is invalid; expected lower_snake_case matching "
+                         f"{_NAME_RE.pattern}")
     with _lock:
         if name in _REGISTRY:
             raise ValueError(f"configuration name {name!r} is already a registered attention")
@@ -256,7 +257,7 @@ def _lookup(name: str) -> type[nn.Module] | None:
 
 def allowed_kwargs(cls: type) -> list[str] | None:
     """Constructor keyword names of ``cls``; ``None`` when it accepts ``**kwargs``."""
-    params = inspect.signature(cls.__init__).parameters
+    params = inspect.signature(cls.__init__).parameters  # type: ignore[misc]  # the class's own, read not called
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return None
     return [n for n, p in params.items() if n != "self" and p.kind is not inspect.Parameter.VAR_POSITIONAL]
@@ -285,7 +286,8 @@ def create_attention(name: str, dim: int, heads: int, **kwargs: Any) -> nn.Modul
                 close = difflib.get_close_matches(key, allowed, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise ValueError(
-                    f"{name}: unknown parameter {key!r}{hint} Allowed: {', '.join(a for a in allowed if a not in ('dim', 'heads'))}"
+                    f"{name}: unknown parameter {key!r}{hint} Allowed: "
+                    f"{', '.join(a for a in allowed if a not in ('dim', 'heads'))}"
                 )
     return cls(dim=dim, heads=heads, **kwargs)
 
@@ -337,4 +339,4 @@ def cost_model(module: nn.Module, batch: int, height: int, width: int, dim: int,
 def receptive_field(module: nn.Module, height: int, width: int) -> tuple[int, int]:
     """Rows and columns one layer of ``module`` reaches at a grid; a plugin without the hook counts as global."""
     fn = getattr(module, "receptive_field", None)
-    return tuple(fn(height, width)) if fn is not None else (height, width)  # type: ignore[return-value]
+    return tuple(fn(height, width)) if fn is not None else (height, width)

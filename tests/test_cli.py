@@ -15,9 +15,9 @@ def test_list_shows_every_attention(capsys):
         assert name in out
 
 
-def test_list_in_a_shell_pipe_is_one_line_per_row():
-    """Piped (not a terminal), ``list`` prints CSV: one unwrapped line per mechanism, so grep finds it; json parses;
-    a reader that leaves early (``| head``) gets no traceback."""
+def test_list_in_a_shell_pipe_is_one_line_per_row(capsys):
+    """Piped (not a terminal: here pytest's capture, then a real shell pipe), ``list`` prints CSV: one unwrapped line
+    per mechanism, so grep finds it; json parses; a reader that leaves early (``| head``) gets no traceback."""
     import csv
     import io
     import json
@@ -26,17 +26,17 @@ def test_list_in_a_shell_pipe_is_one_line_per_row():
 
     from attnbench import list_attentions
 
-    cmd = [sys.executable, "-m", "attnbench", "list"]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
     assert [line for line in out.splitlines() if line.startswith("mano_reference,")]  # `| grep mano_reference`
     rows = list(csv.DictReader(io.StringIO(out)))
     assert {r["name"] for r in rows if r["kind"] == "attention" and r["available"] == "yes"} == set(list_attentions())
     assert {"swin_w8", "mano_k2s1r2"} <= {r["name"] for r in rows if r["kind"] == "configuration"}
-    as_json = json.loads(subprocess.run([*cmd, "--format", "json"], capture_output=True, text=True, check=True).stdout)
-    assert as_json == rows
-    piped = subprocess.run(f"{sys.executable} -m attnbench list --format json | head -1", shell=True,
-                           capture_output=True, text=True)
-    assert piped.stdout == "[\n" and "Traceback" not in piped.stderr
+    assert main(["list", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == rows
+    piped = subprocess.run(f"{sys.executable} -m attnbench list | head -1", shell=True,
+                           capture_output=True, text=True, timeout=120)
+    assert piped.stdout.startswith("name,") and "Traceback" not in piped.stderr  # CSV through a real pipe
 
 
 def test_check_passes_and_prints_a_line_per_check(capsys):
@@ -55,7 +55,8 @@ def test_check_bad_input_is_one_line_exit_2(capsys):
 
 
 def test_python_dash_m_entry_point():
-    proc = subprocess.run([sys.executable, "-m", "attnbench", "check", "linear"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "attnbench", "check", "linear"], capture_output=True, text=True,
+                          timeout=120)
     assert proc.returncode == 0, proc.stderr
 
 

@@ -24,7 +24,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                                   "__pycache__", ".pytest_cache", ".hypothesis", ".benchmarks"))
     out = tmp_path_factory.mktemp("wheel")
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation",
-                           "-w", str(out), "-q"], capture_output=True, text=True)
+                           "-w", str(out), "-q"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     (path,) = out.glob("attnbench-*.whl")
     return path
@@ -47,17 +47,17 @@ def test_installed_wheel_runs_from_any_directory(wheel: Path, tmp_path: Path) ->
     # the wheel alone (--no-deps) into its own folder, put first on the path: torch, timm, ... are this
     # environment's, attnbench is the installed wheel and shadows the checkout
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
-                   check=True)
+                   check=True, timeout=300)
     work = tmp_path / "elsewhere"
     work.mkdir()
     env = {**os.environ, "PYTHONPATH": str(target)}
 
     def attnbench(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([str(target / "bin" / "attnbench"), *args], capture_output=True, text=True, cwd=work,
-                              env=env)
+                              env=env, timeout=120)
 
     where = subprocess.run([sys.executable, "-c", "import attnbench; print(attnbench.__file__)"], capture_output=True,
-                           text=True, cwd=work, env=env, check=True).stdout
+                           text=True, cwd=work, env=env, check=True, timeout=120).stdout
     assert where.startswith(str(target))  # the installed copy, not the checkout
     listed = attnbench("list", "--format", "csv")
     assert listed.returncode == 0 and "mano_reference," in listed.stdout, listed.stderr

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -108,33 +110,56 @@ def _pip(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def installed_example_plugin(clean_registry):
+def installed_example_plugin(clean_registry, tmp_path, monkeypatch):
+    """The example plugin pip-installed into a throwaway folder (``--target``), first on ``sys.path`` here and on
+    ``PYTHONPATH`` for the commands the test starts; ``importlib.metadata`` finds its entry point there. The
+    running environment is never changed, so an interrupted test leaves nothing installed."""
     if _pip("--version").returncode != 0:
         pytest.skip("pip is not available in this environment")
-    proc = _pip("install", "--no-deps", "--no-build-isolation", "--no-index", str(EXAMPLE))
+    source = tmp_path / "src"  # building writes build/ and *.egg-info beside the sources: a copy, not the checkout
+    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    target = tmp_path / "site"
+    proc = _pip("install", "--no-deps", "--no-build-isolation", "--no-index", "--target", str(target), str(source))
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    monkeypatch.syspath_prepend(str(target))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(target), os.environ.get("PYTHONPATH")) if p))
     clean_registry.refresh_plugins()
-    yield clean_registry
-    _pip("uninstall", "-y", "attnbench-plugin-example")
-    sys.modules.pop("attnbench_plugin_example", None)
-    clean_registry.refresh_plugins()
+    try:
+        yield clean_registry
+    finally:
+        sys.modules.pop("attnbench_plugin_example", None)
 
 
 def test_real_plugin_package_is_found_and_checked(installed_example_plugin):
     reg = installed_example_plugin
-    assert "axial" in reg.list_attentions()
-    assert reg.attention_source("axial") == "plugin (attnbench-plugin-example)"
-    proc = subprocess.run([sys.executable, "-m", "attnbench", "check", "axial", "--grid", "8", "12"],
+    assert "axial_example" in reg.list_attentions()
+    assert reg.attention_source("axial_example") == "plugin (attnbench-plugin-example)"
+    proc = subprocess.run([sys.executable, "-m", "attnbench", "check", "axial_example", "--grid", "8", "12"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "FAIL" not in proc.stdout and proc.stdout.count("PASS") >= 6
     listing = subprocess.run([sys.executable, "-m", "attnbench", "list", "--width", "250"], capture_output=True,
                              text=True, timeout=300).stdout
-    assert "axial" in listing and "plugin (attnbench-plugin-example)" in listing
+    assert "axial_example" in listing and "plugin (attnbench-plugin-example)" in listing
 
 
-def test_module_identity():
-    assert issubclass(_A, nn.Module)
+def test_the_decorator_returns_the_class_itself_and_builds_it(clean_registry):
+    """Registering neither wraps nor copies: the decorated name is still the class, the registry hands back that
+    very class, and ``create_attention`` builds an instance of exactly it (a plain ``nn.Module`` as well)."""
+
+    class Plain(nn.Module):
+        def __init__(self, dim, heads):
+            super().__init__()
+            self.dim, self.heads = dim, heads
+
+        def forward(self, x):
+            return x
+
+    returned = clean_registry.register_attention("toy_identity")(Plain)
+    assert returned is Plain and clean_registry.get_attention("toy_identity") is Plain
+    layer = clean_registry.create_attention("toy_identity", dim=8, heads=2)
+    assert type(layer) is Plain and (layer.dim, layer.heads) == (8, 2)
+    assert Plain.registry_name == "toy_identity"
 
 
 # ------------------------------------------------------------------------------------------ named configurations

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(Path(__file__).resolve().parent) not in sys.path:  # the block modules beside this script (tools/docs_blocks)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from docs_blocks import BLOCKS, Page, Sources
+from docs_blocks import BLOCKS, Page, Sources  # noqa: E402 - importable only after the sys.path line above
 
 __all__ = ["BLOCKS", "ROOT", "Page", "Sources", "check", "main", "pages", "render", "update"]
 

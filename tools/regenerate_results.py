@@ -36,7 +36,8 @@ def plotted_runs() -> list[Path]:
 def _recorded_command(path: Path) -> list[str]:
     """The ``attnbench ...`` command a generated file says it was written by."""
     text = path.read_text()
-    found = (re.search(r"Reproduce: `attnbench ([^`]*)`", text) or re.search(r"by <code>attnbench ([^<]*)</code>", text))
+    found = (re.search(r"Reproduce: `attnbench ([^`]*)`", text)
+             or re.search(r"by <code>attnbench ([^<]*)</code>", text))
     if found is None:
         raise SystemExit(f"{path}: no recorded command")
     return shlex.split(html.unescape(found.group(1)))

@@ -24,12 +24,10 @@ from attnbench.api.benchmark import BenchOptions, BenchResult, bench, quick_chec
 from attnbench.api.calibrate import CalibrateOptions, Calibration, calibrate, noise_floor
 from attnbench.api.errors import InputError
 from attnbench.api.mechanisms import CheckOptions, Roofline, RooflineOptions, check, list_mechanisms, roofline
-from attnbench.api.results import (
-    CompareOptions, Comparison, PlotOptions, ReportOptions, claims, compare, plot, report,
-)
+from attnbench.api.results import CompareOptions, Comparison, PlotOptions, ReportOptions, claims, compare, plot, report
 from attnbench.api.runs import RunOptions, RunResult, SuitePlan, load_suites, plan, run
 
-__all__ = ["BenchOptions", "BenchResult", "CalibrateOptions", "Calibration", "CheckOptions", "CompareOptions", "Comparison", "InputError",
-           "PlotOptions", "ReportOptions", "Roofline", "RooflineOptions", "RunOptions", "RunResult", "SuitePlan",
-           "bench", "calibrate", "check", "claims", "compare", "list_mechanisms", "load_suites", "noise_floor", "plan", "plot", "quick_check",
-           "report", "roofline", "run"]
+__all__ = ["BenchOptions", "BenchResult", "CalibrateOptions", "Calibration", "CheckOptions", "CompareOptions",
+           "Comparison", "InputError", "PlotOptions", "ReportOptions", "Roofline", "RooflineOptions", "RunOptions",
+           "RunResult", "SuitePlan", "bench", "calibrate", "check", "claims", "compare", "list_mechanisms",
+           "load_suites", "noise_floor", "plan", "plot", "quick_check", "report", "roofline", "run"]

@@ -110,7 +110,11 @@ def bench(suites: Paths = (), options: BenchOptions | None = None, *,
     from rich.console import Console
 
     from attnbench.report import (
-        compare_accuracy, load_frame, print_accuracy_comparison, print_comparison, write_claims_md,
+        compare_accuracy,
+        load_frame,
+        print_accuracy_comparison,
+        print_comparison,
+        write_claims_md,
     )
     from attnbench.spec.suite import SUITES_DIR, default_suites
     from attnbench.store.layout import reference_for

@@ -19,11 +19,14 @@ __all__ = ["CheckOptions", "Roofline", "RooflineOptions", "check", "list_mechani
 def list_mechanisms() -> list[dict[str, str]]:
     """One record per registered attention (with its family and the configuration suites sweep), unavailable
     optional one and named configuration (``list``), mechanisms by family then name."""
-    from attnbench.registry import (
-        attention_source, get_attention, list_attentions, list_configs, unavailable_attentions,
-    )
-
     from attnbench.attention.base import FAMILIES
+    from attnbench.registry import (
+        attention_source,
+        get_attention,
+        list_attentions,
+        list_configs,
+        unavailable_attentions,
+    )
 
     order = list(FAMILIES)
 
@@ -40,8 +43,8 @@ def list_mechanisms() -> list[dict[str, str]]:
                      "available": "yes", "reference": getattr(cls, "reference", "?"), "options": ""})
     for name, reason in unavailable_attentions().items():
         rows.append({"name": name, "kind": "attention", "attention": name, "source": "builtin (optional)",
-                     "family": "", "benchmark": "", "complexity": "", "constraints": "", "available": f"no: {reason}", "reference": "",
-                     "options": ""})
+                     "family": "", "benchmark": "", "complexity": "", "constraints": "", "available": f"no: {reason}",
+                     "reference": "", "options": ""})
     for name, (attention, kwargs) in list_configs().items():
         rows.append({"name": name, "kind": "configuration", "attention": attention, "source": "", "family": "",
                      "benchmark": "", "complexity": "",

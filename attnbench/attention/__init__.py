@@ -14,7 +14,7 @@ __all__ = ["BUILTIN_MODULES", "CORE_MODULES", "FAMILIES", "OPTIONAL_MODULES", "G
 
 # Modules of this package that hold no mechanism: the contract, shared kernels, and test-only layers (``planted``
 # registers through a suite's ``imports``, never by default).
-_NOT_MECHANISMS = frozenset({"base", "overlapping_windows", "planted"})
+_NOT_MECHANISMS = frozenset({"base", "overlapping_windows", "packed_windows", "planted"})
 
 
 def _modules(package: str, path: list[str]) -> dict[str, str]:

@@ -14,7 +14,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-__all__ = ["FAMILIES", "GridAttention", "QKVAttention", "check_int", "check_dropout", "check_heads", "check_choice", "log_floor"]
+__all__ = ["FAMILIES", "GridAttention", "QKVAttention", "check_choice", "check_dropout", "check_heads", "check_int",
+           "log_floor"]
 
 
 # The families a mechanism declares (``GridAttention.family``), in the order reports show them.
@@ -155,7 +156,8 @@ class GridAttention(nn.Module):
         reasons: list[str] = []
         device_type = torch.device(device).type
         if device_type not in self.supported_devices:
-            reasons.append(f"device {device_type} not supported (supported: {', '.join(sorted(self.supported_devices))})")
+            supported = ", ".join(sorted(self.supported_devices))
+            reasons.append(f"device {device_type} not supported (supported: {supported})")
         if dtype not in self.supported_dtypes:
             names = ", ".join(sorted(str(d).removeprefix("torch.") for d in self.supported_dtypes))
             reasons.append(f"dtype {str(dtype).removeprefix('torch.')} not supported (supported: {names})")
@@ -194,7 +196,7 @@ class GridAttention(nn.Module):
         parts = self.flop_parts(batch, height, width)
         if parts is None:
             return None
-        total = sum(parts.values())
+        total: float = sum(parts.values())
         if mode == "fwd_bwd":
             total += sum(self.BACKWARD_RATIO[kind] * value for kind, value in parts.items())
         return int(total)

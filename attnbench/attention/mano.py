@@ -2,43 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from attnbench.attention.overlapping_windows import overlapping_window_attention
 from attnbench.attention.base import GridAttention, check_choice, check_dropout, check_heads, check_int
+from attnbench.attention.overlapping_windows import overlapping_window_attention
+from attnbench.attention.packed_windows import PACKED_MAX_TOKENS, LevelPlan, level_plan, packed_window_attention
 from attnbench.registry import register_attention, register_config
-
 
 # Largest window the shifted formulation runs by default ("auto"); larger windows use one SDPA per window group.
 SHIFTED_MAX_WINDOW = 3
-# Most tokens in a call (B·H·W) the packed formulation runs by default ("auto"). Below it a level's work is smaller
-# than the ~100 operator launches per level the shifted path spends, and one gather, one SDPA and one scatter-add for
-# all levels win; above it the copies into k²/s² windows and SDPA over millions of 4-token sequences cost more than
-# the shared shifted products. A first look on the 2-core VM (one process, timed while other work ran, so rough):
-# B = 1 at 16² packed 6.2 / 19 ms (fwd / fwd_bwd) against shifted 8.4 / 35; B = 16 at 8² level (22 / 73 vs 24 / 73);
-# B = 1 at 32² packed loses (27 / 73 vs 16 / 53).
-PACKED_MAX_TOKENS = 512
-
-
-@dataclass(frozen=True)
-class LevelPlan:
-    """Everything about a grid's levels that does not depend on the input's values, built once per grid.
-
-    ``shapes``: the levels' ``(h, w)``, finest first; ``sizes``: their token counts; ``index [P, k²]``: the
-    tokens of every window of every level, as indices into the levels' tokens concatenated finest first (``P``
-    windows in all); ``count [T, 1]``: how many windows cover each of the ``T`` tokens."""
-
-    shapes: tuple[tuple[int, int], ...]
-    sizes: tuple[int, ...]
-    index: torch.Tensor
-    count: torch.Tensor
-
-
 def window_starts(size: int, window: int, stride: int) -> range:
     """Top-left offsets of the sliding windows along one side (no padding)."""
     return range(0, size - window + 1, stride)
@@ -50,6 +26,7 @@ def coverage(size: int, window: int, stride: int) -> torch.Tensor:
     for start in window_starts(size, window, stride):
         count[start : start + window] += 1
     return count
+
 
 
 @register_attention("mano")
@@ -90,8 +67,9 @@ class MultipoleAttention(GridAttention):
     - ``packed`` (default for calls of at most :data:`PACKED_MAX_TOKENS` tokens B·H·W, where operator launches,
       not arithmetic, set the time): the restriction runs first (it needs only the inputs), then the tokens of all
       levels are concatenated, normalised and projected once, every window of every level is gathered by one
-      precomputed index (:class:`LevelPlan`, built once per grid), one SDPA attends inside all windows, and one
-      scatter-add averages the overlapping outputs — a dozen operators for the whole V-cycle instead of about a
+      precomputed index (:mod:`attnbench.attention.packed_windows`, built once per grid), one SDPA attends
+      inside all windows, and one scatter-add averages the overlapping outputs — a dozen operators for the whole
+      V-cycle instead of about a
       hundred per level. It copies each token into its ``k²/s²`` windows, hence only for small calls.
 
     Work per token, C = 64, 4 heads (d = 16), k = 2, s = 1, r = 2 (levels sum to about 4/3 N tokens): qkv and
@@ -109,9 +87,10 @@ class MultipoleAttention(GridAttention):
     Args:
         dim, heads, dim_head, dropout: as for ``full``.
         window: k >= 1. stride: 1 <= s <= k. rate: r >= 2. down: ``conv`` | ``pool``. up: ``conv`` | ``nearest``.
-        level_weighting: ``paper`` | ``finest`` | ``sum`` (:meth:`level_weights`). max_levels: cap on the number of levels (None = no cap).
-        path: ``auto`` (packed up to :data:`PACKED_MAX_TOKENS` tokens per call, else shifted for k <= 3, else sdpa) |
-        ``packed`` | ``shifted`` | ``sdpa``: how windows are computed (same outputs up to float rounding).
+        level_weighting: ``paper`` | ``finest`` | ``sum`` (:meth:`level_weights`).
+        max_levels: cap on the number of levels (None = no cap).
+        path: ``auto`` (packed up to :data:`PACKED_MAX_TOKENS` tokens per call, else shifted for k <= 3, else
+        sdpa) | ``packed`` | ``shifted`` | ``sdpa``: how windows are computed (same outputs up to float rounding).
     """
 
     family = "multipole"
@@ -238,21 +217,10 @@ class MultipoleAttention(GridAttention):
         return self._counts[key]
 
     def _plan(self, height: int, width: int, device: torch.device, dtype: torch.dtype) -> LevelPlan:
-        """The grid's :class:`LevelPlan`, cached per grid, device and dtype (outside autograd)."""
+        """The grid's :class:`~attnbench.attention.packed_windows.LevelPlan`, cached per grid, device and dtype
+        (outside autograd)."""
         def build() -> LevelPlan:
-            k, s = self.window, self.stride
-            shapes = tuple(self.level_shapes(height, width))
-            sizes = tuple(h * w for h, w in shapes)
-            offsets = [sum(sizes[:i]) for i in range(len(sizes))]
-            side = torch.arange(k)
-            windows = []
-            for (h, w), offset in zip(shapes, offsets):
-                rows = torch.arange(0, h - k + 1, s)[:, None, None, None] + side[None, None, :, None]  # Ph,1,k,1
-                cols = torch.arange(0, w - k + 1, s)[None, :, None, None] + side[None, None, None, :]  # 1,Pw,1,k
-                windows.append((offset + rows * w + cols).reshape(-1, k * k))  # Ph·Pw, k²
-            index = torch.cat(windows).to(device)
-            count = torch.bincount(index.flatten(), minlength=sum(sizes)).to(dtype)[:, None]
-            return LevelPlan(shapes, sizes, index, count)
+            return level_plan(self.level_shapes(height, width), self.window, self.stride, device, dtype)
 
         if torch.compiler.is_compiling():  # traced as constants (a cache lookup would guard and recompile)
             return build()
@@ -273,12 +241,7 @@ class MultipoleAttention(GridAttention):
         tokens = torch.cat([level.reshape(B, -1, C) for level in levels], dim=1)  # B, T, C
         del levels
         qkv = self.to_qkv(self.norm2(self.norm1(tokens)))  # B, T, 3·inner
-        n_win, kk, inner = plan.index.shape[0], plan.index.shape[1], self.heads * self.dim_head
-        win = qkv[:, plan.index].view(B * n_win, kk, 3, self.heads, self.dim_head)  # B·P, k², 3, heads, d
-        q, k, v = win.permute(2, 0, 3, 1, 4).unbind(0)  # each B·P, heads, k², d
-        o = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
-        o = o.transpose(1, 2).reshape(B, n_win * kk, inner)  # every window's outputs, in index order
-        out = qkv.new_zeros(B, tokens.shape[1], inner).index_add(1, plan.index.flatten(), o) / plan.count
+        out = packed_window_attention(qkv, plan, self.heads, self.dim_head, self.dropout if self.training else 0.0)
         out = self.out_drop(self.to_out(out))  # B, T, C
         return [t.reshape(B, h, w, -1) for t, (h, w) in zip(out.split(plan.sizes, dim=1), plan.shapes)]
 
@@ -292,7 +255,8 @@ class MultipoleAttention(GridAttention):
             qkv = torch.mm(self.to_qkv.weight, x.t()).view(3, self.heads, self.dim_head, B, h, w)
             count = self._count(h, w, x)[..., 0]
             del x  # inference frees each temporary as soon as it is consumed (training keeps what backward needs)
-            out = overlapping_window_attention(qkv, self.window, self.stride, count, self.dropout if self.training else 0.0)
+            dropout = self.dropout if self.training else 0.0
+            out = overlapping_window_attention(qkv, self.window, self.stride, count, dropout)
             del qkv
             out = out.view(-1, B * h * w).t()
         else:
@@ -352,7 +316,7 @@ class MultipoleAttention(GridAttention):
         path = self.path_for(B * H * W)
         if path == "packed":
             outs = self._packed_levels(x)
-            shapes = [tuple(o.shape[1:3]) for o in outs]
+            shapes = [(int(o.shape[1]), int(o.shape[2])) for o in outs]
         else:
             shapes = self.level_shapes(H, W)
             outs = [self.window_attention(x, path)]
@@ -383,8 +347,9 @@ class MultipoleAttention(GridAttention):
                 "window_path": self._last_path or self.path_for()}
 
     # ------------------------------------------------------------------------------------ weight copying
-    def reference_pairs(self, ref: nn.Module) -> list[tuple[nn.Module, nn.Module]]:
-        """``(this layer's module, the mano_reference layer's module)`` holding the same weights."""
+    def reference_pairs(self, ref: Any) -> list[tuple[nn.Module, nn.Module]]:
+        """``(this layer's module, the mano_reference layer's module)`` holding the same weights (``ref``: a
+        :class:`~attnbench.attention.mano_reference.MultipoleAttentionReference`)."""
         to_out = ref.attention.attn.to_out
         return [
             (self.norm1, ref.attention.norm),
@@ -396,7 +361,7 @@ class MultipoleAttention(GridAttention):
         ]
 
     @torch.no_grad()
-    def load_reference_weights(self, ref: nn.Module) -> MultipoleAttention:
+    def load_reference_weights(self, ref: Any) -> MultipoleAttention:
         """Copy the weights of a ``mano_reference`` layer with the same hyper-parameters into this one."""
         for mine, theirs in self.reference_pairs(ref):
             if type(mine) is not type(theirs):

@@ -42,7 +42,8 @@ def _offset_order(k: int) -> list[tuple[int, int]]:
 
 
 def _shifted_dots(a: torch.Tensor, b: torch.Tensor, k: int) -> torch.Tensor:
-    """``[D, D, heads, B, h, w]``: ``Σ_c a[:, c, ..., y, x] · b[:, c, ..., y+δy, x+δx]`` (0 where the key is padding)."""
+    """``[D, D, heads, B, h, w]``: ``Σ_c a[:, c, ..., y, x] · b[:, c, ..., y+δy, x+δx]`` (0 where the key is
+    padding)."""
     shifted = _shifted(b, k)
     # One offset at a time into a reused buffer: a single broadcast product would hold (2k-1)² copies of the grid
     # (and is slower on CPU beyond tiny grids, its operands being 7-d strided views).

@@ -91,7 +91,7 @@ class SwinAttention(GridAttention):
         self.attn = WindowAttention(
             dim, num_heads=heads, head_dim=dim_head, window_size=window, qkv_bias=qkv_bias, attn_drop=p, proj_drop=p
         )
-        self.attn.fused_attn = bool(fused)
+        self.attn.fused_attn = bool(fused)  # type: ignore[misc]  # timm marks it Final; it is a per-instance switch
         self._masks: dict[tuple[Any, ...], torch.Tensor | None] = {}
 
     def not_supported_reasons(self, height, width, device="cpu", dtype=torch.float32, backward=False) -> list[str]:

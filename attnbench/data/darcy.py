@@ -141,7 +141,9 @@ def _solve_many(seeds: list[int], fine: int, resolutions: list[int], workers: in
     finally:
         if bar is not None:
             bar.stop()
-    return {r: (np.concatenate([c[r][0] for c in results]), np.concatenate([c[r][1] for c in results]))
+    solved = [c for c in results if c is not None]
+    assert len(solved) == len(chunks), "a chunk of solves is missing"
+    return {r: (np.concatenate([c[r][0] for c in solved]), np.concatenate([c[r][1] for c in solved]))
             for r in resolutions}
 
 
@@ -188,8 +190,9 @@ def generate(resolutions: list[int], n: int, split: str, fine: int = 257, worker
         for r in resolutions:
             if have[r] >= n:
                 continue  # already long enough; never shrink a cached file
-            a_old = cached[r]["a"][:start].numpy() if cached[r] is not None else new[r][0][:0]
-            u_old = cached[r]["u"][:start].numpy() if cached[r] is not None else new[r][1][:0]
+            old = cached[r]
+            a_old = old["a"][:start].numpy() if old is not None else new[r][0][:0]
+            u_old = old["u"][:start].numpy() if old is not None else new[r][1][:0]
             blob = {"a": torch.from_numpy(np.concatenate([a_old, new[r][0]])),
                     "u": torch.from_numpy(np.concatenate([u_old, new[r][1]])),
                     "n": n, "resolution": r, "recipe": text}
@@ -198,8 +201,12 @@ def generate(resolutions: list[int], n: int, split: str, fine: int = 257, worker
             atomic_write_bytes(paths[r], buf.getvalue())
             cached[r] = blob
 
-    return {r: (cached[r]["a"][:n].to(torch.float32), cached[r]["u"][:n].to(torch.float32).clone())
-            for r in resolutions}
+    out: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    for r in resolutions:
+        found = cached[r]
+        assert found is not None, f"resolution {r}: neither cached nor solved"  # every index < n is cached now
+        out[r] = (found["a"][:n].to(torch.float32), found["u"][:n].to(torch.float32).clone())
+    return out
 
 
 def load(resolution: int, split: str, n: int, fine: int = 257, **kw) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,12 +2,13 @@
 an executor only turns cases into outcomes, in any order, and says where each ran.
 
 * :class:`LocalExecutor` — one case at a time on this machine, each in a fresh process with its timeout.
-* :class:`RayExecutor` — the same per-case isolation on the workers of a Ray cluster (a local instance when no
-  address is given). Placement keeps timing honest: a GPU case holds one whole GPU (``num_gpus=1``); a CPU timing
-  case holds all CPUs of the smallest node, so no two timing cases share cores (``--ray-pack-timing``: only its
-  ``threads`` CPUs — cores are then not oversubscribed but caches and memory bandwidth are shared); training cases
-  hold ``threads`` CPUs and may pack. A case no node can hold (a GPU on a cluster without one) is ``unsupported`` at once, never
-  queued forever; a worker or node that dies mid-case is a ``crashed`` outcome naming the node.
+* :class:`RayExecutor` — the same per-case isolation on the workers of a Ray cluster (a new local instance when no
+  address is given, even where ``RAY_ADDRESS`` is set or another instance runs). Placement keeps timing honest: a
+  GPU case holds one whole GPU (``num_gpus=1``); a CPU timing case holds all CPUs of the smallest node, so no two
+  timing cases share cores (``--ray-pack-timing``: only its ``threads`` CPUs — cores are then not oversubscribed but
+  caches and memory bandwidth are shared); training cases hold ``threads`` CPUs and may pack. A case no node can
+  hold (a GPU on a cluster without one) is ``unsupported`` at once, never queued forever; a worker or node that dies
+  mid-case is a ``crashed`` outcome naming the node.
 
 A later executor (e.g. submitit for SLURM) implements :meth:`Executor.outcomes` the same way.
 """
@@ -21,9 +22,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
-from attnbench.store.status import Status
 from attnbench.execute.isolate import classify_exception, restart_case_server, run_isolated
 from attnbench.spec.case import Case
+from attnbench.store.status import Status
 
 __all__ = ["EXECUTORS", "Executor", "LocalExecutor", "RayExecutor", "RayUnavailable", "case_outcome", "make_executor"]
 
@@ -98,11 +99,14 @@ def _run_remote(case: Case) -> tuple[dict[str, Any], dict[str, Any]]:
     for module in case.settings.imports:  # the suite's plugins, for the precheck in this worker
         importlib.import_module(module)
     ctx = ray.get_runtime_context()
-    where = {"executor": "ray", "node": socket.gethostname(), "node_id": ctx.get_node_id(),
-             "gpu_ids": [str(g) for g in ray.get_gpu_ids()], "worker_pid": os.getpid()}
+    where: dict[str, Any] = {"executor": "ray", "node": socket.gethostname(), "node_id": ctx.get_node_id(),
+                             "gpu_ids": [str(g) for g in ray.get_gpu_ids()], "worker_pid": os.getpid()}
     if where["gpu_ids"]:  # Ray sets CUDA_VISIBLE_DEVICES to the GPU it granted; the case sees it as cuda:0
         where["gpu_index"] = where["gpu_ids"][0]
-    return case_outcome(case), where
+    where["start_unix"] = round(time.time(), 3)  # when the case ran on this worker: which cases shared the cluster
+    outcome = case_outcome(case)
+    where["end_unix"] = round(time.time(), 3)
+    return outcome, where
 
 
 class RayExecutor:
@@ -118,12 +122,13 @@ class RayExecutor:
                 from None
         self.ray, self.pack_timing = ray, pack_timing
         self.started = not ray.is_initialized()
-        if self.started:  # address None: a local instance of this machine; "auto" or HOST:PORT: join a cluster
+        if self.started:  # address None: a new local instance of this machine; "auto" or HOST:PORT: join a cluster
             # a local instance's workers import what this process can (plugins on sys.path); a cluster's nodes
             # need attnbench and the plugins installed
             env = {"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}} if address is None else None
-            ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
-                     log_to_driver=False, configure_logging=False, runtime_env=env)
+            # "local", never None: ray.init(address=None) would join RAY_ADDRESS or a cluster already running here
+            ray.init(address=address or "local", num_cpus=num_cpus if address is None else None,
+                     include_dashboard=False, log_to_driver=False, configure_logging=False, runtime_env=env)
         self.remote = ray.remote(max_retries=0)(_run_remote)  # a crashed case is data, never silently re-run
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         self.node_cpus = min(int(n["Resources"].get("CPU", 0)) for n in nodes) if nodes else 0

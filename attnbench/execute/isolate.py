@@ -23,10 +23,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from attnbench.store.status import Status
 from attnbench.attention import CORE_MODULES
 from attnbench.execute.guard import die_with_parent
 from attnbench.spec.case import Case
+from attnbench.store.status import Status
 
 __all__ = ["START_TIMEOUT", "classify_exception", "configure", "run_in_child", "run_isolated"]
 
@@ -170,7 +170,7 @@ def restart_case_server() -> None:
     import multiprocessing.forkserver as forkserver
 
     if _CONTEXT is not None and _CONTEXT.get_start_method() == "forkserver":
-        forkserver._forkserver._stop()  # noqa: SLF001 - no public way to stop the server
+        forkserver._forkserver._stop()  # type: ignore[attr-defined]  # noqa: SLF001 - private: no public way to stop it
 
 
 def _kill_group(proc: Any) -> None:

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attnbench.store.status import ENDS_SERIES, Status
 from attnbench.execute.rounds import earlier_failures, plan_rounds
 from attnbench.measure.speed import cpu_times, speed_index, steal_percent
 from attnbench.spec.case import Case
@@ -36,6 +35,7 @@ from attnbench.spec.validate import Suite
 from attnbench.store.csvfile import ResultsFile, is_locked, remove_lock
 from attnbench.store.layout import manifest_path as layout_manifest
 from attnbench.store.layout import new_run_id, results_path, run_manifests
+from attnbench.store.status import ENDS_SERIES, Status
 
 __all__ = ["RunReport", "ends_series", "find_resumable", "fingerprint", "run_suite"]
 
@@ -129,11 +129,17 @@ def run_suite(suite: Suite, root: str | Path = "results", run_id: str | None = N
     one case at a time) decides where cases run; this function alone writes the results file. ``command`` (what was
     typed, --only and --set included) goes into the manifest, so a subset run is reproducible from it alone."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    from attnbench.measure.provenance import provenance, runtime_environment
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from attnbench.execute.executors import LocalExecutor
+    from attnbench.measure.provenance import provenance, runtime_environment
 
     console = console or Console(stderr=True)
     executor = executor or LocalExecutor()

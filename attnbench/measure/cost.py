@@ -67,7 +67,7 @@ def measure_cost(attention: str, kwargs: Mapping[str, Any], *, mode: str, batch:
     measured = step_cost(step, device=device, threads=threads, min_run_time=min_run_time, min_blocks=min_blocks,
                          max_run_time=max_run_time, warmup=warmup, calls_per_block=calls_per_block,
                          reset=clear_grads, cpu_peak=not compiled)
-    info = getattr(module, "extra_info", lambda: {})()
+    info: dict[str, Any] = getattr(module, "extra_info", lambda: {})()
     flops, moved = cost_model(module, batch, height, width, dim, mode, x.element_size())
     seconds = measured["time_ms_median"] / 1e3
     return {

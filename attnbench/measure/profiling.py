@@ -8,7 +8,7 @@ from collections.abc import Callable
 __all__ = ["sdpa_kernels"]
 
 
-def sdpa_kernels(step: Callable[[], None]) -> str:
+def sdpa_kernels(step: Callable[[], object]) -> str:
     """The SDPA kernel(s) that actually ran in one profiled call of ``step`` (any mechanism that calls SDPA), e.g.
     ``flash`` for ``aten::_scaled_dot_product_flash_attention_for_cpu``; ``none`` when no SDPA op ran."""
     from torch.profiler import ProfilerActivity, profile

@@ -171,8 +171,8 @@ def canary() -> dict[str, float]:
     """Single-thread time (ms) of two elementwise kernels on 2^18 floats: ``exp`` and ``expm1``.
 
     Why: two installed copies of the same torch build (byte-identical files) ran ``expm1`` — and so ``elu`` and the
-    ``linear`` mechanism — far apart on the development machine (docs/results.md, "Run-to-run differences"). A run records
-    this canary so such an environment is visible in the data, not only as a mysterious outlier.
+    ``linear`` mechanism — far apart on the development machine (docs/results.md, "Run-to-run differences"). A run
+    records this canary so such an environment is visible in the data, not only as a mysterious outlier.
     """
     import torch
     from torch.utils.benchmark import Timer

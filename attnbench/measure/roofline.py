@@ -167,16 +167,17 @@ def _choose_side(n: int, dtype: Any, device: str, cap: float, min_n: int,
     """The largest side on ``n``'s halving chain whose single call stays under ``cap`` seconds (the smallest side
     when even that one is over): ``(side, seconds of one call, operands)``. The next side is only tried when its
     cubic estimate, ``8 ×`` the last call, is under ``cap`` too, so no probe runs far past the cap."""
-    side = seconds = env = None
+    kept: tuple[int, float, dict[str, Any]] | None = None
     for s in _chain(n, min_n):
-        if seconds is not None and seconds * (s / side) ** 3 > cap:
+        if kept is not None and kept[1] * (s / kept[0]) ** 3 > cap:
             break
         trial = _operands(s, dtype, device)
         took = call(trial, device)
-        if seconds is not None and took > cap:
+        if kept is not None and took > cap:
             break
-        side, seconds, env = s, took, trial  # the smallest side is kept even over the cap; its estimate stops the rest
-    return side, seconds, env
+        kept = (s, took, trial)  # the smallest side is kept even over the cap; its estimate stops the rest
+    assert kept is not None, "the halving chain holds at least one side"
+    return kept
 
 
 def measure_roofline(device: str = "cpu", threads: int = 1, n: int = 2048, copy_mib: int = 256,

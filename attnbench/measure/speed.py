@@ -24,7 +24,8 @@ def speed_index(threads: int, device: str = "cpu") -> dict[str, float]:
     src = torch.randn(8 * 1024 * 1024, device=dev)  # 32 MiB of float32
     dst = torch.empty_like(src)
     out = {}
-    for name, stmt, env in (("compute_ms", "a @ a", {"a": a}), ("memory_ms", "dst.copy_(src)", {"dst": dst, "src": src})):
+    timed = (("compute_ms", "a @ a", {"a": a}), ("memory_ms", "dst.copy_(src)", {"dst": dst, "src": src}))
+    for name, stmt, env in timed:
         m = Timer(stmt=stmt, globals=env, num_threads=threads).blocked_autorange(min_run_time=0.12)
         out[name] = round(m.median * 1e3, 4)
     return out

@@ -111,13 +111,15 @@ def measure(
         min_blocks: top the blocks up to this many ...
         warmup: calls before any timing (first-call costs: allocator growth, lazy init, autotuning).
         max_run_time: ... unless this many seconds of timing have passed (then fewer blocks, at least 2).
-        timer: the clock (default ``timeit.default_timer``); tests inject a fake one.
+        timer: the clock (default ``timeit.default_timer``), also the one ``max_run_time`` is counted on; tests
+            inject a fake one.
         calls_per_block: a fixed block size instead of the autorange's choice, so every grid of a series is timed
             the same way (the autorange moves from 10 to 1 calls per block as a call gets slower, and a scaling
             fit across that step mixes two regimes). Blocks then repeat until ``min_blocks`` blocks and
             ``min_run_time`` seconds, or ``max_run_time`` seconds (at least 2 blocks).
     """
     from torch.utils.benchmark import Timer
+    from torch.utils.benchmark.utils.timer import timer as benchmark_timer
 
     for _ in range(warmup):
         step()
@@ -127,16 +129,16 @@ def measure(
         calls[0] += 1
         step()
 
-    kwargs = {"timer": timer} if timer is not None else {}
-    t = Timer(stmt="step()", globals={"step": counted}, num_threads=threads, **kwargs)
-    faults0, start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
+    t = Timer(stmt="step()", globals={"step": counted}, num_threads=threads, timer=timer or benchmark_timer)
+    clock = timer or time.perf_counter  # the cap below counts the injected clock's seconds too
+    faults0, start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, clock()
     if calls_per_block:
         times = _fixed_blocks(counted, threads, calls_per_block, min_run_time, min_blocks, max_run_time, timer)
         number = calls_per_block
     else:
         m = t.blocked_autorange(min_run_time=min_run_time)
         number, times = m.number_per_run, list(m.times)
-        while len(times) < min_blocks and (len(times) < 2 or time.perf_counter() - start < max_run_time):
+        while len(times) < min_blocks and (len(times) < 2 or clock() - start < max_run_time):
             times.extend(t.timeit(number).times)  # note: Timer.timeit first warms up with ≥ 2 untimed calls
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0
     return TimingResult(tuple(times), number, faults / calls[0] if calls[0] else None)

@@ -18,9 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from attnbench.spec.checker import (
-    Checker, boolean, integer, keys_of, number, one_of, setting, text,
-)
+from attnbench.spec.checker import Checker, boolean, integer, keys_of, number, one_of, setting, text
 
 __all__ = ["COMMON_KEYS", "DATASETS", "DEVICES", "DTYPES", "MODEL_ALIASES", "MODES", "CostSettings", "CostSweep",
            "LayerSize", "Recipe", "RunSettings", "SuiteConfig", "TaskOptions", "TrainingSettings"]

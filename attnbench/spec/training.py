@@ -33,15 +33,26 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from attnbench.store.status import Status
 from attnbench.spec.case import Case
 from attnbench.spec.checker import Checker, keys_of, read
 from attnbench.spec.settings import (
-    COMMON_KEYS, DATASETS, MODEL_ALIASES, Recipe, RunSettings, TaskOptions, TrainingSettings,
+    COMMON_KEYS,
+    DATASETS,
+    MODEL_ALIASES,
+    Recipe,
+    RunSettings,
+    TaskOptions,
+    TrainingSettings,
 )
 from attnbench.spec.validate import (
-    AttentionSpec, Suite, attention_specs, common_config, resolve_device_for, resolve_threads,
+    AttentionSpec,
+    Suite,
+    attention_specs,
+    common_config,
+    resolve_device_for,
+    resolve_threads,
 )
+from attnbench.store.status import Status
 
 __all__ = ["DATASETS", "MODEL_ALIASES", "TrainCase", "load_training_suite"]
 
@@ -114,7 +125,7 @@ def _task(c: Checker, i: int, task: Any, recipe: dict[str, Any], run: dict[str, 
             raise c.fail(f"{where}.attentions", f"not used with model = \"{model}\" (name model_kwargs.attention)")
         if not isinstance(model_kwargs.get("attention"), str):
             raise c.fail(f"{where}.model_kwargs.attention", "missing: the registry name of the model's attention")
-        runs = [(model, model_kwargs["attention"], {})]
+        runs: list[tuple[str, str, dict[str, Any]]] = [(model, model_kwargs["attention"], {})]
     else:
         labels = [s.label for s in specs]
         runs = []
@@ -199,6 +210,7 @@ class TrainCase(Case):
 
         seen: set[tuple[Any, ...]] = set()
         for case in cases:
+            assert isinstance(case, TrainCase)  # a training suite holds only training cases
             prepare_data(case.settings, case.height, seen)
 
     def precheck(self) -> list[str]:

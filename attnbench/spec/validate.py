@@ -25,7 +25,8 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 __all__ = ["DEVICES", "DTYPES", "AttentionSpec", "Checker", "Suite", "SuiteError", "COMMON_KEYS", "apply_overrides",
-           "attention_specs", "common_config", "discovered", "resolve_device_for", "resolve_threads", "tomllib", "type_name"]
+           "attention_specs", "common_config", "discovered", "resolve_device_for", "resolve_threads", "tomllib",
+           "type_name"]
 
 
 @dataclass(frozen=True)

@@ -38,10 +38,14 @@ class RunId:
         return f"{self.stamp}-{self.code}{'-dirty' if self.dirty else ''}"
 
 
+# The clock of run ids when no ``now`` is given; tests replace it (one second per run) instead of sleeping for a new id.
+_clock = time.time
+
+
 def new_run_id(code_version: str, now: float | None = None) -> str:
     """The id of a run of ``code_version`` (``<sha>`` or ``<sha>+dirty.<hash>``) starting at ``now`` (default:
     the current time; tests inject it instead of sleeping between runs)."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now))
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(_clock() if now is None else now))
     return str(RunId(stamp, code_version[:12] or "nogit", "dirty" in code_version))
 
 
@@ -133,4 +137,5 @@ def reference_for(suite_csv: Path, committed: Path | None = None) -> Path | None
     found = suite_files(committed / "reference", Path(suite_csv).stem)
     machine = Path(suite_csv).parent.parent.name
     same_machine = [p for p in found if p.parent.parent.name == machine]
-    return (same_machine or found or [None])[-1]
+    candidates = same_machine or found
+    return candidates[-1] if candidates else None

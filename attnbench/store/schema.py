@@ -44,7 +44,7 @@ SCHEMA: tuple[Column, ...] = (
         config_id:str:hash of the full configuration (everything that changes the measurement except the grid and
         the code version) — analyses group by it; label:str; attention:str; family:str:the mechanism's family
         (GridAttention.family: global, window, linear, reduction, multipole, operator, mixer), as reports group it;
-        kwargs:json:constructor options in force, a named configuration's included; mode:str:fwd|fwd_bwd, or
+        kwargs:json:constructor options in force, a named configuration's included; mode:str:fwd|fwd_bwd|train_step, or
         trained|zero_shot for accuracy; task:str; height:int; width:int; tokens:int:= H·W; batch:int; dim:int:C;
         heads:int; dtype:str; device:str; threads:int; compile:bool; seed:int; min_run_time:float:s, timing
         budget per case; min_blocks:int:timing blocks asked for; warmup:int:calls before timing; timeout:float:s"""),
@@ -61,7 +61,8 @@ SCHEMA: tuple[Column, ...] = (
         flops:int:FLOPs of one call from the mechanism's formula (matmul-like work, fwd_bwd with the backward);
         bytes:int:minimum memory traffic of one call, from the mechanism's formula;
         gflops_per_s:float:flops / median time; gbytes_per_s:float:bytes / median time;
-        peak_mib:float:MiB, see mem_kind — for accuracy rows the peak during training; mem_kind:str:cpu_rss|cuda_allocated;
+        peak_mib:float:MiB, see mem_kind — for accuracy rows the peak during training;
+        mem_kind:str:cpu_rss|cuda_allocated;
         input_mib:float; params:int; compile_s:float; sdpa_backend:str:the SDPA kernel actually used; tf32:bool;
         impl:json:implementation facts such as mano's level count, swin's window path — for accuracy rows the
         dataset, model and optimiser settings"""),

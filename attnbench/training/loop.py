@@ -54,9 +54,12 @@ class TrainingRun(Protocol):
 
     @property
     def settings(self) -> LoopSettings: ...
-    seed: int | None
-    device: str
-    dtype: str
+    @property
+    def seed(self) -> int | None: ...
+    @property
+    def device(self) -> str: ...
+    @property
+    def dtype(self) -> str: ...
 
 
 def model_reasons(model: nn.Module, side: int, device: str, dtype: str, backward: bool = False) -> list[str]:
@@ -105,7 +108,7 @@ def train_model(model: nn.Module, data: TaskData, run: TrainingRun, progress: Ca
                 xb = norm[0].encode(xb)
             out = model(xb.to(dtype)).float()
             if data.problem == "regression":
-                loss = rel_l2(norm[1].decode(out), yb).mean()
+                loss = rel_l2(_decode(norm, out), yb).mean()
             else:
                 loss = F.cross_entropy(out, yb)
             opt.zero_grad(set_to_none=True)
@@ -130,9 +133,15 @@ def train_model(model: nn.Module, data: TaskData, run: TrainingRun, progress: Ca
     return time.perf_counter() - start - held_out, last, curve
 
 
+def _decode(norm: tuple[Normaliser, Normaliser] | None, out: torch.Tensor) -> torch.Tensor:
+    """The model's output in the target's units: decoded by the output normaliser (None: used as it is, as the
+    input is then)."""
+    return norm[1].decode(out) if norm is not None else out
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, data: TaskData, res: int, run: TrainingRun,
-             norm: tuple[Normaliser, Normaliser] | None) -> dict[str, float]:
+             norm: tuple[Normaliser, Normaliser] | None) -> dict[str, float | str]:
     """Mean metric over the test set at grid ``res``: rel L2 and rel MSE (regression) or top-1 (classification)."""
     x, y = data.test[res]
     model.eval()
@@ -143,7 +152,7 @@ def evaluate(model: nn.Module, data: TaskData, res: int, run: TrainingRun,
         xb, yb = x[i:i + batch].to(run.device), y[i:i + batch].to(run.device)
         out = model((norm[0].encode(xb) if norm else xb).to(dtype)).float()
         if data.problem == "regression":
-            pred = norm[1].decode(out)
+            pred = _decode(norm, out)
             l2.append(rel_l2(pred, yb))
             mse.append(rel_mse(pred, yb))
         else:

@@ -69,6 +69,7 @@ class GridTransformer(nn.Module):
             raise ValueError(f"head={head!r} / stem={stem!r}: expected dense|classify and patch|conv")
         self.patch, self.head_kind, self.out_channels = patch, head, out_channels
         c_in = in_channels + 2
+        self.stem: nn.Module
         if stem == "conv":
             self.stem = nn.Sequential(nn.Conv2d(c_in, dim, 3, padding=1), nn.GELU(), nn.Conv2d(dim, dim, patch, patch))
         else:

@@ -58,7 +58,7 @@ def measure_train_step(attention: str, kwargs: Mapping[str, Any], *, batch: int,
                          max_run_time=max_run_time, warmup=warmup, calls_per_block=calls_per_block,
                          reset=clear_grads)
     layer = model.blocks[0].attn
-    info = getattr(layer, "extra_info", lambda: {})()
+    info: dict[str, Any] = getattr(layer, "extra_info", lambda: {})()
     return {
         **measured,
         "input_mib": x.numel() * x.element_size() / 2**20,

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from attnbench import create_attention
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() not in ("", "0", "false")
+
+
+# In CI, Hypothesis draws the same examples on every run (a red CI is reproducible, never a lucky or unlucky draw);
+# locally it explores. Loaded before the @settings below, which inherit from the loaded profile.
+settings.register_profile("attnbench-ci", derandomize=True, deadline=None, print_blob=True)
+if _in_ci():
+    settings.load_profile("attnbench-ci")
 
 
 def _corner_effect(mano, H=32, W=32) -> float:
@@ -78,6 +91,12 @@ def test_grids_are_reported_or_finite(H, W, k, s, r, down, up):
         with torch.no_grad():
             y = mano(x)
         assert y.shape == x.shape and torch.isfinite(y).all()
+
+
+@pytest.mark.skipif(not _in_ci(), reason="CI is not set: Hypothesis draws new examples locally")
+def test_hypothesis_is_derandomized_in_ci():
+    used = test_grids_are_reported_or_finite._hypothesis_internal_use_settings
+    assert used.derandomize and used.database is None and used.max_examples == 40
 
 
 def test_inadmissible_examples_are_reported():

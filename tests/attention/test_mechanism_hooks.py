@@ -23,6 +23,33 @@ def test_receptive_field_is_within_the_grid_and_consistent_with_is_global(name):
 
 
 @pytest.mark.parametrize("name", list_attentions())
+def test_the_declared_receptive_field_is_true(name):
+    """A change at token (0, 0) moves the output at the far corner (H-1, W-1) after one layer exactly when the
+    mechanism declares itself global at that grid ("does not move" is exact: the far corner's computation never
+    reads the perturbed token)."""
+    checked = 0
+    for h, w in ((16, 16), (16, 32), (64, 64)):
+        layer = build_for_grid(name, 16, 2, h, w)
+        if capability_reasons(layer, h, w):
+            continue
+        # float64 where the mechanism takes it (so "does not move" is exact up to independent rounding), else fp32
+        dtype = torch.float64 if not capability_reasons(layer, h, w, "cpu", torch.float64) else torch.float32
+        layer = layer.to(dtype)
+        x = torch.randn(1, h, w, 16, dtype=dtype, generator=torch.Generator().manual_seed(0))
+        y = x.clone()
+        y[:, 0, 0] += 3.0
+        with torch.no_grad():
+            moved = (layer(x)[:, -1, -1] - layer(y)[:, -1, -1]).abs().max().item()
+        rows, cols = receptive_field(layer, h, w)
+        if rows >= h and cols >= w:
+            assert moved > 1e-9, (name, h, w, "declared global, but the far corner did not move")
+        else:
+            assert moved == 0.0, (name, h, w, f"declared {rows}x{cols}, but the far corner moved by {moved:.3g}")
+        checked += 1
+    assert checked, f"{name} runs on none of the test grids"
+
+
+@pytest.mark.parametrize("name", list_attentions())
 def test_block_kwargs_build_every_block(name):
     """A stack of four blocks can be built from the mechanism's own per-block options."""
     layers = [build_for_grid(name, 32, 4, 16, 16, block=i) for i in range(4)]

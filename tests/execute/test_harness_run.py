@@ -15,18 +15,24 @@ from pathlib import Path
 import pytest
 
 from attnbench.cli import main
-from conftest import run_csv, run_csvs
 from attnbench.store.csvfile import ResultsFile, read_results
-from attnbench.store.schema import COLUMNS
+from attnbench.store.schema import COLUMNS, SCHEMA_VERSION
+
+from conftest import run_csv, run_csvs
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_smoke_suite_end_to_end(tmp_path):
-    start = time.perf_counter()
-    assert main(["bench", str(ROOT / "suites" / "smoke.toml"), "--out", str(tmp_path), "--quiet"]) == 0
-    assert time.perf_counter() - start < 60
-    csv_path = run_csv(tmp_path, "smoke")
+@pytest.fixture(scope="module")
+def smoke_bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``bench`` of the smoke suite, once for the tests below: its results file."""
+    out = tmp_path_factory.mktemp("smoke")
+    assert main(["bench", str(ROOT / "suites" / "smoke.toml"), "--out", str(out), "--quiet"]) == 0
+    return run_csv(out, "smoke")
+
+
+def test_smoke_bench_rows(smoke_bench):
+    csv_path = smoke_bench
     assert csv_path.parent.parent.name.endswith("c")  # results/<machine: cpu model + cores>/<run>/smoke.csv
     header = csv_path.read_text().splitlines()[0].split(",")
     assert tuple(header) == COLUMNS
@@ -40,24 +46,81 @@ def test_smoke_suite_end_to_end(tmp_path):
         assert float(r["time_ms_ci_lo"]) <= float(r["time_ms_median"]) <= float(r["time_ms_ci_hi"])
         assert len(json.loads(r["time_samples_ms"])) == int(r["time_n"]) and int(r["time_calls_per_block"]) >= 1
         assert r["load_start"] != "" and r["run_id"] == csv_path.parent.name and r["config_id"] in r["case_key"]
-        assert float(r["peak_mib"]) >= 0 and r["mem_kind"] == "cpu_rss"
+        assert float(r["peak_mib"]) >= 0 and r["mem_kind"] == "cpu_rss"  # the value: see the memory probe below
         assert int(r["threads"]) == 1 and r["dtype"] == "float32" and r["tf32"] == "false"
-        assert r["torch"] and r["timestamp"] and r["schema_version"] == "5"
+        assert r["torch"] and r["timestamp"] and r["schema_version"] == str(SCHEMA_VERSION)
         assert int(r["flops"]) > 0 and int(r["bytes"]) > 0 and float(r["gflops_per_s"]) > 0
-    # the kernel that ran, from a profiled step, for every mechanism that calls SDPA
+
+
+def test_smoke_bench_records_the_sdpa_kernel_that_ran(smoke_bench):
+    """The kernel of a profiled step, for every mechanism that calls SDPA (exact: torch is pinned for the tests,
+    .ci/constraints.txt)."""
+    rows = read_results(smoke_bench)
     assert {r["sdpa_backend"] for r in rows if r["attention"] == "full"} == {"flash"}
     # timm's window attention passes its relative-position bias as a mask: CPU training falls back to math
     assert {r["mode"]: r["sdpa_backend"] for r in rows if r["attention"] == "swin_w8"} == {"fwd": "flash",
                                                                                           "fwd_bwd": "math"}
-    # mano's k = 2 windows run as shifted element-wise products, no SDPA
-    assert {r["sdpa_backend"] for r in rows if r["attention"] in ("linear", "full_naive", "mano_k2s1r2")} == {"none"}
-    plots = csv_path.parent / "plots" / "smoke"
+    # mano at these grids (B·H·W <= PACKED_MAX_TOKENS per call) takes the packed path: one SDPA for all levels
+    assert {r["sdpa_backend"] for r in rows if r["attention"] == "mano_k2s1r2"} == {"flash"}
+    no_sdpa = ("linear", "full_naive", "mano_reference_k2s1r2")
+    assert {r["sdpa_backend"] for r in rows if r["attention"] in no_sdpa} == {"none"}
+
+
+def test_smoke_bench_plots_and_leaves_no_lock(smoke_bench):
+    plots = smoke_bench.parent / "plots" / "smoke"
     pngs = sorted(p.name for p in plots.glob("*.png"))
     assert "smoke_fwd_runtime.png" in pngs and "smoke_fwd_bwd_memory_cpu_rss.png" in pngs
     assert all((plots / p).stat().st_size > 10_000 for p in pngs)
     assert "Frontier" in (plots / "scaling.md").read_text()
     # a finished run's folder holds results, not machinery: no lock file is left beside them
-    assert not list(csv_path.parent.glob("*.lock")), list(csv_path.parent.glob("*"))
+    assert not list(smoke_bench.parent.glob("*.lock")), list(smoke_bench.parent.glob("*"))
+
+
+PROBE_MIB = 256
+MEMORY_PROBE = f'''
+import torch
+from attnbench.attention.base import GridAttention
+from attnbench.registry import register_attention
+
+
+@register_attention("probe_alloc")
+class Allocates(GridAttention):
+    """Allocates and writes {PROBE_MIB} MiB in its forward, and frees them before returning."""
+
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.lin = torch.nn.Linear(dim, dim)
+
+    def forward(self, x):
+        block = torch.ones({PROBE_MIB} * 2**20 // 4)  # float32: every page is written, so all of it is resident
+        return self.lin(x) + block[:1]
+'''
+
+
+def test_cpu_peak_memory_reads_a_known_allocation(tmp_path, write_plugin):
+    """A forward that allocates 256 MiB (beside a layer and input of a few KiB) has a CPU peak of that size,
+    within 15 %: the high-water mark is reset after the runtime priming, in the case's fresh process."""
+    suite = tmp_path / "mem.toml"
+    suite.write_text(textwrap.dedent(f"""
+        name = "mem"
+        device = "cpu"
+        threads = 1
+        dim = 8
+        heads = 2
+        grids = [[8, 8]]
+        modes = ["fwd"]
+        min_run_time = 0.01
+        min_blocks = 2
+        warmup = 0
+        imports = ["{write_plugin("attnbench_memory_probe", MEMORY_PROBE)}"]
+
+        [[attentions]]
+        name = "probe_alloc"
+    """))
+    assert main(["run", str(suite), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    (row,) = read_results(run_csv(tmp_path / "out", "mem"))
+    assert row["status"] == "ok" and row["mem_kind"] == "cpu_rss", row
+    assert abs(float(row["peak_mib"]) - PROBE_MIB) <= 0.15 * PROBE_MIB, row["peak_mib"]
 
 
 FAULTS = '''
@@ -105,13 +168,12 @@ class RaisesValueError(_Fault):
 
 
 @pytest.fixture
-def fault_suite(tmp_path, monkeypatch):
-    (tmp_path / "attnbench_fault_plugins.py").write_text(FAULTS)
-    monkeypatch.syspath_prepend(str(tmp_path))
+def fault_suite(tmp_path, write_plugin):
+    write_plugin("attnbench_fault_plugins", FAULTS)
     suite = tmp_path / "faults.toml"
     entries = "\n".join(f'[[attentions]]\nname = "{n}"\n' for n in
                         ("fault_oom", "fault_alloc", "fault_sigkill", "fault_sleep", "fault_value", "linear"))
-    suite.write_text(textwrap.dedent(f"""
+    suite.write_text(textwrap.dedent("""
         name = "faults"
         device = "cpu"
         threads = 1
@@ -125,12 +187,7 @@ def fault_suite(tmp_path, monkeypatch):
         memory_limit_gib = 1
         imports = ["attnbench_fault_plugins"]
     """) + entries)
-    yield suite
-    sys.modules.pop("attnbench_fault_plugins", None)
-    from attnbench import registry
-
-    for name in ("fault_oom", "fault_alloc", "fault_sigkill", "fault_sleep", "fault_value"):
-        registry._REGISTRY.pop(name, None)
+    return suite
 
 
 def test_faults_become_statuses_and_the_sweep_finishes(fault_suite, tmp_path):
@@ -180,7 +237,7 @@ def _keys(path: Path) -> list[str]:
     return [r["case_key"] for r in read_results(path)]
 
 
-def test_resume_after_killing_the_parent_then_a_new_run(tmp_path, capsys):
+def test_resume_after_killing_the_parent_then_a_new_run(tmp_path, capsys, run_clock):
     suite = tmp_path / "tiny.toml"
     suite.write_text(TINY)
     out = tmp_path / "out"
@@ -204,13 +261,12 @@ def test_resume_after_killing_the_parent_then_a_new_run(tmp_path, capsys):
     assert main(["run", str(suite), "--out", str(out), "--quiet"]) == 0  # the interrupted run is resumed
     keys = _keys(run_csv(out, "tiny"))
     assert len(keys) == 12 and len(set(keys)) == 12  # every case exactly once, in the same file
-    time.sleep(1.1)  # run ids have one-second resolution
     assert main(["run", str(suite), "--out", str(out), "--quiet"]) == 0  # finished: a new run, a new file
     first, second = run_csvs(out, "tiny")
     assert first == csv_path and len(_keys(first)) == 12 and len(_keys(second)) == 12
 
 
-def test_a_changed_configuration_is_a_new_run_not_a_resume(tmp_path):
+def test_a_changed_configuration_is_a_new_run_not_a_resume(tmp_path, run_clock):
     """An interrupted run is resumed only with the same configurations: edited kwargs measure the new ones."""
     suite = tmp_path / "tiny.toml"
     suite.write_text(TINY.replace('modes = ["fwd", "fwd_bwd"]', 'modes = ["fwd"]'))
@@ -221,7 +277,6 @@ def test_a_changed_configuration_is_a_new_run_not_a_resume(tmp_path):
     assert data["command"] == f"attnbench run {suite} --out {out} --quiet --only linear"  # reproducible from it
     data["finished"] = None  # pretend it was interrupted
     manifest.write_text(json.dumps(data))
-    time.sleep(1.1)
     assert main(["run", str(suite), "--out", str(out), "--quiet", "--only", "linear",
                  "--set", "attentions[0].kwargs.eps=1e-3"]) == 0
     first, second = run_csvs(out, "tiny")
@@ -250,19 +305,18 @@ def test_truncated_last_line_is_repaired_with_a_warning(tmp_path):
     assert all(len(line.split(",")) >= len(COLUMNS) for line in csv_path.read_text().splitlines())
 
 
-def test_fresh_does_not_resume_an_interrupted_run(tmp_path):
+def test_fresh_does_not_resume_an_interrupted_run(tmp_path, run_clock):
     suite = tmp_path / "tiny.toml"
     suite.write_text(TINY.replace("[[8, 8], [16, 16]]", "[[8, 8]]").replace('["fwd", "fwd_bwd"]', '["fwd"]'))
     out = tmp_path / "out"
     assert main(["run", str(suite), "--out", str(out), "--quiet"]) == 0
     manifest = next(out.glob("*/*/tiny.json"))
     manifest.write_text(manifest.read_text().replace('"finished": "', '"was": "'))
-    time.sleep(1.1)
     assert main(["run", str(suite), "--out", str(out), "--quiet", "--fresh"]) == 0
     assert [len(_keys(p)) for p in run_csvs(out, "tiny")] == [3, 3]
 
 
-def test_second_run_on_a_locked_file_is_refused(tmp_path, capsys):
+def test_second_run_on_a_locked_file_is_refused(tmp_path, capsys, run_clock):
     """A run whose file is locked by another process is not resumed: the second run starts its own."""
     suite = tmp_path / "tiny.toml"
     suite.write_text(TINY.replace("[[8, 8], [16, 16]]", "[[8, 8]]").replace('["fwd", "fwd_bwd"]', '["fwd"]'))
@@ -271,7 +325,6 @@ def test_second_run_on_a_locked_file_is_refused(tmp_path, capsys):
     first = run_csv(out, "tiny")
     manifest = first.with_suffix(".json")
     manifest.write_text(manifest.read_text().replace('"finished": "', '"was": "'))
-    time.sleep(1.1)
     with ResultsFile(first):  # "another run" holds it
         assert main(["run", str(suite), "--out", str(out), "--quiet"]) == 0
     assert len(run_csvs(out, "tiny")) == 2 and len(_keys(first)) == 3
@@ -320,7 +373,7 @@ def test_dirty_checkout_does_not_write_into_results_unless_allowed(tmp_path, mon
     assert main(["run", str(suite), "--out", str(committed), "--quiet", "--allow-dirty"]) == 0
 
 
-def test_bench_compares_this_machine_with_the_committed_reference(tmp_path, monkeypatch, capsys):
+def test_bench_compares_this_machine_with_the_committed_reference(tmp_path, monkeypatch, capsys, run_clock):
     import shutil
 
     from attnbench.store import layout
@@ -334,7 +387,6 @@ def test_bench_compares_this_machine_with_the_committed_reference(tmp_path, monk
     assert "no committed reference" in capsys.readouterr().out
     first = run_csv(tmp_path / "out", "tiny")
     shutil.copytree(first.parent, committed / "reference" / first.parent.parent.name / first.parent.name)
-    time.sleep(1.1)
     assert main(["bench", str(suite), "--out", str(tmp_path / "out"), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "This machine vs the committed reference" in out and "3 cases" in out
@@ -375,30 +427,43 @@ def test_gpu_quick_check_dry_run_on_cpu(tmp_path, monkeypatch):
     assert main(["bench", "--quick", str(SUITES_DIR / "cpu.toml")]) == 2  # --quick names its own suite
 
 
-def test_a_log_gets_one_line_per_finished_case(tmp_path):
-    """When the output is not a terminal (a log file, CI), progress is one line per finished case, not a bar."""
+@pytest.fixture(scope="module")
+def logged_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, str]:
+    """One tiny run (3 cases) as a log file or CI sees it: stderr is not a terminal and progress is on; the summary
+    goes to stdout as CSV. Returns (exit status, stdout, stderr)."""
+    import contextlib
+    import io
+
+    tmp_path = tmp_path_factory.mktemp("logged")
     suite = tmp_path / "tiny.toml"
     suite.write_text(TINY.replace("[[8, 8], [16, 16]]", "[[8, 8]]").replace('["fwd", "fwd_bwd"]', '["fwd"]'))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "attnbench", "run", str(suite), "--out", str(tmp_path / "out")],
-                          capture_output=True, text=True, env=env, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    lines = [line for line in done.stderr.splitlines() if line.startswith("[") and ": ok " in line]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["run", str(suite), "--out", str(tmp_path / "out"), "--format", "csv"])
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_a_log_gets_one_line_per_finished_case(logged_run):
+    """When the output is not a terminal (a log file, CI), progress is one line per finished case, not a bar."""
+    code, _, err = logged_run
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if line.startswith("[") and ": ok " in line]
     assert [line.split()[0] for line in lines] == ["[1/3]", "[2/3]", "[3/3]"]
     assert all(line.split()[1] == "tiny:" for line in lines)
     assert all(line.endswith(" ms") for line in lines)
 
 
-def test_summary_tables_as_csv_and_json(tmp_path, capsys):
+def test_summary_tables_as_csv_and_json(logged_run, tmp_path, capsys):
     """``--format csv|json``: the run's summary as one record per case on stdout, for other programs."""
     import csv
     import io
 
-    suite = tmp_path / "tiny.toml"
-    suite.write_text(TINY.replace("[[8, 8], [16, 16]]", "[[8, 8]]").replace('["fwd", "fwd_bwd"]', '["fwd"]'))
-    assert main(["run", str(suite), "--out", str(tmp_path / "out"), "--quiet", "--format", "csv"]) == 0
-    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    code, out, err = logged_run
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
     assert sorted(r["label"] for r in rows) == ["full", "linear", "swin"]
     assert all(r["status"] == "ok" and float(r["time_ms_median"]) > 0 and r["height"] == "8" for r in rows)
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(TINY.replace("[[8, 8], [16, 16]]", "[[8, 8]]").replace('["fwd", "fwd_bwd"]', '["fwd"]'))
     assert main(["run", str(suite), "--out", str(tmp_path / "out"), "--quiet", "--format", "json"]) == 0
     assert {r["label"] for r in json.loads(capsys.readouterr().out)} == {"full", "linear", "swin"}

@@ -16,25 +16,40 @@ import pytest
 
 from attnbench.cli import main
 from attnbench.store.csvfile import read_results
+
 from conftest import run_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 
-PLUGINS = '''
+SPIN = '''
 import os
-import torch
 from attnbench.attention.base import GridAttention
+from attnbench.execute.guard import die_with_parent
 from attnbench.registry import register_attention
 
 
 @register_attention("probe_spin")
 class Spin(GridAttention):
+    """A case that never finishes, holding a core. It writes its process id first, and clears its parent-death
+    signal, so that when the runner dies only the case's own watchdog (or the runner's cleanup) can end it."""
+
     def __init__(self, dim, heads):
         super().__init__()
 
     def forward(self, x):
-        while True:  # a case that never finishes, holding a core
+        die_with_parent(0)
+        with open(PID_FILE + ".tmp", "w") as fh:
+            fh.write(str(os.getpid()))
+        os.replace(PID_FILE + ".tmp", PID_FILE)
+        while True:
             pass
+'''
+
+ENV = '''
+import os
+import torch
+from attnbench.attention.base import GridAttention
+from attnbench.registry import register_attention
 
 
 @register_attention("probe_env")
@@ -51,8 +66,7 @@ class Env(GridAttention):
 '''
 
 
-def _suite(tmp_path: Path, name: str, timeout: float = 600) -> Path:
-    (tmp_path / "attnbench_probe_plugins.py").write_text(PLUGINS)
+def _suite(tmp_path: Path, name: str, module: str, attention: str) -> Path:
     suite = tmp_path / f"{name}.toml"
     suite.write_text(textwrap.dedent(f"""
         name = "{name}"
@@ -61,60 +75,109 @@ def _suite(tmp_path: Path, name: str, timeout: float = 600) -> Path:
         dim = 8
         heads = 2
         grids = [[8, 8]]
+        modes = ["fwd"]
         min_run_time = 0.01
         min_blocks = 2
-        timeout = {timeout}
-        imports = ["attnbench_probe_plugins"]
+        imports = ["{module}"]
 
         [[attentions]]
-        name = "{'probe_spin' if name == 'spin' else 'probe_env'}"
+        name = "{attention}"
     """))
     return suite
 
 
-def _descendants_when_running(proc: subprocess.Popen, deadline: float) -> list[psutil.Process]:
-    """The runner's process tree once a case process burns CPU (fork server + case)."""
+def _running(p: psutil.Process) -> bool:
+    """Alive and not a zombie (an orphan's zombie waits for a reaper the container may not have)."""
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _spinning_case(pid_file: Path, runner: subprocess.Popen, deadline: float) -> psutil.Process:
+    """The case process of ``runner``, once it has written its PID (it spins from then on)."""
     while time.time() < deadline:
-        kids = psutil.Process(proc.pid).children(recursive=True)
-        for k in kids:
-            try:
-                if k.cpu_percent(interval=0.2) > 50:
-                    return [p for p in kids if p.is_running()]
-            except psutil.Error:  # short-lived helpers (git) come and go
-                pass
+        assert runner.poll() is None, f"the runner exited ({runner.returncode}) before its case started"
+        if pid_file.exists():
+            return psutil.Process(int(pid_file.read_text()))
+        time.sleep(0.05)
     raise AssertionError("no case process started")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_no_case_outlives_its_runner(sig, tmp_path):
-    suite = _suite(tmp_path, "spin")
+    """SIGKILL: the runner cannot clean up; the case's watchdog sees it gone and ends the case. SIGTERM: the runner
+    kills the case's process group on its way out. Either way the spinning case is gone within seconds."""
+    pid_file = tmp_path / "case.pid"
+    (tmp_path / "attnbench_probe_spin.py").write_text(f"PID_FILE = {str(pid_file)!r}\n" + SPIN)
+    suite = _suite(tmp_path, "spin", "attnbench_probe_spin", "probe_spin")
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     proc = subprocess.Popen([sys.executable, "-m", "attnbench", "run", str(suite), "--out", str(tmp_path / "out"),
                              "--quiet"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    case = None
     try:
-        kids = _descendants_when_running(proc, time.time() + 120)
+        case = _spinning_case(pid_file, proc, time.time() + 120)
+        tree = psutil.Process(proc.pid).children(recursive=True)  # the fork server and the case
+        assert case in tree and _running(case)  # the runner's own case, alive and spinning when the runner dies
         os.kill(proc.pid, sig)
         proc.wait(30)
-        gone, alive = psutil.wait_procs(kids, timeout=10)
-        assert not alive, [(p.pid, p.name()) for p in alive]
+        deadline = time.time() + 10
+        while time.time() < deadline and any(_running(p) for p in tree):
+            time.sleep(0.1)
+        assert not [p for p in tree if _running(p)], [(p.pid, p.name()) for p in tree if _running(p)]
     finally:
         proc.kill()
         proc.wait(30)
+        if case is not None and _running(case):  # a failed test leaves no core spinning
+            case.kill()
 
 
-def test_timeout_counts_from_the_case_start_not_the_fork_server_start(tmp_path):
-    """A fresh runner's first case gets its whole budget although the fork server spends seconds importing torch."""
-    suite = _suite(tmp_path, "quick", timeout=1.5)
-    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    subprocess.run([sys.executable, "-m", "attnbench", "run", str(suite), "--out", str(tmp_path / "out"), "--quiet"],
-                   cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
-    (row,) = read_results(run_csv(tmp_path / "out", "quick"))
-    assert row["status"] == "ok", row["reason"]
+QUICK_CASE = '''
+import types
 
 
-def test_cases_see_the_runners_environment_now(tmp_path, monkeypatch):
-    suite = _suite(tmp_path, "env")
-    monkeypatch.syspath_prepend(str(tmp_path))
+class QuickCase:
+    """The least run_isolated needs of a case: its process settings, and a run that answers at once."""
+
+    device, threads, tf32 = "cpu", 1, False
+    settings = types.SimpleNamespace(memory_limit_gib=None, imports=())
+
+    def run(self, progress):
+        return {"answer": 42}
+'''
+
+
+def test_timeout_counts_from_the_case_start_not_the_fork_server_start(tmp_path, monkeypatch):
+    """A new fork server's first case gets its whole budget although the server spends seconds starting (here:
+    importing torch plus a module that sleeps 3 s). The case itself needs milliseconds, so its 2 s budget holds
+    on a loaded machine, and only a timeout counted from the server's start would miss it."""
+    import multiprocessing.forkserver as forkserver
+
+    from attnbench.execute import isolate
+
+    (tmp_path / "attnbench_slow_preload.py").write_text("import time\ntime.sleep(3)\n")
+    (tmp_path / "attnbench_quick_case.py").write_text(QUICK_CASE)
+    monkeypatch.syspath_prepend(str(tmp_path))  # the fork server and its case processes get this sys.path
+    ctx = isolate._context()
+    preload = list(forkserver._forkserver._preload_modules)
+    isolate.restart_case_server()
+    ctx.set_forkserver_preload([*preload, "attnbench_slow_preload"])
+    try:
+        from attnbench_quick_case import QuickCase
+
+        start = time.perf_counter()
+        out = isolate.run_isolated(QuickCase(), timeout=2.0)
+        wall = time.perf_counter() - start
+    finally:  # later cases get a server with the usual preload
+        isolate.restart_case_server()
+        ctx.set_forkserver_preload(preload)
+        sys.modules.pop("attnbench_quick_case", None)
+    assert out.get("status") == "ok" and out.get("answer") == 42, out
+    assert wall > 3.0  # the server's start did fall inside run_isolated, longer than the case's budget
+
+
+def test_cases_see_the_runners_environment_now(tmp_path, monkeypatch, write_plugin):
+    suite = _suite(tmp_path, "env", write_plugin("attnbench_probe_env", ENV), "probe_env")
     seen = []
     for value in ("first", "second"):
         monkeypatch.setenv("ATTNBENCH_PROBE", value)
@@ -123,11 +186,6 @@ def test_cases_see_the_runners_environment_now(tmp_path, monkeypatch):
         (row,) = read_results(run_csv(out, "env"))
         seen.append(row["impl"])
     assert '"probe": "first"' in seen[0] and '"probe": "second"' in seen[1], seen
-    sys.modules.pop("attnbench_probe_plugins", None)
-    from attnbench import registry
-
-    for name in ("probe_spin", "probe_env"):
-        registry._REGISTRY.pop(name, None)
 
 
 def test_cuda_peak_baseline_is_taken_after_gradients_are_cleared(monkeypatch):

@@ -3,18 +3,18 @@ recorded and not re-tried blindly; the rows carry their round, place, canaries a
 
 from __future__ import annotations
 
-import sys
 import textwrap
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import run_csv
 
 from attnbench.cli import main
 from attnbench.execute.rounds import earlier_failures, plan_rounds
 from attnbench.spec.suite import SUITES_DIR, load_suite
 from attnbench.store.csvfile import read_results
+
+from conftest import run_csv
 
 PLUGIN = '''
 import torch
@@ -68,14 +68,8 @@ def test_earlier_failures_name_the_round():
 
 
 @pytest.fixture
-def fault_plugin(tmp_path, monkeypatch):
-    (tmp_path / "attnbench_rounds_plugin.py").write_text(PLUGIN)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield "attnbench_rounds_plugin"
-    sys.modules.pop("attnbench_rounds_plugin", None)
-    from attnbench import registry
-
-    registry._REGISTRY.pop("rounds_fault", None)
+def fault_plugin(write_plugin):
+    return write_plugin("attnbench_rounds_plugin", PLUGIN)
 
 
 def test_a_replicated_run_records_rounds_and_does_not_retry_a_failure(tmp_path: Path, fault_plugin: str):
@@ -111,7 +105,8 @@ def test_a_replicated_run_records_rounds_and_does_not_retry_a_failure(tmp_path: 
     assert all(float(r["speed_compute_ms"]) > 0 and float(r["speed_memory_ms"]) > 0 for r in rows)
     assert {r["round_position"] for r in rows} == {"1", "2", "3", "4"}
     assert all(r["cpu_steal_pct"] != "" for r in linear)  # /proc/stat exists on the CI machine
-    fault = sorted((r["replicate"], r["height"], r["status"], r["reason"]) for r in rows if r["label"] == "rounds_fault")
+    fault = sorted((r["replicate"], r["height"], r["status"], r["reason"])
+                   for r in rows if r["label"] == "rounds_fault")
     assert [f[2] for f in fault if f[0] == "1"] == ["error", "error"]
     assert all(f[2] == "skipped" and "error in round 1" in f[3] for f in fault if f[0] != "1")  # not re-tried
     # what every analysis reads: one row per case, its estimate over the processes

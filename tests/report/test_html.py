@@ -1,8 +1,8 @@
 """The HTML report: self-contained, complete, and working in a real browser (headless Chromium via playwright).
 
 The report is built from committed results (a cost reference run, an accuracy run, and an older cost run as the
-reference), so every section is exercised. The browser test skips only where no Chromium can be had; `.ci/run`
-installs Debian's chromium when it runs as root.
+reference), so every section is exercised. The browser test skips where no Chromium or playwright can be had, except
+in CI (``CI=true``, set by `.ci/run`, which installs Debian's chromium): there a missing browser fails the test.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -72,11 +73,21 @@ def _chromium() -> str | None:
     return os.environ.get("ATTNBENCH_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def _missing(what: str) -> NoReturn:
+    """Skip for want of ``what``; in CI (``CI=true``) fail instead, so a CI run never passes without the browser."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true but {what}: the report's browser test must run in CI")
+    pytest.skip(what)
+
+
 def test_report_in_a_real_browser(report: Path, tmp_path: Path) -> None:
     executable = _chromium()
     if executable is None:
-        pytest.skip("no Chromium on this machine (apt-get install chromium; .ci/run does this as root)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install -e .[test])")
+        _missing("no Chromium on this machine (apt-get install chromium; .ci/run does this as root)")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        _missing("playwright not installed (pip install -e .[test])")
     errors: list[str] = []
     requests: list[str] = []
     with sync_api.sync_playwright() as pw:

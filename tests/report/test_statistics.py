@@ -131,6 +131,77 @@ def test_compare_flags_significant_changes_and_status_changes():
     assert "status ok → oom" in list(status["change"])
 
 
+def _processes(medians, side=16, status="ok", blocks=True):
+    """One case measured in ``len(medians)`` processes with these exact process medians (3 blocks each, ±0.1 %)."""
+    rows = []
+    for r, m in enumerate(medians, 1):
+        samples = m * np.array([0.999, 1.0, 1.001]) if blocks and status == "ok" else None
+        row = _row("lin", "linear", side, m if status == "ok" else None, status=status, samples=samples,
+                   config="c1")
+        row.update(replicate=r, case_key=f"{row['case_key']}|r{r}", run_id="run")
+        rows.append(row)
+    return rows
+
+
+A6 = [1.00, 1.01, 1.02, 1.03, 1.04, 1.05]  # six process medians, median 1.025
+
+
+def test_compare_a_significant_but_small_change_is_not_flagged():
+    """Complete separation (p = 2/924 < 0.01) but only 5.9 % slower, or faster: below the 1.1 threshold."""
+    slower = compare(_frame(_processes(A6)), _frame(_processes([1.06, 1.07, 1.08, 1.09, 1.10, 1.11])))
+    row = slower.iloc[0]
+    assert row["p"] == pytest.approx(2 / 924) and row["ratio"] == pytest.approx(1.085 / 1.025)
+    assert row["change"] == "" and row["replicates"] == "6/6"
+    faster = compare(_frame(_processes(A6)), _frame(_processes([0.94, 0.95, 0.96, 0.97, 0.98, 0.99])))
+    assert faster.iloc[0]["p"] < 0.01 and faster.iloc[0]["ratio"] > 1 / 1.1 and faster.iloc[0]["change"] == ""
+    assert verdict(slower, 1.01, None) == 0 and verdict(faster, None, 0.99) == 0  # --fail-above/below see no change
+
+
+def test_compare_a_large_but_not_significant_change_is_not_flagged():
+    """The medians moved by 10.2 % but the process medians overlap (p ≫ 0.01): noise, not a change."""
+    a = _processes([0.80, 0.90, 1.00, 1.05, 1.10, 1.20])  # median 1.025
+    b = _processes([0.85, 0.95, 1.12, 1.14, 1.16, 1.30])  # median 1.13
+    row = compare(_frame(a), _frame(b)).iloc[0]
+    assert row["ratio"] == pytest.approx(1.13 / 1.025) and row["ratio"] >= 1.1
+    assert row["p"] >= 0.01 and row["change"] == ""
+
+
+def test_compare_cases_only_in_one_run():
+    a = _frame(_processes(A6, side=16) + _processes(A6, side=32))
+    b = _frame(_processes(A6, side=16) + _processes(A6, side=64))
+    table = compare(a, b).set_index("grid")
+    assert table.loc["16x16", "change"] == "" and table.loc["16x16", "ratio"] == pytest.approx(1.0)
+    assert table.loc["32x32", "change"] == "only in A" and table.loc["64x64", "change"] == "only in B"
+    assert table.loc[["32x32", "64x64"], "ratio"].isna().all() and table.loc[["32x32", "64x64"], "p"].isna().all()
+    assert verdict(table, 1.0, 1.0) == 0  # a case that is missing is no slowdown
+
+
+def test_compare_without_samples():
+    """No times at all (failed in both runs, or nothing measured): no ratio, no test, no change; process medians
+    without their blocks (rows of an older schema): the test still runs, only the block-level CI is missing."""
+    failed = compare(_frame(_processes([None] * 6, status="oom")), _frame(_processes([None] * 6, status="oom")))
+    row = failed.iloc[0]
+    assert row["status_a"] == row["status_b"] == "oom" and row["change"] == ""
+    assert np.isnan(row["ratio"]) and np.isnan(row["p"])
+    slower = [1.5 * m for m in A6]
+    no_blocks = compare(_frame(_processes(A6, blocks=False)), _frame(_processes(slower, blocks=False))).iloc[0]
+    assert no_blocks["change"] == "slower" and no_blocks["p"] == pytest.approx(2 / 924)
+    assert np.isnan(no_blocks["ci_lo"]) and np.isnan(no_blocks["ci_hi"])
+    with_blocks = compare(_frame(_processes(A6)), _frame(_processes(slower))).iloc[0]
+    assert with_blocks["ci_lo"] < 1.5 < with_blocks["ci_hi"]
+    empty = _frame(_processes(A6)).iloc[0:0]
+    assert compare(empty, empty).empty and verdict(compare(empty, empty), 1.0, 1.0) == 0
+
+
+@pytest.mark.parametrize("n_a,n_b", [(4, 4), (1, 6), (6, 1), (5, 3)])
+def test_compare_too_few_replicates_is_said_never_tested(n_a, n_b):
+    """Twice as slow, but too few processes for the exact U test to reach p < 0.01 (4 + 4: p ≥ 2/70): "too few
+    replicates", no p and no verdict — whatever the ratio."""
+    row = compare(_frame(_processes(A6[:n_a])), _frame(_processes([2 * m for m in A6[:n_b]]))).iloc[0]
+    assert row["change"] == "too few replicates" and row["replicates"] == f"{n_a}/{n_b}"
+    assert row["ratio"] > 1.9 and np.isnan(row["p"])
+
+
 def test_compare_cli_exit_codes(tmp_path, capsys):
     a, b = tmp_path / "a.csv", tmp_path / "b.csv"
     from attnbench.store.schema import COLUMNS

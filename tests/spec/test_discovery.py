@@ -68,7 +68,8 @@ def test_a_new_plugin_is_swept_without_editing_the_suite(tmp_path, clean_registr
 
 
 @pytest.mark.parametrize("body, fragment", [
-    ('attentions = ["nothing_matches*"]\n', "attentions[0]: pattern 'nothing_matches*' matches no registered mechanism"),
+    ('attentions = ["nothing_matches*"]\n',
+     "attentions[0]: pattern 'nothing_matches*' matches no registered mechanism"),
     ('families = ["windowed"]\n', "families[0]: unknown family 'windowed'; expected one of"),
     ('attentions = [3]\n', "attentions[0]: expected a table with name/label/kwargs or a name pattern, got 3"),
 ])

@@ -42,15 +42,19 @@ CASES = [  # (id, replace this, with this, expected fragment of the message)
     ("empty grids", "grids = [[8, 8]]", "grids = []", "grids: expected a non-empty array"),
     ("duplicate grid", "grids = [[8, 8]]", "grids = [[8, 8], [8, 8]]", "grids: duplicate grid"),
     ("no attentions", '[[attentions]]\nname = "full"\n\n[[attentions]]\nname = "mano"\nlabel = "mano_k2"\n'
-                      'kwargs = { window = 2 }', "", "attentions: no mechanism to run: add at least one [[attentions]]"),
+                      'kwargs = { window = 2 }', "",
+     "attentions: no mechanism to run: add at least one [[attentions]]"),
     ("empty attentions", "", "", "attentions: no mechanism to run"),
     ("no grids", "grids = [[8, 8]]", "", "grids: missing: a cost suite sweeps grids"),
-    ("nan min_run_time", "batch = 1", "batch = 1\nmin_run_time = nan", "min_run_time: expected a finite number > 0, got nan"),
+    ("nan min_run_time", "batch = 1", "batch = 1\nmin_run_time = nan",
+     "min_run_time: expected a finite number > 0, got nan"),
     ("inf timeout", "batch = 1", "batch = 1\ntimeout = inf", "timeout: expected a finite number > 0, got inf"),
-    ("unknown attention", 'name = "full"', 'name = "fulll"', "attentions[0].name: unknown attention 'fulll'; did you mean 'full'?"),
+    ("unknown attention", 'name = "full"', 'name = "fulll"',
+     "attentions[0].name: unknown attention 'fulll'; did you mean 'full'?"),
     ("attention missing name", 'name = "full"', 'label = "x"', "attentions[0].name: missing"),
     ("unknown attention key", 'name = "full"', 'name = "full"\nkwarg = {}', "attentions[0].kwarg: unknown key"),
-    ("bad kwargs value", "window = 2", "window = -1", "attentions[1].kwargs: mano: window=-1 is invalid; expected an integer >= 1"),
+    ("bad kwargs value", "window = 2", "window = -1",
+     "attentions[1].kwargs: mano: window=-1 is invalid; expected an integer >= 1"),
     ("unknown kwarg", "window = 2", "windw = 2", "attentions[1].kwargs: mano: unknown parameter 'windw'"),
     ("kwargs not a table", "kwargs = { window = 2 }", "kwargs = 2", "attentions[1].kwargs: expected a table"),
     ("heads do not divide dim", "heads = 2", "heads = 3", "attentions[0].kwargs: full: heads=3 does not divide dim=16"),
@@ -62,10 +66,12 @@ CASES = [  # (id, replace this, with this, expected fragment of the message)
     ("bad compile axis", "batch = 1", "batch = 1\ncompile = [1]", "compile[0]: expected true or false"),
     ("compile_grids not in grids", "batch = 1", "batch = 1\ncompile = [false, true]\ncompile_grids = [[16, 16]]",
      "compile_grids: [[16, 16]] not among the suite's grids; expected a subset"),
-    ("bad compile_timeout", "batch = 1", "batch = 1\ncompile_timeout = 0", "compile_timeout: expected a finite number > 0"),
+    ("bad compile_timeout", "batch = 1", "batch = 1\ncompile_timeout = 0",
+     "compile_timeout: expected a finite number > 0"),
     ("bad attention compile", 'label = "mano_k2"', 'label = "mano_k2"\ncompile = "no"',
      "attentions[1].compile: expected true or false"),
-    ("bad import", "batch = 1", 'batch = 1\nimports = ["no_such_module_xyz"]', "imports: cannot import 'no_such_module_xyz'"),
+    ("bad import", "batch = 1", 'batch = 1\nimports = ["no_such_module_xyz"]',
+     "imports: cannot import 'no_such_module_xyz'"),
     ("bad toml", "batch = 1", "batch = = 1", "invalid TOML"),
     ("bad name", 'name = "v"', 'name = "a b"', "name: expected letters, digits"),
 ]
@@ -75,7 +81,8 @@ CASES = [  # (id, replace this, with this, expected fragment of the message)
 def test_malformed_suite_is_one_line_exit_2(case, tmp_path, capsys):
     ident, old, new, fragment = case
     assert old in GOOD, ident
-    text = GOOD.replace(old, new, 1) if ident != "empty attentions" else GOOD.split("[[attentions]]")[0] + "attentions = []\n"
+    text = (GOOD.replace(old, new, 1) if ident != "empty attentions"
+            else GOOD.split("[[attentions]]")[0] + "attentions = []\n")
     if ident == "same mechanism twice without labels":
         text = GOOD.replace('name = "full"', 'name = "mano"').replace('label = "mano_k2"\n', "")
         fragment = "attentions[1].label: duplicate label 'mano'"

@@ -10,7 +10,6 @@ import torch
 
 from attnbench import list_attentions
 from attnbench.cli import main
-from conftest import run_csv
 from attnbench.registry import build_for_grid, capability_reasons
 from attnbench.spec.settings import TrainingSettings
 from attnbench.spec.training import TrainCase
@@ -18,6 +17,8 @@ from attnbench.store.csvfile import read_results
 from attnbench.training.loop import train_model
 from attnbench.training.metrics import rel_l2, rel_mse, top1
 from attnbench.training.tasks import Normaliser, TaskData, resample_nodes
+
+from conftest import run_csv
 
 
 def test_metrics_against_hand_computed_values():
@@ -39,7 +40,7 @@ def test_resample_nodes_keeps_shared_nodes_and_is_linear():
     assert torch.equal(resample_nodes(fine, 4), coarse)
 
 
-def _case(attention: str, kwargs: dict | None = None) -> Case:
+def _case(attention: str, kwargs: dict | None = None) -> TrainCase:
     settings = TrainingSettings(dataset="darcy", problem="regression", eval_res=(32,), n_train=64, n_test=8, fine=129,
                                 batch=16, lr=3e-3, weight_decay=1e-4, epochs=2, patch=2, stem="patch", depth=2,
                                 mlp_ratio=2.0, dropout=0.0, heads=4, dim=32, model="backbone", model_name="backbone",

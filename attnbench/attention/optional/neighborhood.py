@@ -78,4 +78,5 @@ class NeighborhoodAttention(QKVAttention):
 if natten is not None:
     register_attention("neighborhood")(NeighborhoodAttention)
 else:
-    mark_unavailable("neighborhood", _IMPORT_ERROR + "; install natten with --no-build-isolation (see docs/mechanisms.md, optional backends)")
+    mark_unavailable("neighborhood", _IMPORT_ERROR + "; install natten with --no-build-isolation "
+                                                     "(see docs/mechanisms.md, optional backends)")

@@ -17,23 +17,24 @@ timing targets (docs/measurement.md), as numbers and as a :class:`Table`.
 from __future__ import annotations
 
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from attnbench.report.analysis.compare import compare, machine_drift
 from attnbench.report.analysis.fits import scaling_fits
-from attnbench.report.analysis.replicates import paired, round_medians
+from attnbench.report.analysis.replicates import Estimate, paired, round_medians
 from attnbench.report.analysis.table import Column, Table
 from attnbench.store.status import Status
 
 __all__ = ["agreement", "agreement_table"]
 
 
-def _pair_ratios(df: pd.DataFrame) -> dict[tuple[str, str, str, int], object]:
+def _pair_ratios(df: pd.DataFrame) -> dict[tuple[str, str, str, int], Estimate]:
     """(mode, a, b, tokens) → paired estimate of time_b / time_a within rounds, for every pair of mechanisms."""
     ok = df[(df["kind"] == "cost") & (df["status"] == Status.OK)]
-    out = {}
+    out: dict[tuple[str, str, str, int], Estimate] = {}
     for (mode, tokens), g in ok.groupby(["mode", "tokens"]):
         by_label = {str(r["label"]): round_medians(r.get("replicate_medians_ms")) for _, r in g.iterrows()}
         for a, b in combinations(sorted(by_label), 2):
@@ -46,7 +47,7 @@ def _measured(df: pd.DataFrame) -> pd.DataFrame:
     return df[(df["kind"] == "cost") & (df["status"] == Status.OK)]
 
 
-def agreement(run1: pd.DataFrame, run2: pd.DataFrame, floor: float | None = None) -> dict[str, object]:
+def agreement(run1: pd.DataFrame, run2: pd.DataFrame, floor: float | None = None) -> dict[str, Any]:
     """The four checks of run 2 against run 1 (both loaded as cases), with their counts."""
     table = compare(run1, run2, floor=floor)
     measured = table.dropna(subset=["ratio"])
@@ -70,8 +71,8 @@ def agreement(run1: pd.DataFrame, run2: pd.DataFrame, floor: float | None = None
     # Exponents over the grids both runs measured: where a case near its timeout ran in one run and timed out in
     # the other (a frontier that flipped), each run's top decade would span other grids, and two fits over
     # different ranges disagree about the range, not about the measurement.
-    key = ["mode", "label", "tokens"]
-    common = _measured(run1)[key].merge(_measured(run2)[key]).drop_duplicates()
+    series = ["mode", "label", "tokens"]
+    common = _measured(run1)[series].merge(_measured(run2)[series]).drop_duplicates()
     f1, f2 = (scaling_fits(_measured(r).merge(common)) for r in (run1, run2))
     exps = []
     for _, a in f1.iterrows():
@@ -79,14 +80,15 @@ def agreement(run1: pd.DataFrame, run2: pd.DataFrame, floor: float | None = None
         if b.empty or a["time_exp"] is None or b.iloc[0]["time_exp"] is None:
             continue
         x, y = a["time_exp"], b.iloc[0]["time_exp"]
-        agree = abs(x.exponent - y.exponent) <= (0 if np.isnan(x.ci95) else x.ci95) + (0 if np.isnan(y.ci95) else y.ci95)
+        width = (0 if np.isnan(x.ci95) else x.ci95) + (0 if np.isnan(y.ci95) else y.ci95)
+        agree = abs(x.exponent - y.exponent) <= width
         exps.append({"mode": a["mode"], "label": a["label"], "run1": str(x), "run2": str(y), "agree": agree})
     return {"cases": len(measured), "flagged": flagged, "with_ci": with_ci, "inside": inside,
             "machine_factor": factor, "inside_adjusted": adjusted if np.isfinite(factor) else None,
             "pairs": len(pairs), "pairs_inside": int(ratio_inside), "exponents": exps}
 
 
-def agreement_table(result: dict[str, object]) -> Table:
+def agreement_table(result: dict[str, Any]) -> Table:
     """The targets of the calibrated-timing issue as one table (measured values; the targets stated beside)."""
     def pct(a: int, b: int) -> str:
         return f"{100 * a / b:.0f} % ({a} of {b})" if b else "n/a"

@@ -108,7 +108,8 @@ def _global(df: pd.DataFrame) -> Verdict:
             side = max(int(v) for v in impl["coarsest"].split("x"))
             seen[int(r["height"])] = (side <= int(window), impl["coarsest"], window)
     if not seen:
-        return Verdict("no mano rows with level information" + (f"; {uses[0]}" if uses else ""), "", "not testable here")
+        found = "no mano rows with level information" + (f"; {uses[0]}" if uses else "")
+        return Verdict(found, "", "not testable here")
     glob = [h for h, (g, _, _) in sorted(seen.items()) if g]
     local = [f"{h}² (coarsest {c} > k = {k})" for h, (g, c, k) in sorted(seen.items()) if not g]
     verdict = "reproduced" if not local else "partly" if glob else "not reproduced"

@@ -90,7 +90,8 @@ def _samples(g: pd.DataFrame) -> list[np.ndarray] | None:
     if "replicate_medians_ms" in g and g["replicate_medians_ms"].map(lambda s: isinstance(s, str) and s).all():
         return [np.asarray(list(round_medians(s).values()), float) for s in g["replicate_medians_ms"]]
     samples = [parse_samples(s) for s in g["time_samples_ms"]]
-    return None if any(s is None for s in samples) else samples
+    parsed = [s for s in samples if s is not None]
+    return parsed if len(parsed) == len(samples) else None
 
 
 def regime(row: pd.Series) -> tuple[str, str]:

@@ -9,9 +9,9 @@ import json
 import numpy as np
 import pandas as pd
 
+from attnbench.report.analysis.attainable import roofline_fraction
 from attnbench.report.analysis.fits import WIN_MARGIN, crossovers, frontiers, memory_floor, ratios, scaling_fits
 from attnbench.report.analysis.frame import baseline_label, machine_line
-from attnbench.report.analysis.attainable import roofline_fraction
 from attnbench.report.analysis.table import Table
 from attnbench.store.status import Status
 

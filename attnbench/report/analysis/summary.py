@@ -1,9 +1,12 @@
 """The answer first: the report's opening tables, from the same analyses as the detailed sections below them.
 
 Per cost suite: the within-run speed-ups against the baseline (paired within rounds, the quantity that survives a
-machine's drift), the fitted exponents with their CIs and local slopes, the crossover against the baseline, and per
-grid the fastest and the least-memory mechanism. Per accuracy suite: a leaderboard per task and budget (trained at
-the grid, best first, with the mean's 95 % CI). And the claims' verdicts, where the paper's mechanism is in the rows.
+machine's drift), the fitted exponents with their CIs and local slopes, the crossover against the baseline, per
+grid the fastest and the least-memory mechanism, and the cost leaderboards (time with its CI and tie marks, memory,
+FLOPs, roofline fraction, ranks) at the two largest grids most mechanisms ran
+(:func:`~attnbench.report.analysis.leaderboard.leaderboard_grids`). Per accuracy suite: a leaderboard per task and
+budget (trained at the grid, best first, with the mean's 95 % CI). And the claims' verdicts, where the paper's
+mechanism is in the rows.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from attnbench.report.analysis.accuracy import LOWER_IS_BETTER, accuracy_table
 from attnbench.report.analysis.claims import MECH, claims_table
 from attnbench.report.analysis.fits import crossovers, ratios, scaling_fits
 from attnbench.report.analysis.frame import baseline_label
+from attnbench.report.analysis.leaderboard import summary_leaderboards
 from attnbench.report.analysis.scaling import grid_name, side
 from attnbench.report.analysis.table import Column, Table, mean_std
 from attnbench.store.status import Status
@@ -126,6 +130,7 @@ def summary_tables(df: pd.DataFrame, min_tokens: int = 1024, baseline: str | Non
             speedups = _speedups(str(suite), cost, baseline)
             out += [t for t in (speedups, _exponents(str(suite), cost, min_tokens, baseline), _best(str(suite), cost))
                     if t is not None]
+            out += summary_leaderboards(str(suite), cost)
         if len(acc):
             out.append(_leaderboard(str(suite), acc))
     if (df["label"] == MECH).any():

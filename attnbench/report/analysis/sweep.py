@@ -89,7 +89,7 @@ def _summary(t: pd.DataFrame) -> list[tuple[str, str]]:
     else above chance where, else at chance at every learning rate tried. Plain text: each renderer marks it up."""
     lines = []
     for label, g in t.groupby("label", sort=False):
-        def at(mask: pd.Series) -> str:
+        def at(mask: pd.Series, g: pd.DataFrame = g) -> str:
             return ", ".join(f"lr {r['lr']:g} ({r['task']}: {r['verdict']} of {r['seeds']} seed"
                              f"{'' if r['seeds'] == 1 else 's'})" for _, r in g[mask].iterrows())
         v = g["verdict"]

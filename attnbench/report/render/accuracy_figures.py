@@ -2,7 +2,9 @@
 
 * accuracy vs evaluation grid per mechanism (trained point filled, zero-shot from it dashed and hollow), per task
   evaluated at two or more grids, with the chance level of classification tasks;
-* accuracy vs training time and vs training peak memory with the Pareto front (Pareto views), per task;
+* accuracy vs cost over every mechanism, per task (the Pareto view): against the attention layer's time per call
+  (cost rows loaded with the accuracy rows) or the training time, and against the training peak memory, with CI
+  bars on both axes and the Pareto front drawn and named (:func:`~attnbench.report.analysis.pareto.pareto_points`);
 * zero-shot vs trained at the same grid, where both exist;
 * accuracy vs training grid across the tasks of one dataset and budget (a resolution study: the same recipe at
   several training grids), trained points joined, zero-shot one step up dashed from each;
@@ -13,6 +15,9 @@
 
 from __future__ import annotations
 
+import textwrap
+from typing import Any
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -22,8 +27,15 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from attnbench.report.analysis.accuracy import (  # noqa: E402
-    LOWER_IS_BETTER, accuracy_table, chance_level, late_index, mean_late_change, per_seed, trained_curves,
+    LOWER_IS_BETTER,
+    accuracy_table,
+    chance_level,
+    late_index,
+    mean_late_change,
+    per_seed,
+    trained_curves,
 )
+from attnbench.report.analysis.pareto import pareto_points  # noqa: E402
 from attnbench.report.render.mpl import readable_log_axis, series_styles  # noqa: E402
 
 __all__ = ["accuracy_figures"]
@@ -42,7 +54,7 @@ def _resolution_figure(task: str, t: pd.DataFrame, chance: float | None) -> plt.
     for i, label in enumerate(labels):
         g, style = t[t["label"] == label], styles[label]
         dodge = 2 ** ((i - (len(labels) - 1) / 2) * 0.025)  # a few % of an octave: visible, not misleading
-        for train_res, m in g.groupby("train_res"):
+        for _, m in g.groupby("train_res"):
             m = m.sort_values("eval_res")
             trained = m[m["mode"] == "trained"]
             ax.errorbar(m["eval_res"] * dodge, m["value"], yerr=m["std"].fillna(0), linestyle="--", lw=1.2,
@@ -70,46 +82,75 @@ def _resolution_figure(task: str, t: pd.DataFrame, chance: float | None) -> plt.
     return fig
 
 
-def _pareto_front(x: np.ndarray, y: np.ndarray, lower_better: bool) -> list[int]:
-    """Indices of the points no other point beats in both cost (lower) and metric, in order of cost."""
-    order = np.argsort(x)
-    front, best = [], np.inf
-    for i in order:
-        v = y[i] if lower_better else -y[i]
-        if v < best:
-            front.append(int(i))
-            best = v
-    return front
+def _pareto_panel(ax: plt.Axes, points: pd.DataFrame, chance: float | None,
+                  styles: dict[str, dict[str, Any]]) -> None:
+    """One accuracy-versus-cost view: a point per mechanism with its 95 % CI bars on both axes (none where a
+    single seed or measurement gives none), the Pareto front as a staircase, and each front member named beside
+    its point."""
+    for r in points.to_dict("records"):
+        xerr = ([[r["x"] - r["x_lo"]], [r["x_hi"] - r["x"]]]
+                if np.isfinite(r["x_lo"]) and np.isfinite(r["x_hi"]) else None)
+        yerr = r["ci95"] if np.isfinite(r["ci95"]) else None
+        style = styles[r["label"]]
+        # front members filled and larger, the dominated hollow: the front reads at a glance
+        ax.errorbar([r["x"]], [r["value"]], xerr=xerr, yerr=yerr, linestyle="", capsize=3, elinewidth=0.9,
+                    ms=7 if r["on_front"] else 5, mfc=style["color"] if r["on_front"] else "white",
+                    label=r["label"], zorder=3 if r["on_front"] else 2, **style)
+    front = points[points["on_front"]].sort_values("x")
+    if len(front) > 1:
+        ax.plot(front["x"], front["value"], color="0.5", lw=1, zorder=1, drawstyle="steps-post",
+                label="Pareto front")
+    for i, r in enumerate(front.to_dict("records")):
+        # alternately above and below: neighbours on the front are close in cost, and their names would collide
+        ax.annotate(r["label"], (r["x"], r["value"]), fontsize=7.5, fontweight="bold",
+                    xytext=(5, 4 if i % 2 == 0 else -11), textcoords="offset points")
+    if chance is not None:
+        _chance(ax, chance, points["value"])
+    ax.set_xscale("log")
+    readable_log_axis(ax, "x")
+    ax.set_xlabel(textwrap.fill(str(points["x_label"].iloc[0]), 70), fontsize=8)
+    ax.grid(True, alpha=0.3)
 
 
-def _pareto_figure(task: str, t: pd.DataFrame, chance: float | None) -> plt.Figure:
-    trained = t[t["mode"] == "trained"].reset_index(drop=True)
-    metric = t["metric"].iloc[0]
-    styles = series_styles(list(dict.fromkeys(t["label"])))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), layout="constrained")
-    kind = trained["mem_kind"].iloc[0] if len(trained) else ""
-    for ax, col, xlabel in ((axes[0], "train_s", "training wall time [s]"),
-                            (axes[1], "peak_mib", f"training peak memory [MiB] ({kind})")):
-        for label, g in trained.groupby("label", sort=False):
-            ax.errorbar(g[col], g["value"], yerr=g["std"].fillna(0), linestyle="", capsize=3, label=label,
-                        **styles[label])
-            for _, r in g.iterrows():
-                ax.annotate(f"{int(r['eval_res'])}²", (r[col], r["value"]), fontsize=7, xytext=(4, 4),
-                            textcoords="offset points")
-        front = _pareto_front(trained[col].to_numpy(float), trained["value"].to_numpy(float),
-                              LOWER_IS_BETTER.get(metric, False))
-        if len(front) > 1:
-            ax.plot(trained.loc[front, col], trained.loc[front, "value"], color="0.5", lw=1, zorder=0,
-                    drawstyle="steps-post", label="Pareto front")
-        if chance is not None:
-            ax.axhline(chance, color="0.4", lw=1, linestyle=":", label=f"chance ({chance:.2g})")
-        ax.set_xscale("log")
-        readable_log_axis(ax, "x")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(_ylabel(metric))
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.suptitle(f"{task}: accuracy vs training cost, trained-at-grid rows (mean ± std over seeds)", fontsize=9)
+def _chance(ax: plt.Axes, chance: float, values: pd.Series) -> None:
+    """The chance level as a line where it lies near the points; far below them (a classifier well above chance)
+    a line would squeeze the points into a sliver, so the legend names it instead."""
+    lo, hi = float(values.min()), float(values.max())
+    span = max(hi - lo, 0.05 * max(abs(hi), 1e-12))
+    if lo - 2 * span <= chance <= hi + 2 * span:
+        ax.axhline(chance, color="0.4", lw=1, linestyle=":", label=f"chance ({chance:.2g})")
+    else:
+        ax.plot([], [], color="0.4", lw=1, linestyle=":", label=f"chance ({chance:.2g}, off the axes)")
+
+
+def _pareto_figure(task: str, budget: str, stem: str, rows: pd.DataFrame, chance: float | None
+                   ) -> plt.Figure | None:
+    """Accuracy against cost over every mechanism of ``task`` trained at its grid (mean over seeds ± the mean's
+    95 % CI): left against the cost :func:`~attnbench.report.analysis.pareto.pareto_points` picks (the layer's
+    time per call where cost rows cover every mechanism, else the training time), right against the training peak
+    memory; the Pareto front of each drawn and its members named. ``None`` without trained rows."""
+    cost = pareto_points(rows, task, budget)
+    if cost.empty:
+        return None
+    memory = pareto_points(rows, task, budget, x="peak_mib")
+    metric, lower = str(cost["metric"].iloc[0]), bool(cost["lower_is_better"].iloc[0])
+    styles = series_styles(sorted(cost["label"]))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5), layout="constrained")
+    _pareto_panel(axes[0], cost, chance, styles)
+    if memory["x"].notna().any():
+        _pareto_panel(axes[1], memory, chance, styles)
+    else:
+        axes[1].set_axis_off()
+    axes[0].set_ylabel(_ylabel(metric))
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", fontsize=7, title="filled: on the front",
+               title_fontsize=7)
+    lo, hi = int(cost["seeds"].min()), int(cost["seeds"].max())
+    seeds = f"{lo} seed{'s' if hi > 1 else ''}" if lo == hi else f"{lo}–{hi} seeds"
+    spread = "no CI from one seed" if hi == 1 else "± 95 % CI of the mean"
+    fig.suptitle(textwrap.fill(f"{stem}: accuracy vs cost, trained and evaluated at the training grid ({metric}, "
+                               f"{'lower' if lower else 'higher'} is better; mean over {seeds}, {spread}; cost ± "
+                               "its 95 % CI)", 120), fontsize=9)
     return fig
 
 
@@ -150,7 +191,7 @@ def _study_figure(dataset: str, budget: str, s: pd.DataFrame, chance: float | No
         trained = g[g["mode"] == "trained"].sort_values("train_res")
         ax.errorbar(trained["train_res"] * dodge, trained["value"], yerr=trained["std"].fillna(0), capsize=3,
                     lw=1.4, label=label, **style)
-        for train_res, m in g.groupby("train_res"):
+        for _, m in g.groupby("train_res"):
             m = m.sort_values("eval_res")
             if len(m) > 1:
                 ax.errorbar(m["eval_res"] * dodge, m["value"], yerr=m["std"].fillna(0), linestyle="--", lw=1,
@@ -205,19 +246,26 @@ def _curve_figure(stem: str, curves: dict[str, list[dict]]) -> plt.Figure:
     return fig
 
 
-def accuracy_figures(df: pd.DataFrame) -> list[tuple[str, plt.Figure]]:
+def accuracy_figures(df: pd.DataFrame, cost: pd.DataFrame | None = None) -> list[tuple[str, plt.Figure]]:
     """``(file stem, figure)``: per task and budget accuracy vs resolution (only where it was evaluated at two or
-    more grids; one grid is a table row, not a figure) and the Pareto view; per dataset and budget trained at
-    several grids the resolution study; per dataset zero-shot vs trained."""
+    more grids; one grid is a table row, not a figure) and the accuracy-versus-cost Pareto view; per dataset and
+    budget trained at several grids the resolution study; per dataset zero-shot vs trained.
+
+    ``cost``: cost rows loaded with the accuracy rows ``df`` (any suite); where they time every mechanism of a
+    task at its grid, the Pareto view's cost is the layer's time per call instead of the training time.
+    """
     table = accuracy_table(df)
     out = []
     budgets = table.groupby("task")["budget"].nunique()
+    both = df if cost is None or cost.empty else pd.concat([df, cost[cost["kind"] == "cost"]], ignore_index=True)
     for (task, budget), t in table.groupby(["task", "budget"], sort=False):
         stem = task if budgets[task] == 1 else f"{task}_{budget.replace('×', 'x')}"
         chance = chance_level(t)
         if t["eval_res"].nunique() > 1:
             out.append((f"{stem}_accuracy_vs_resolution", _resolution_figure(stem, t, chance)))
-        out.append((f"{stem}_pareto", _pareto_figure(stem, t, chance)))
+        pareto = _pareto_figure(str(task), str(budget), stem, both, chance)
+        if pareto is not None:
+            out.append((f"{stem}_pareto", pareto))
     rows = per_seed(df)
     for (task, budget), r in rows.groupby(["task", "budget"], sort=False):
         curves = trained_curves(r)

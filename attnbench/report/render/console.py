@@ -7,8 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from attnbench.store.schema import series_label
 from attnbench.report.analysis.compare import ALPHA, NOISE, THRESHOLD, TOO_FEW
+from attnbench.store.schema import series_label
 from attnbench.store.status import Status
 
 __all__ = ["comparison_summary", "print_accuracy_comparison", "print_comparison", "print_summary"]

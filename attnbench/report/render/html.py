@@ -3,10 +3,12 @@
 No network, no external script, style or font: figures are embedded as data-URI images (SVG from matplotlib's SVG
 backend, PNG where the SVG would be larger), the tables are plain HTML that a few lines of inline script sort (click
 a header) and filter (the box above each table). The page is rendered from a Jinja2 template shipped with the
-package (``report/render/templates/report.html.j2``). Contents: where and what ran (machines, provenance, commands); per
-cost suite the figures, fitted exponents with CIs and local slopes, achieved vs roofline, frontier, crossover N* and
-ratios; per accuracy suite the mean ± std table and figures; the comparison with a reference run (``--reference``);
-and every result row.
+package (``report/render/templates/report.html.j2``). Contents: the summary first (with the cost leaderboards at the
+largest grids most mechanisms ran); where and what ran (machines, provenance, commands); per cost suite the figures
+(one per family panel when the suite has more mechanisms than one figure shows apart), fitted exponents with CIs
+and local slopes, achieved vs roofline, frontier, crossover N* and ratios, and the leaderboard of every mode and
+grid (collapsed, one per grid); per accuracy suite the mean ± std table and figures, the accuracy-versus-cost Pareto
+view among them; the comparison with a reference run (``--reference``); and every result row.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from attnbench.report.analysis.claims import MECH, claims_table
 from attnbench.report.analysis.compare import ALPHA as COMPARE_ALPHA
 from attnbench.report.analysis.compare import THRESHOLD, compare, compare_accuracy
 from attnbench.report.analysis.frame import load_frame
+from attnbench.report.analysis.leaderboard import leaderboard_tables
 from attnbench.report.analysis.scaling import recorded_roofline, scaling_notes, scaling_tables
 from attnbench.report.analysis.summary import summary_tables
 from attnbench.report.analysis.sweep import lr_sweeps, sweep_tables
@@ -73,6 +76,8 @@ class Section:
     notes: list[str] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
     tables: list[HtmlTable] = field(default_factory=list)
+    # tables shown collapsed, one <details> each, after the open ones (e.g. a leaderboard per grid)
+    details: list[HtmlTable] = field(default_factory=list)
 
 
 def _embed(name: str, fig: Any) -> Figure:
@@ -135,10 +140,14 @@ def _cost_section(suite: str, g: pd.DataFrame, min_tokens: int, baseline: str | 
                   [n.replace("`", "") for n in scaling_notes(g)])  # markdown code marks read as noise in HTML
     sec.figures = [_embed(name, fig) for name, fig in cost_figures(g, min_tokens)]
     sec.tables = [_from_table(t, sec.id) for t in scaling_tables(g, min_tokens, baseline)]
+    # every grid's leaderboard, collapsed: the summary opens with the largest grids, these hold the rest
+    sec.details = [_from_table(t, sec.id) for t in leaderboard_tables(suite, g)]
     return sec
 
 
-def _accuracy_section(suite: str, g: pd.DataFrame) -> Section:
+def _accuracy_section(suite: str, g: pd.DataFrame, cost: pd.DataFrame) -> Section:
+    """The accuracy rows ``g`` of one suite; ``cost``: every cost row loaded with them (for the Pareto view's
+    layer time)."""
     table = accuracy_summary(g)
     sec = Section(f"accuracy-{suite}", f"{suite}: accuracy", [f"{table.note[0].upper()}{table.note[1:]}."])
     sec.tables = [_from_table(table, sec.id)]
@@ -150,7 +159,7 @@ def _accuracy_section(suite: str, g: pd.DataFrame) -> Section:
         note = f"{table.note}. " + " ".join(f"{label} {answer}" for label, answer in sweep.answers)
         sec.tables.append(_from_table(Table(table.key, f"Learning-rate sweep: {table.title}", table.columns,
                                             table.records, note), sec.id))
-    sec.figures = [_embed(name, fig) for name, fig in accuracy_figures(g)]
+    sec.figures = [_embed(name, fig) for name, fig in accuracy_figures(g, cost)]
     return sec
 
 
@@ -214,7 +223,7 @@ def build_report(paths: list[str | Path], out: str | Path, reference: list[str |
         if (g["kind"] == "cost").any():
             sections.append(_cost_section(str(suite), g[g["kind"] == "cost"], min_tokens, baseline))
         if (g["kind"] == "accuracy").any():
-            sections.append(_accuracy_section(str(suite), g[g["kind"] == "accuracy"]))
+            sections.append(_accuracy_section(str(suite), g[g["kind"] == "accuracy"], df[df["kind"] == "cost"]))
     if (df["label"] == MECH).any():  # the paper's claims, by the same rules as `attnbench claims`
         sections.append(Section("claims", "The MANO paper's claims against these results",
                                 tables=[_from_table(claims_table(df), "claims")]))

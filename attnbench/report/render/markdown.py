@@ -72,8 +72,8 @@ def accuracy_md(df: pd.DataFrame) -> str:
     """``accuracy.md``: the accuracy table, the pairwise comparisons, the learning-rate sweeps, failed rows."""
     table, pairs = accuracy_summary(df), pairs_table(df)
     lines = [f"# Accuracy: {', '.join(sorted(df['suite'].unique()))}", "", f"{machine_line(df)}. {table.note}.", "",
-             table_markdown(table, heading=None), "", f"## {pairs.title}", "", f"{pairs.note[0].upper()}{pairs.note[1:]}.",
-             "", table_markdown(pairs, heading=None)]
+             table_markdown(table, heading=None), "", f"## {pairs.title}", "",
+             f"{pairs.note[0].upper()}{pairs.note[1:]}.", "", table_markdown(pairs, heading=None)]
     if not lr_sweeps(df).empty:
         lines += ["", "## Learning-rate sweeps", "", sweep_markdown(df)]
     bad = df[df["status"] != Status.OK]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -17,29 +18,57 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 
 from attnbench.store.status import Status  # noqa: E402
 
-__all__ = ["failure_band", "line_style", "new_figure", "readable_log_axis", "save_figure", "series_styles",
-           "side_axis", "svg_text"]
+__all__ = ["failure_band", "line_style", "new_figure", "panel_styles", "readable_log_axis", "save_figure",
+           "series_styles", "side_axis", "svg_text"]
 
 # Markers cycle at a different period (8) than colours (10): series sharing a colour never share a marker too.
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+# Reference series (the seed four behind every family panel): dark to mid greys, each with its own hollow marker,
+# dash-dotted — light enough to recede behind the coloured members, darker than the O(N)/O(N²) guides (0.6, dotted
+# and dashed, no markers), so a reference never reads as a guide.
+_REFERENCE_GREYS = ("0.1", "0.28", "0.42", "0.52")
+_REFERENCE_LINE = "-."
+_REFERENCE_MARKERS = ("o", "s", "^", "D")
+# The default colour cycle without its grey (C7), for members of a panel that also draws grey references.
+_NOT_GREY = ("C0", "C1", "C2", "C3", "C4", "C5", "C6", "C8", "C9")
 
 
-def series_styles(labels: list[str]) -> dict[str, dict[str, str]]:
+def series_styles(labels: list[str], colours: tuple[str, ...] | None = None) -> dict[str, dict[str, Any]]:
     """Colour and marker per series label; a compiled variant (``x [compiled]``) shares its eager series' colour
-    and marker, drawn dashed and hollow, so the pair reads as one mechanism."""
+    and marker, drawn dashed and hollow, so the pair reads as one mechanism. ``colours`` replaces the default
+    cycle (``C0`` … ``C9``)."""
+    colours = colours or tuple(f"C{i}" for i in range(10))
     bases: list[str] = []
     out = {}
     for label in labels:
         base = label.replace(" [compiled]", "")
         bases += [] if base in bases else [base]
         i = bases.index(base)
-        out[label] = {"color": f"C{i % 10}", "marker": _MARKERS[i % len(_MARKERS)]}
+        out[label] = {"color": colours[i % len(colours)], "marker": _MARKERS[i % len(_MARKERS)]}
     return out
 
 
-def line_style(label: str) -> dict[str, str]:
+def line_style(label: str) -> dict[str, Any]:
     """Extra line keywords (errorbar/plot) for a series: dashed and hollow when compiled."""
     return {"linestyle": "--", "mfc": "none"} if label.endswith("[compiled]") else {"linestyle": "-"}
+
+
+def panel_styles(members: list[str], references: list[str] | tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
+    """Every keyword a series is drawn with (colour, marker, line style, marker fill) for a panel of ``members``
+    drawn against ``references``.
+
+    Members get :func:`series_styles` and :func:`line_style`. References are drawn as references: in greys,
+    dash-dotted, with hollow markers of their own, so they recede behind the members yet stay told apart; the members
+    of a panel with references then skip matplotlib's grey (``C7``), which would read as one of them.
+    """
+    colours = _NOT_GREY if references else None
+    base = series_styles(list(members), colours)
+    out = {label: {**base[label], **line_style(label)} for label in members}
+    for i, label in enumerate(references):
+        out[label] = {"color": _REFERENCE_GREYS[i % len(_REFERENCE_GREYS)],
+                      "marker": _REFERENCE_MARKERS[i % len(_REFERENCE_MARKERS)], "linestyle": _REFERENCE_LINE,
+                      "mfc": "none"}
+    return out
 
 
 def new_figure(band: bool, size: tuple[float, float] = (7.5, 5.5)) -> tuple[plt.Figure, plt.Axes, plt.Axes | None]:
@@ -52,11 +81,12 @@ def new_figure(band: bool, size: tuple[float, float] = (7.5, 5.5)) -> tuple[plt.
     return fig, ax, strip
 
 
-def failure_band(strip: plt.Axes, failed: pd.DataFrame, order: list[str]) -> None:
+def failure_band(strip: plt.Axes, failed: pd.DataFrame, order: list[str],
+                 styles: dict[str, dict[str, Any]] | None = None) -> None:
     """Cases that produced no number, one row per series, at their N, labelled with their status — never at a
-    made-up height on the measurement axis."""
+    made-up height on the measurement axis. ``styles``: the series' colours (default :func:`series_styles`)."""
     rows = [label for label in order if label in set(failed["label"])]
-    styles = series_styles(order)
+    styles = styles or series_styles(order)
     for y, label in enumerate(rows):
         style = styles[label]
         for _, r in failed[failed["label"] == label].iterrows():

@@ -1,8 +1,9 @@
 """Axial attention as an attnbench plugin (Ho et al. 2019, "Axial Attention in Multidimensional Transformers").
 
 Installing this package is all it takes: attnbench reads the ``attnbench.attention`` entry point declared in
-``pyproject.toml``, and the class becomes ``create_attention("axial", ...)``, appears in ``attnbench list``,
-passes ``attnbench check axial`` and can be named in any suite.
+``pyproject.toml``, and the class becomes ``create_attention("axial_example", ...)``, appears in ``attnbench list``,
+passes ``attnbench check axial_example`` and can be named in any suite. (attnbench's built-in ``axial`` is the
+sequential row-then-column layer; this example averages the two axes, hence its own name.)
 """
 
 from __future__ import annotations
