@@ -148,3 +148,24 @@ def run_csv(root, suite: str):
     found = run_csvs(root, suite)
     assert len(found) == 1, found
     return found[0]
+
+
+@contextlib.contextmanager
+def small_roofline_measurement() -> Iterator[None]:
+    """Inside: a roofline that ``bench`` measures (none cached) is a real but small measurement (matmul side <= 256,
+    4 MiB copy, 0.05 s per timing: ~0.1 s instead of ~6 s). For tests that need a roofline to exist and be recorded,
+    not its values; the full-size path of ``measure_roofline`` is exercised by tests/measure/test_roofline.py and
+    ``test_roofline_measure_cache_and_fraction`` (tests/attention/test_flops.py)."""
+    from attnbench.measure import roofline
+
+    real = roofline.measure_roofline
+
+    def small(device: str = "cpu", threads: int = 1, n: int = 2048, copy_mib: int = 256, **kwargs: object) -> dict:
+        return real(device, threads, n=min(n, 256), copy_mib=min(copy_mib, 4), **{"min_run_time": 0.05, **kwargs})
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(roofline, "measure_roofline", small)
+    try:
+        yield
+    finally:
+        patch.undo()
