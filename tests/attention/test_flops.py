@@ -7,42 +7,19 @@ to it, so forward totals must agree exactly, and fwd+bwd totals equal 3 × forwa
 and weight gradient; the math kernel does not recompute, so the formulas' 2.5× fused-attention backward is replaced
 by 2× here). A matmul against a fixed operand (kind ``matmul_fixed``: Performer's random projection, a buffer)
 computes only its input's gradient: 1× backward. The counter's formula for a grouped convolution's weight gradient
-is corrected (:func:`_grouped_conv_backward_flop`).
+is corrected (``tests/flop_counting.py``).
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
-from torch.nn.attention import SDPBackend, sdpa_kernel
-from torch.utils.flop_counter import FlopCounterMode, conv_backward_flop
+from flop_counting import counted_flops
 
 from attnbench import list_attentions
 from attnbench.registry import build_for_grid, capability_reasons
 
 GRIDS = [(16, 16), (8, 12)]
-
-
-def _grouped_conv_backward_flop(grad_out_shape, x_shape, w_shape, bias, stride, padding, dilation, transposed,
-                                output_padding, groups, output_mask, out_shape, **kwargs) -> int:
-    """torch's ``convolution_backward`` formula with the weight gradient of a grouped convolution divided by
-    ``groups``: torch's own counts it as a dense convolution's (its comment skips groups "for the sake of
-    brevity"), ``groups`` times too many for the depthwise convolutions of focused_linear, agent or efficientvit."""
-    formula = conv_backward_flop.__wrapped__  # torch registers it wrapped in a tensor → shape converter
-    args = (grad_out_shape, x_shape, w_shape, bias, stride, padding, dilation, transposed, output_padding, groups)
-    grad_input = formula(*args, [output_mask[0], False], out_shape)
-    grad_weight = formula(*args, [False, output_mask[1]], out_shape)
-    return grad_input + grad_weight // groups
-
-
-def _counted(module, x, backward):
-    counter = FlopCounterMode(display=False, custom_mapping={torch.ops.aten.convolution_backward:
-                                                             _grouped_conv_backward_flop})
-    with sdpa_kernel(SDPBackend.MATH), counter:
-        y = module(x)
-        if backward:
-            y.backward(torch.ones_like(y))
-    return counter.get_total_flops()
 
 
 @pytest.mark.parametrize("grid", GRIDS, ids=lambda g: f"{g[0]}x{g[1]}")
@@ -57,11 +34,11 @@ def test_flop_formula_matches_the_counter(name, grid):
     if parts is None:
         pytest.skip(f"{name} declares no FLOP formula")
     x = torch.randn(2, h, w, 32)
-    assert _counted(module, x, backward=False) == sum(parts.values()) == module.flops(2, h, w, "fwd")
+    assert counted_flops(module, x, backward=False) == sum(parts.values()) == module.flops(2, h, w, "fwd")
     module.train()
     counted_backward = {"matmul": 2, "sdpa": 2, "matmul_fixed": 1}  # per forward FLOP, as the counter sees it
     expected = sum(value * (1 + counted_backward[kind]) for kind, value in parts.items())
-    assert _counted(module, x.requires_grad_(True), backward=True) == expected
+    assert counted_flops(module, x.requires_grad_(True), backward=True) == expected
     bwd = module.flops(2, h, w, "fwd_bwd")
     assert bwd == int(sum(parts.values()) + 2 * parts.get("matmul", 0) + 2.5 * parts.get("sdpa", 0)
                       + parts.get("matmul_fixed", 0))

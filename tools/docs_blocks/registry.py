@@ -3,8 +3,7 @@ configurations (so the lists on the mechanisms page cannot miss one)."""
 
 from __future__ import annotations
 
-from attnbench.attention.base import FAMILIES
-from attnbench.registry import UnknownAttentionError, attention_source, get_attention, list_attentions, list_configs
+from attnbench.registry import UnknownAttentionError, attention_source, list_configs
 from attnbench.report.render.markdown import markdown_table
 from docs_blocks.sources import Page
 
@@ -25,21 +24,14 @@ def named_configs(page: Page) -> str:
 
 
 def mechanisms(page: Page) -> str:
-    """Every built-in mechanism registered here, by family (the order of ``FAMILIES``): its complexity,
+    """Every built-in mechanism registered here, in ``attnbench list``'s order (by family): its complexity,
     constraints, reference and the named configuration suites sweep (optional ones appear where they import)."""
-    order = list(FAMILIES)
-    rows = []
-    for name in list_attentions():
-        if attention_source(name) != "builtin":
-            continue
-        cls = get_attention(name)
-        family = getattr(cls, "family", "other")
-        rows.append((order.index(family) if family in order else len(order), name,
-                     [f"`{name}`", family, f"`{cls.benchmark}`" if getattr(cls, "benchmark", None) else "defaults",
-                      getattr(cls, "complexity", "?"), getattr(cls, "constraints", "?"),
-                      getattr(cls, "reference", "?")]))
-    return markdown_table(["name", "family", "swept as", "complexity (N = H·W)", "constraints", "reference"],
-                          [r for _, _, r in sorted(rows, key=lambda r: r[:2])])
+    from attnbench.api import list_mechanisms
+
+    rows = [[f"`{r['name']}`", r["family"], f"`{r['benchmark']}`" if r["benchmark"] else "defaults", r["complexity"],
+             r["constraints"], r["reference"]]
+            for r in list_mechanisms() if r["kind"] == "attention" and r["source"] == "builtin"]
+    return markdown_table(["name", "family", "swept as", "complexity (N = H·W)", "constraints", "reference"], rows)
 
 
 BLOCKS = {"named-configs": named_configs, "mechanisms": mechanisms}

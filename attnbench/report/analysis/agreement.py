@@ -23,17 +23,16 @@ import numpy as np
 import pandas as pd
 
 from attnbench.report.analysis.compare import compare, machine_drift
-from attnbench.report.analysis.fits import scaling_fits
+from attnbench.report.analysis.fits import measured, scaling_fits
 from attnbench.report.analysis.replicates import Estimate, paired, round_medians
 from attnbench.report.analysis.table import Column, Table
-from attnbench.store.status import Status
 
 __all__ = ["agreement", "agreement_table"]
 
 
 def _pair_ratios(df: pd.DataFrame) -> dict[tuple[str, str, str, int], Estimate]:
     """(mode, a, b, tokens) → paired estimate of time_b / time_a within rounds, for every pair of mechanisms."""
-    ok = df[(df["kind"] == "cost") & (df["status"] == Status.OK)]
+    ok = measured(df)
     out: dict[tuple[str, str, str, int], Estimate] = {}
     for (mode, tokens), g in ok.groupby(["mode", "tokens"]):
         by_label = {str(r["label"]): round_medians(r.get("replicate_medians_ms")) for _, r in g.iterrows()}
@@ -43,19 +42,15 @@ def _pair_ratios(df: pd.DataFrame) -> dict[tuple[str, str, str, int], Estimate]:
     return out
 
 
-def _measured(df: pd.DataFrame) -> pd.DataFrame:
-    return df[(df["kind"] == "cost") & (df["status"] == Status.OK)]
-
-
 def agreement(run1: pd.DataFrame, run2: pd.DataFrame, floor: float | None = None) -> dict[str, Any]:
     """The four checks of run 2 against run 1 (both loaded as cases), with their counts."""
     table = compare(run1, run2, floor=floor)
-    measured = table.dropna(subset=["ratio"])
-    flagged = int(measured["change"].isin(["slower", "faster"]).sum())
+    tested = table.dropna(subset=["ratio"])
+    flagged = int(tested["change"].isin(["slower", "faster"]).sum())
     one = run1.set_index(["config_id", "height", "width"])
     factor = machine_drift(run1, run2)["factor"]
     inside, adjusted, with_ci = 0, 0, 0
-    for _, r in run2[(run2["kind"] == "cost") & (run2["status"] == Status.OK)].iterrows():
+    for _, r in measured(run2).iterrows():
         key = (r["config_id"], r["height"], r["width"])
         if key in one.index:
             ref = one.loc[key]
@@ -72,8 +67,8 @@ def agreement(run1: pd.DataFrame, run2: pd.DataFrame, floor: float | None = None
     # the other (a frontier that flipped), each run's top decade would span other grids, and two fits over
     # different ranges disagree about the range, not about the measurement.
     series = ["mode", "label", "tokens"]
-    common = _measured(run1)[series].merge(_measured(run2)[series]).drop_duplicates()
-    f1, f2 = (scaling_fits(_measured(r).merge(common)) for r in (run1, run2))
+    common = measured(run1)[series].merge(measured(run2)[series]).drop_duplicates()
+    f1, f2 = (scaling_fits(measured(r).merge(common)) for r in (run1, run2))
     exps = []
     for _, a in f1.iterrows():
         b = f2[(f2["mode"] == a["mode"]) & (f2["label"] == a["label"])]
@@ -83,7 +78,7 @@ def agreement(run1: pd.DataFrame, run2: pd.DataFrame, floor: float | None = None
         width = (0 if np.isnan(x.ci95) else x.ci95) + (0 if np.isnan(y.ci95) else y.ci95)
         agree = abs(x.exponent - y.exponent) <= width
         exps.append({"mode": a["mode"], "label": a["label"], "run1": str(x), "run2": str(y), "agree": agree})
-    return {"cases": len(measured), "flagged": flagged, "with_ci": with_ci, "inside": inside,
+    return {"cases": len(tested), "flagged": flagged, "with_ci": with_ci, "inside": inside,
             "machine_factor": factor, "inside_adjusted": adjusted if np.isfinite(factor) else None,
             "pairs": len(pairs), "pairs_inside": int(ratio_inside), "exponents": exps}
 

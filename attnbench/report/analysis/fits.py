@@ -16,7 +16,8 @@ from attnbench.report.analysis.frame import CONTEXT, baseline_label, parse_sampl
 from attnbench.report.analysis.replicates import Estimate, paired, round_medians
 from attnbench.store.status import FAILURES, NO_NUMBER, Status
 
-__all__ = ["WIN_MARGIN", "Fit", "crossovers", "fit_power_law", "frontiers", "local_slopes", "memory_floor", "ratios",
+__all__ = ["WIN_MARGIN", "Fit", "crossovers", "fit_power_law", "frontiers", "local_slopes", "measured", "memory_floor",
+           "ratios",
            "scaling_fits"]
 
 # A mechanism "wins" against the baseline at a grid only beyond the noise: its 95 % CI of the median lies wholly
@@ -80,7 +81,8 @@ def fit_power_law(n: np.ndarray, y: np.ndarray, samples: list[np.ndarray] | None
     return Fit(slope, ci, intercept, len(x), int(n.min()), int(n.max()))
 
 
-def _ok(df: pd.DataFrame) -> pd.DataFrame:
+def measured(df: pd.DataFrame) -> pd.DataFrame:
+    """The cost rows that gave a number."""
     return df[(df["status"] == Status.OK) & (df["kind"] == "cost")]
 
 
@@ -114,7 +116,7 @@ def one_regime(top: pd.DataFrame) -> pd.DataFrame:
 def memory_floor(df: pd.DataFrame) -> dict[tuple[str, str, str], float]:
     """Per (suite, mode, mem_kind): the smallest peak any mechanism needed at the suite's smallest grid — the
     first-call allocations every case pays whatever N is. Memory exponents are fitted after subtracting it."""
-    ok = _ok(df)
+    ok = measured(df)
     out = {}
     for (suite, mode, kind), g in ok.groupby(["suite", "mode", "mem_kind"], sort=False):
         smallest = g[g["tokens"] == g["tokens"].min()]["peak_mib"].dropna()
@@ -135,7 +137,7 @@ def scaling_fits(df: pd.DataFrame, min_tokens: int = 1024, decade: float = 10.0)
     """Time and memory exponents per (suite, mode, label) over the **top decade** of the N that ran (N ≥
     N_max / ``decade``, and N ≥ ``min_tokens``), with local slopes over all grids; memory after subtracting
     :func:`memory_floor`."""
-    ok = _ok(df)
+    ok = measured(df)
     floors = memory_floor(df)
     rows = []
     for (suite, mode, label), g in ok.groupby(["suite", "mode", "label"], sort=False):
@@ -168,7 +170,7 @@ def _baseline_rows(df: pd.DataFrame, baseline: str | None) -> tuple[str | None, 
 def ratios(df: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
     """Speed-up (baseline time / time) and memory ratio (peak / baseline peak) at each common grid, against the
     baseline run in the same context (suite, mode, batch, dim, heads, dtype, device, threads)."""
-    ok = _ok(df)
+    ok = measured(df)
     baseline, base = _baseline_rows(ok, baseline)
     if baseline is None:
         return pd.DataFrame()
