@@ -7,6 +7,7 @@ current environment instead (nothing is installed then).
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -26,12 +27,16 @@ def _install(session: nox.Session, extras: str, *constraints: str) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The test-suite (CPU, a few minutes). ``nox -s tests -- -m microbench`` runs the micro-benchmarks.
+    """The test-suite (CPU, a few minutes, in parallel on the machine's cores). ``nox -s tests -- -n 0 -m microbench``
+    runs the micro-benchmarks.
 
     Installed with the versions the tests rely on (exact SDPA kernels, timm's window attention, numerics):
     ``.ci/constraints.txt``. The 15 slowest tests are listed at the end."""
     _install(session, "test,ray", ".ci/constraints.txt")  # the Ray executor's tests run on a local Ray instance
-    session.run("pytest", "--durations=15", *session.posargs)
+    # One pytest worker per core (at most 4: each imports torch), a test file per worker (``loadfile``), so a
+    # module's shared fixture — the smoke bench, the report — runs once. ``-- -n 0`` runs them in one process.
+    workers = min(4, os.cpu_count() or 1)
+    session.run("pytest", "-n", str(workers), "--dist", "loadfile", "--durations=15", *session.posargs)
 
 
 # Exact versions: a new ruff or mypy release adds rules and inferences, and CI must not turn red on its own.

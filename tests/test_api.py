@@ -14,7 +14,7 @@ from attnbench.store.csvfile import read_results
 
 SMOKE = str(SUITES_DIR / "smoke.toml")
 # One tiny case: linear attention at 8x8, forward only, with the smallest timing budget the suite allows.
-TINY = {"grids": [[8, 8]], "modes": ["fwd"], "min_run_time": 0.01, "min_blocks": 3, "warmup": 0}
+TINY = {"grids": [[8, 8]], "modes": ["fwd"], "min_run_time": 0.01, "calls_per_block": 1, "min_blocks": 3, "warmup": 0}
 START = 1_700_000_000.0  # an injected clock: two runs a second apart without sleeping
 
 

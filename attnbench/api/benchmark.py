@@ -164,7 +164,8 @@ def bench(suites: Paths = (), options: BenchOptions | None = None, *,
             command=" ".join(["attnbench", "bench", *map(str, suites)])))
         result.claims = write_claims_md(load_frame([str(p) for p in paths]), paths[0].parent / "claims.md",
                                         command=" ".join(["attnbench", "claims", *map(str, paths)]))
-        console.print(f"\nclaims of the MANO paper against this run: {result.claims}")
+        console.print(f"\nclaims of the MANO paper against this run: {result.claims}", soft_wrap=True)
         size_kib = result.report.stat().st_size / 1024
-        console.print(f"report: {result.report} ({size_kib:.0f} KiB) — open it in a browser")
+        # soft_wrap: a long path stays one piece that a terminal can select and open (rich would break it)
+        console.print(f"report: {result.report} ({size_kib:.0f} KiB) — open it in a browser", soft_wrap=True)
     return result

@@ -152,7 +152,8 @@ def _context() -> Any:
             core = ["attnbench.execute.guard", "torch", "attnbench.execute.isolate", "attnbench.spec.cost",
                     "attnbench.spec.training", "attnbench.registry", "attnbench.measure.memory",
                     "attnbench.measure.timing", "torch.utils.benchmark"]
-            _CONTEXT.set_forkserver_preload(core + list(CORE_MODULES.values()))
+            # attnbench.execute.freeze, last, takes the preloaded objects out of every case's garbage collections.
+            _CONTEXT.set_forkserver_preload(core + list(CORE_MODULES.values()) + ["attnbench.execute.freeze"])
         else:  # pragma: no cover - non-Linux
             _CONTEXT = mp.get_context("spawn")
     return _CONTEXT

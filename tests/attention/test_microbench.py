@@ -1,4 +1,5 @@
-"""pytest-benchmark micro-benchmarks of each forward (not in the default run: ``nox -s tests -- -m microbench``).
+"""pytest-benchmark micro-benchmarks of each forward (not in the default run: ``nox -s tests -- -n 0 -m microbench``,
+in one process: pytest-benchmark times nothing under pytest-xdist's workers).
 
 These time one layer in-process for quick A/B checks while developing; the numbers that go into README and
 ``results/`` come from the isolated harness (``attnbench run``), not from here.

@@ -101,6 +101,7 @@ def _suite(path: Path, name: str, attentions: list[str], grids: str = "[[8, 8]]"
         grids = {grids}
         modes = ["fwd"]
         min_run_time = 0.01
+        calls_per_block = 1  # one call per block: the autorange would time thousands
         min_repeats = 2
         timeout = 60
         imports = ["attnbench_ray_plugins"]

@@ -47,6 +47,13 @@ def _slope(x: np.ndarray, z: np.ndarray) -> tuple[float, float]:
     return float(slope), float(intercept)
 
 
+def _slopes(x: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Least-squares slopes of every row of ``z`` on the same row of ``x`` (both ``(resamples, points)``): the
+    bootstrap's thousands of refits as one array operation (``np.polyfit`` per resample took ~0.1 s per fit)."""
+    dx = x - x.mean(axis=1, keepdims=True)
+    return (dx * (z - z.mean(axis=1, keepdims=True))).sum(axis=1) / (dx * dx).sum(axis=1)
+
+
 def fit_power_law(n: np.ndarray, y: np.ndarray, samples: list[np.ndarray] | None = None,
                   resamples: int = 2000, seed: int = 0) -> Fit | None:
     """Slope of ``log y`` on ``log N`` with a 95 % bootstrap CI; ``None`` with fewer than 2 distinct N.
@@ -64,18 +71,19 @@ def fit_power_law(n: np.ndarray, y: np.ndarray, samples: list[np.ndarray] | None
     x, z = np.log(n), np.log(y)
     slope, intercept = _slope(x, z)
     rng = np.random.default_rng(seed)
-    boots = []
+    boots = np.empty(0)
     if samples is not None and all(len(s) >= 2 for s in samples):
-        for _ in range(resamples):
-            med = np.array([np.median(rng.choice(s, len(s))) for s in samples])
-            boots.append(_slope(x, np.log(med))[0])
+        # every grid's samples drawn with replacement, resamples times at once: (resamples, grids) medians
+        med = np.column_stack([np.median(np.asarray(s, float)[rng.integers(0, len(s), (resamples, len(s)))], axis=1)
+                               for s in samples])
+        boots = _slopes(np.broadcast_to(x, med.shape), np.log(med))
     elif len(np.unique(n)) >= 3:
-        for _ in range(resamples):
-            idx = rng.integers(0, len(x), len(x))
-            if len(np.unique(x[idx])) >= 2:
-                boots.append(_slope(x[idx], z[idx])[0])
+        idx = rng.integers(0, len(x), (resamples, len(x)))
+        xs, zs = x[idx], z[idx]
+        spread = xs.max(axis=1) > xs.min(axis=1)  # a resample with one distinct N has no slope
+        boots = _slopes(xs[spread], zs[spread])
     ci = float("nan")
-    if boots:
+    if boots.size:
         lo, hi = np.quantile(boots, [0.025, 0.975])
         ci = float(max(slope - lo, hi - slope))
     return Fit(slope, ci, intercept, len(x), int(n.min()), int(n.max()))
