@@ -180,7 +180,7 @@ def test_timeout_counts_from_the_case_start_not_the_fork_server_start(tmp_path, 
     assert wall > 3.0  # the server's start did fall inside run_isolated, longer than the case's budget
 
 
-FREEZE_CASE = QUICK_CASE.replace("return {\"answer\": 42}", "import gc\n        return {\"frozen\": gc.get_freeze_count()}")
+FREEZE_CASE = QUICK_CASE.replace('return {"answer": 42}', 'import gc\n        return {"frozen": gc.get_freeze_count()}')
 
 
 def test_a_case_does_not_walk_the_preloaded_objects_in_its_garbage_collections(tmp_path, monkeypatch):
