@@ -19,10 +19,10 @@ __all__ = ["measure_cost", "step_cost"]
 def measure_cost(attention: str, kwargs: Mapping[str, Any], *, mode: str, batch: int, height: int, width: int,
                  dim: int, heads: int, dtype: str, device: str, threads: int, compiled: bool, min_run_time: float,
                  min_blocks: int, max_run_time: float, warmup: int,
-                 calls_per_block: int | None = None) -> dict[str, Any]:
+                 calls_per_block: int | None = None, profile_kernel: bool = True) -> dict[str, Any]:
     """Build the layer, then peak memory (first full-size step of this fresh process), time of one step (at least
     ``min_blocks`` blocks or the ``min_run_time`` .. ``max_run_time`` budget) and the SDPA kernel of one profiled
-    step; returns the measured columns of a results row."""
+    step (unless ``profile_kernel`` is false); returns the measured columns of a results row."""
     import torch
 
     from attnbench.measure.provenance import load_average
@@ -66,7 +66,7 @@ def measure_cost(attention: str, kwargs: Mapping[str, Any], *, mode: str, batch:
     # Compiled: compilation has already grown and freed the heap, so a later HWM delta would read ~0, not the peak.
     measured = step_cost(step, device=device, threads=threads, min_run_time=min_run_time, min_blocks=min_blocks,
                          max_run_time=max_run_time, warmup=warmup, calls_per_block=calls_per_block,
-                         reset=clear_grads, cpu_peak=not compiled)
+                         reset=clear_grads, cpu_peak=not compiled, profile_kernel=profile_kernel)
     info: dict[str, Any] = getattr(module, "extra_info", lambda: {})()
     flops, moved = cost_model(module, batch, height, width, dim, mode, x.element_size())
     seconds = measured["time_ms_median"] / 1e3
@@ -87,12 +87,16 @@ def measure_cost(attention: str, kwargs: Mapping[str, Any], *, mode: str, batch:
 
 def step_cost(step: Callable[[], object], *, device: str, threads: int, min_run_time: float, min_blocks: int,
               max_run_time: float, warmup: int, calls_per_block: int | None = None,
-              reset: Callable[[], object] | None = None, cpu_peak: bool = True) -> dict[str, Any]:
+              reset: Callable[[], object] | None = None, cpu_peak: bool = True,
+              profile_kernel: bool = True) -> dict[str, Any]:
     """Peak memory of the first full-size ``step`` in this fresh process (CPU: VmHWM after priming the runtime;
     CUDA: after warm-up, from a baseline taken once ``reset`` has cleared the last step's gradients), then the time
     of one step (:func:`attnbench.measure.timing.measure`) and the SDPA kernel one profiled step uses: the timing
     and memory columns of a results row. ``cpu_peak=False`` skips the CPU peak (after a compilation the heap has
-    already grown and been freed, so a high-water-mark delta would read about 0, not the peak)."""
+    already grown and been freed, so a high-water-mark delta would read about 0, not the peak).
+    ``profile_kernel=False`` skips the profiled step (``sdpa_backend`` empty): a replicated case profiles in its
+    first process only, since the kernel SDPA picks follows from shapes, dtype and device, and one more step of a
+    slow case is a sixth of its process's time."""
     from attnbench.measure import memory, timing
     from attnbench.measure.profiling import sdpa_kernels
 
@@ -126,5 +130,5 @@ def step_cost(step: Callable[[], object], *, device: str, threads: int, min_run_
         "minor_faults_per_call": result.minor_faults_per_call,
         "peak_mib": mem.peak_bytes / 2**20 if mem else None,
         "mem_kind": mem.kind if mem else "",
-        "sdpa_backend": sdpa_kernels(step),
+        "sdpa_backend": sdpa_kernels(step) if profile_kernel else "",
     }

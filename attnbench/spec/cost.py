@@ -78,7 +78,9 @@ class CostCase(Case):
                             width=self.width, dim=self.dim, heads=self.heads, dtype=self.dtype, device=self.device,
                             threads=self.threads, compiled=self.compile, min_run_time=s.min_run_time,
                             min_blocks=s.min_blocks, max_run_time=s.max_run_time, warmup=s.warmup,
-                            calls_per_block=s.calls_per_block or None)
+                            calls_per_block=s.calls_per_block or None,
+                            # the kernel SDPA picks is the same in every process: profiled in the first one only
+                            profile_kernel=self.replicate <= 1)
 
     def time_limit(self) -> float:
         """``timeout``, plus ``compile_timeout`` for a compiled case (compilation happens inside the case)."""

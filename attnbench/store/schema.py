@@ -63,7 +63,9 @@ SCHEMA: tuple[Column, ...] = (
         gflops_per_s:float:flops / median time; gbytes_per_s:float:bytes / median time;
         peak_mib:float:MiB, see mem_kind — for accuracy rows the peak during training;
         mem_kind:str:cpu_rss|cuda_allocated;
-        input_mib:float; params:int; compile_s:float; sdpa_backend:str:the SDPA kernel actually used; tf32:bool;
+        input_mib:float; params:int; compile_s:float;
+        sdpa_backend:str:the SDPA kernel actually used (profiled in a replicated case's first process only);
+        tf32:bool;
         impl:json:implementation facts such as mano's level count, swin's window path — for accuracy rows the
         dataset, model and optimiser settings"""),
     *_cols("accuracy", """

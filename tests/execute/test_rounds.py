@@ -36,7 +36,7 @@ class RaisesValueError(GridAttention):
 def test_rounds_hold_every_case_once_grids_ascending_first_then_shuffled_by_the_seed():
     suite = load_suite(SUITES_DIR / "cpu.toml")
     rounds = plan_rounds(suite)
-    assert len(rounds) == suite.replicates == 8
+    assert len(rounds) == suite.replicates == 6
     for r, cases in enumerate(rounds, 1):
         assert sorted(c.case_key for c in cases) == sorted(c.key for c in suite.cases)  # every case once
         assert {c.replicate for c in cases} == {r}
@@ -102,6 +102,8 @@ def test_a_replicated_run_records_rounds_and_does_not_retry_a_failure(tmp_path: 
     linear = [r for r in rows if r["label"] == "linear"]
     assert Counter(r["replicate"] for r in linear) == {"1": 2, "2": 2}
     assert all(r["status"] == "ok" and r["order_seed"] == "7" and r["time_calls_per_block"] == "1" for r in linear)
+    # the kernel is profiled in the first process of a case only (linear calls no SDPA: "none", not "")
+    assert {r["replicate"]: r["sdpa_backend"] for r in linear} == {"1": "none", "2": ""}
     assert all(float(r["speed_compute_ms"]) > 0 and float(r["speed_memory_ms"]) > 0 for r in rows)
     assert {r["round_position"] for r in rows} == {"1", "2", "3", "4"}
     assert all(r["cpu_steal_pct"] != "" for r in linear)  # /proc/stat exists on the CI machine
@@ -114,4 +116,5 @@ def test_a_replicated_run_records_rounds_and_does_not_retry_a_failure(tmp_path: 
 
     cases = load_frame([run_csv(tmp_path / "out", "rep")])
     lin = cases[cases["label"] == "linear"]
+    assert (lin["sdpa_backend"] == "none").all()  # the case row keeps the first process's kernel
     assert len(lin) == 2 and (lin["replicates"] == 2).all() and lin["time_ms_ci_lo"].isna().all()  # 2 < 6

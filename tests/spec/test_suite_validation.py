@@ -120,8 +120,12 @@ def test_cases_are_grid_major_and_keys_unique():
     suite = load_suite(root / "cpu.toml")
     tokens = [c.tokens for c in suite.cases]
     assert tokens == sorted(tokens)
-    assert len({c.key for c in suite.cases}) == len(suite.cases) == 6 * 5 * 2  # mechanisms x grids x modes
-    assert suite.replicates == 8  # every case in eight processes, one per round
+    from attnbench.registry import list_attentions
+
+    # every available mechanism (cpu.toml: attentions = ["*"]) x 5 grids x 2 modes, each case once
+    assert {c.label for c in suite.cases} == set(list_attentions())
+    assert len({c.key for c in suite.cases}) == len(suite.cases) == len(list_attentions()) * 5 * 2
+    assert suite.replicates == 6  # every case in eight processes, one per round
 
 
 def test_compiled_series_sweep_compile_grids_with_extra_time(tmp_path):
