@@ -125,7 +125,7 @@ def test_cases_are_grid_major_and_keys_unique():
     # every available mechanism (cpu.toml: attentions = ["*"]) x 5 grids x 2 modes, each case once
     assert {c.label for c in suite.cases} == set(list_attentions())
     assert len({c.key for c in suite.cases}) == len(suite.cases) == len(list_attentions()) * 5 * 2
-    assert suite.replicates == 6  # every case in eight processes, one per round
+    assert suite.replicates == 6  # every case in six processes, one per round
 
 
 def test_compiled_series_sweep_compile_grids_with_extra_time(tmp_path):
