@@ -240,7 +240,11 @@ def _curve_figure(stem: str, curves: dict[str, list[dict]]) -> plt.Figure:
     right.set_ylabel(_ylabel(metric) if metric else "test metric")
     for ax in (left, right):
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    if not metric:  # the suite recorded no test curve (its tasks set no curve_every): say so, not an empty panel
+        right.text(0.5, 0.5, "no test curve recorded\n(the task sets no curve_every)", ha="center", va="center",
+                   transform=right.transAxes, fontsize=8, color="0.4")
     fig.suptitle(f"{stem}: loss curves, mean over seeds (right: test set at the training grid; the legend gives the "
                  "metric's relative change from the evaluation nearest 3/4 of training to the end)", fontsize=8)
     return fig
