@@ -33,8 +33,12 @@ def timing_agreement(page: Page) -> str:
     table = agreement_table(agreement(a, b))
     roof = json.loads(a["runtime"].iloc[0]).get("roofline") or {}
     machine = a["device_name"].iloc[0]
-    return (f"Run 1 {page.link(one)} and run 2 {page.link(two)}: the same code "
-            f"(`{a['code_version'].iloc[0]}`) on {machine} ({a['machine'].iloc[0]}), one after the other; "
+    code_a, code_b = a["code_version"].iloc[0], b["code_version"].iloc[0]
+    # without a re-run of the reference's own code the newest re-run stands in: say so, it is no A/A pair then
+    code = (f"the same code (`{code_a}`)" if code_a == code_b
+            else f"different code (`{code_a}` and `{code_b}`: no same-code re-run is committed, so not an A/A pair)")
+    return (f"Run 1 {page.link(one)} and run 2 {page.link(two)}: {code} on {machine} ({a['machine'].iloc[0]}), "
+            f"one after the other; "
             f"`attnbench run suites/cpu.toml` took {_minutes(one):.1f} and {_minutes(two):.1f} min; the roofline "
             f"they record was measured in {roof.get('seconds', float('nan')):.1f} s.\n\n"
             + table_markdown(table, heading=None))
