@@ -89,7 +89,9 @@ class AgentAttention(QKVAttention):
         rows, cols = self.agent_grid(H, W)
         q_grid = q.transpose(-2, -1).reshape(B, heads * d, H, W)  # B, heads·d, H, W
         agents = F.adaptive_avg_pool2d(q_grid, (rows, cols))  # B, heads·d, rows, cols
-        agents = agents.reshape(B, heads, d, rows * cols).transpose(-2, -1)  # B, heads, n, d
+        # contiguous (n·d numbers): CPU SDPA takes its fused kernel only for a last dimension of stride 1, and the math
+        # fallback's safe softmax cost 3.5x the whole layer at 128² (against agent-attention-pytorch, 2 threads)
+        agents = agents.reshape(B, heads, d, rows * cols).transpose(-2, -1).contiguous()  # B, heads, n, d
 
         p = self.dropout if self.training else 0.0
         agent_v = F.scaled_dot_product_attention(agents, k, v, dropout_p=p)  # B, heads, n, d: aggregation
