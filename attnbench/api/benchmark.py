@@ -161,7 +161,8 @@ def bench(suites: Paths = (), options: BenchOptions | None = None, *,
         result.report = report(paths, ReportOptions(
             output=paths[0].parent / "report.html", reference=result.references or None,
             min_tokens=options.min_tokens, baseline=options.baseline,
-            command=" ".join(["attnbench", "bench", *map(str, suites)])))
+            # the command that writes this page again from the run's files (bench's own would measure anew)
+            command=" ".join(["attnbench", "report", *map(str, paths)])))
         result.claims = write_claims_md(load_frame([str(p) for p in paths]), paths[0].parent / "claims.md",
                                         command=" ".join(["attnbench", "claims", *map(str, paths)]))
         console.print(f"\nclaims of the MANO paper against this run: {result.claims}", soft_wrap=True)

@@ -60,9 +60,17 @@ def cost_fwd(page: Page, *modes: str) -> str:
 
 
 def cost_plot(page: Page) -> str:
-    """The reference run's forward runtime figure."""
-    path = page.sources.reference(SUITE).parent / "plots" / SUITE / f"{SUITE}_fwd_runtime.png"
-    return f"![forward runtime vs tokens, reference run]({page.href(path)})"
+    """The reference run's forward runtime figure; with more series than one panel holds, the per-family figures
+    (each with the seed mechanisms as grey references), one per family."""
+    plots = page.sources.reference(SUITE).parent / "plots" / SUITE
+    single = plots / f"{SUITE}_fwd_runtime.png"
+    if single.exists():
+        return f"![forward runtime vs tokens, reference run]({page.href(single)})"
+    families = sorted(plots.glob(f"{SUITE}_fwd_runtime_*.png"))
+    if not families:
+        raise FileNotFoundError(f"no forward runtime figure under {plots}")
+    return "\n".join(f"![forward runtime vs tokens, {p.stem.rsplit('_', 1)[1]} family, reference run]({page.href(p)})"
+                     for p in families)
 
 
 def cost_exponents(page: Page) -> str:

@@ -4,6 +4,7 @@ the calibrated-timing issue), and this machine's calibration (A/A noise floor, p
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import datetime
 from pathlib import Path
 
@@ -24,6 +25,25 @@ def _minutes(csv: Path) -> float:
     return (datetime.strptime(m["finished"], fmt) - datetime.strptime(m["started"], fmt)).total_seconds() / 60
 
 
+def _code_difference(root: Path, a: str, b: str) -> str:
+    """How the code of two runs differs, in words: the package's files changed between commits ``a`` and ``b``
+    (``git diff``), and whether the cost measurement executes any of them (everything outside ``report/`` and
+    the accuracy suites' files does)."""
+    if a == b:
+        return f"the same code (`{a}`)"
+    try:
+        changed = subprocess.run(["git", "diff", "--name-only", a, b, "--", "attnbench"], cwd=root, text=True,
+                                 capture_output=True, check=True, timeout=60).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return f"different code (`{a}` and `{b}`; not an A/A pair)"
+    measured = [f for f in changed if not f.startswith("attnbench/report/")]
+    files = ", ".join(f"`{f}`" for f in changed) or "nothing"
+    if measured:
+        return f"different code (`{a}` and `{b}`, differing in {files}: not an A/A pair)"
+    return (f"commits `{a}` and `{b}`, whose package differs only in {files}, which no cost measurement runs: the "
+            "same measurement code")
+
+
 def timing_agreement(page: Page) -> str:
     """Run 2 (the same-code re-run) against run 1's (the reference's) stated uncertainty, with both runs' wall
     times and the roofline's measurement time recorded with them."""
@@ -33,10 +53,8 @@ def timing_agreement(page: Page) -> str:
     table = agreement_table(agreement(a, b))
     roof = json.loads(a["runtime"].iloc[0]).get("roofline") or {}
     machine = a["device_name"].iloc[0]
-    code_a, code_b = a["code_version"].iloc[0], b["code_version"].iloc[0]
-    # without a re-run of the reference's own code the newest re-run stands in: say so, it is no A/A pair then
-    code = (f"the same code (`{code_a}`)" if code_a == code_b
-            else f"different code (`{code_a}` and `{code_b}`: no same-code re-run is committed, so not an A/A pair)")
+    # without a re-run of the reference's own commit the newest re-run stands in: say how their code differs
+    code = _code_difference(src.root, a["code_version"].iloc[0], b["code_version"].iloc[0])
     return (f"Run 1 {page.link(one)} and run 2 {page.link(two)}: {code} on {machine} ({a['machine'].iloc[0]}), "
             f"one after the other; "
             f"`attnbench run suites/cpu.toml` took {_minutes(one):.1f} and {_minutes(two):.1f} min; the roofline "
