@@ -28,7 +28,6 @@ import datetime
 import importlib.util
 import json
 import os
-import platform
 import shlex
 import statistics
 import subprocess
@@ -131,21 +130,17 @@ def child(pair: str, side: str, grid: int, threads: int, repeats: int, warmup: i
 
 
 # ------------------------------------------------------------------------------------------------------ parent
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+def _cpu_model() -> str:
+    from attnbench.measure.provenance import cpu_model
+
+    return cpu_model()
 
 
 def _load() -> float:
-    try:
-        return os.getloadavg()[0]
-    except OSError:
-        return float("nan")
+    from attnbench.measure.provenance import load_average
+
+    load = load_average()
+    return float("nan") if load is None else load
 
 
 def run_child(args: argparse.Namespace, pair: str, side: str, grid: int) -> dict:
@@ -248,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.procs < 1 or args.repeats < 1 or args.threads < 1:
         parser.error("--procs, --repeats and --threads must be >= 1")
 
-    meta: dict = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "cpu": cpu_model(),
+    meta: dict = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "cpu": _cpu_model(),
                   "versions": {}, "load_start": _load()}
     rows: list[dict] = []
     failures: list[str] = []
