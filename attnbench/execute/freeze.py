@@ -11,7 +11,8 @@ walked; what the case itself creates is collected as before. Imported anywhere e
 from __future__ import annotations
 
 import gc
-import os
+
+from attnbench.execute.guard import is_runners_fork_server
 
 __all__ = ["freeze_preloaded"]
 
@@ -19,8 +20,7 @@ __all__ = ["freeze_preloaded"]
 def freeze_preloaded() -> bool:
     """Collect once, then freeze what is left, when this process is the runner's fork server; returns whether it
     did."""
-    runner = os.environ.get("ATTNBENCH_RUNNER_PID", "")
-    if not runner.isdigit() or int(runner) == os.getpid() or os.getppid() != int(runner):
+    if not is_runners_fork_server():
         return False
     gc.collect()
     gc.freeze()

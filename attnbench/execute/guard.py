@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 
-__all__ = ["die_with_parent", "die_with_runner"]
+__all__ = ["die_with_parent", "die_with_runner", "is_runners_fork_server"]
 
 
 def die_with_parent(sig: int) -> bool:
@@ -23,12 +23,15 @@ def die_with_parent(sig: int) -> bool:
         return False
 
 
+def is_runners_fork_server() -> bool:
+    """Whether this process is the fork server the runner (``ATTNBENCH_RUNNER_PID``) started: its child, not it."""
+    runner = os.environ.get("ATTNBENCH_RUNNER_PID", "")
+    return runner.isdigit() and int(runner) != os.getpid() and os.getppid() == int(runner)
+
+
 def die_with_runner() -> bool:
     """Set the parent-death signal when this process is the runner's fork server; returns whether it did."""
-    runner = os.environ.get("ATTNBENCH_RUNNER_PID", "")
-    if not runner.isdigit() or int(runner) == os.getpid() or os.getppid() != int(runner):
-        return False
-    return die_with_parent(signal.SIGTERM)
+    return is_runners_fork_server() and die_with_parent(signal.SIGTERM)
 
 
 die_with_runner()
