@@ -2,31 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from attnbench.attention._patches import patch_conv, patch_conv_transpose
 from attnbench.attention.base import GridAttention, check_choice, check_dropout, check_heads, check_int
-from attnbench.attention.overlapping_windows import overlapping_window_attention
-from attnbench.attention.packed_windows import PACKED_MAX_TOKENS, LevelPlan, level_plan, packed_window_attention
+from attnbench.attention.overlapping_windows import grouped_window_attention, overlapping_window_attention
+from attnbench.attention.packed_windows import (
+    CANVAS_MAX_TOKENS,
+    PACKED_MAX_TOKENS,
+    LevelCanvas,
+    LevelPlan,
+    coverage,
+    level_canvas,
+    level_plan,
+    packed_window_attention,
+)
 from attnbench.registry import register_attention, register_config
 
 # Largest window the shifted formulation runs by default ("auto"); larger windows use one SDPA per window group.
 SHIFTED_MAX_WINDOW = 3
-def window_starts(size: int, window: int, stride: int) -> range:
-    """Top-left offsets of the sliding windows along one side (no padding)."""
-    return range(0, size - window + 1, stride)
-
-
-def coverage(size: int, window: int, stride: int) -> torch.Tensor:
-    """How many sliding windows cover each position along one side: ``[size]`` (float)."""
-    count = torch.zeros(size)
-    for start in window_starts(size, window, stride):
-        count[start : start + window] += 1
-    return count
-
 
 
 @register_attention("mano")
@@ -64,13 +62,19 @@ class MultipoleAttention(GridAttention):
       launches, no window copies; a hand-written backward keeps only q, k, v and the window probabilities.
     - ``sdpa`` (default for larger windows, where batched matmuls win): the overlapping windows as ``ceil(k/s)²``
       groups of non-overlapping windows (strided views), each through ``scaled_dot_product_attention``.
-    - ``packed`` (default for calls of at most :data:`PACKED_MAX_TOKENS` tokens B·H·W, where operator launches,
-      not arithmetic, set the time): the restriction runs first (it needs only the inputs), then the tokens of all
-      levels are concatenated, normalised and projected once, every window of every level is gathered by one
-      precomputed index (:mod:`attnbench.attention.packed_windows`, built once per grid), one SDPA attends
-      inside all windows, and one scatter-add averages the overlapping outputs — a dozen operators for the whole
-      V-cycle instead of about a
-      hundred per level. It copies each token into its ``k²/s²`` windows, hence only for small calls.
+    - ``canvas`` (default for k <= 3 and calls of at most :data:`CANVAS_MAX_TOKENS` tokens B·H·W): the restriction
+      runs first (it needs only the inputs), the levels are laid out side by side on one grid
+      (:class:`~attnbench.attention.packed_windows.LevelCanvas`, built once per grid), normalised and projected once,
+      and one ``shifted`` pass covers all levels, the windows that straddle two levels masked out: the operators of
+      one level instead of one set per level, where on small grids launches, not arithmetic, set the time.
+    - ``packed`` (default for calls of at most :data:`PACKED_MAX_TOKENS` tokens): the levels' tokens concatenated,
+      every window of every level gathered by one precomputed index, attention inside all windows as k⁴ broadcast
+      products, one scatter-add to average (:mod:`attnbench.attention.packed_windows`) — about a dozen operators
+      for the whole V-cycle, but each token copied into its ``k²/s²`` windows, hence only for the tiniest calls.
+
+    On every path the down and up convolutions (kernel = stride = r) run as matrix products on the r×r patches,
+    channels-last (on small grids the convolution kernels and the permutes around them cost more than the
+    arithmetic).
 
     Work per token, C = 64, 4 heads (d = 16), k = 2, s = 1, r = 2 (levels sum to about 4/3 N tokens): qkv and
     output projections 8·C² = 32 768 FLOPs per level-token, attention inside windows 4·k⁴·C = 4 096 FLOPs per
@@ -89,8 +93,8 @@ class MultipoleAttention(GridAttention):
         window: k >= 1. stride: 1 <= s <= k. rate: r >= 2. down: ``conv`` | ``pool``. up: ``conv`` | ``nearest``.
         level_weighting: ``paper`` | ``finest`` | ``sum`` (:meth:`level_weights`).
         max_levels: cap on the number of levels (None = no cap).
-        path: ``auto`` (packed up to :data:`PACKED_MAX_TOKENS` tokens per call, else shifted for k <= 3, else
-        sdpa) | ``packed`` | ``shifted`` | ``sdpa``: how windows are computed (same outputs up to float rounding).
+        path: ``auto`` (:meth:`path_for`) | ``canvas`` | ``packed`` | ``shifted`` | ``sdpa``: how windows are
+            computed (the same outputs up to float rounding).
     """
 
     family = "multipole"
@@ -143,9 +147,8 @@ class MultipoleAttention(GridAttention):
             if up == "conv"
             else nn.Upsample(scale_factor=r, mode="nearest")
         )
-        self.path = check_choice(self, "path", path, ("auto", "packed", "shifted", "sdpa"))
-        self._counts: dict[tuple[Any, ...], torch.Tensor] = {}
-        self._plans: dict[tuple[Any, ...], LevelPlan] = {}
+        self.path = check_choice(self, "path", path, ("auto", "packed", "canvas", "shifted", "sdpa"))
+        self._constants: dict[tuple[Any, ...], Any] = {}  # per-grid window counts, level plans, canvases
         self._supported: set[tuple[Any, ...]] = set()  # grids whose not_supported_reasons came back empty
         self._last_levels: list[tuple[int, int]] = []
         self._last_path = ""
@@ -202,48 +205,70 @@ class MultipoleAttention(GridAttention):
         return reasons
 
     # ---------------------------------------------------------------------------------------- one level
+    def _constant(self, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+        """A per-grid constant (window counts, level plan, canvas): built once, outside autograd, and cached under
+        ``key``; under ``torch.compile`` built inline and traced as a constant (a cache lookup would guard and
+        recompile per call)."""
+        if torch.compiler.is_compiling():
+            return build()
+        if key not in self._constants:
+            with torch.inference_mode(False):  # a constant built during inference must still serve training
+                self._constants[key] = build()
+        return self._constants[key]
+
     def _count(self, h: int, w: int, x: torch.Tensor) -> torch.Tensor:
-        """``[h, w, 1]``: how many windows cover each token, cached per grid, device and dtype."""
+        """``[h, w, 1]``: how many windows cover each token of an ``h × w`` level."""
         def count() -> torch.Tensor:
             ch, cw = coverage(h, self.window, self.stride), coverage(w, self.window, self.stride)
             return (ch[:, None] * cw[None, :]).to(device=x.device, dtype=x.dtype)[..., None]
 
-        if torch.compiler.is_compiling():  # traced as a constant; a cache lookup would guard and recompile per call
-            return count()
-        key = (h, w, x.device, x.dtype)
-        if key not in self._counts:
-            with torch.inference_mode(False):  # a cache filled during inference must still serve training
-                self._counts[key] = count()
-        return self._counts[key]
+        return self._constant(("count", h, w, x.device, x.dtype), count)
 
-    def _plan(self, height: int, width: int, device: torch.device, dtype: torch.dtype) -> LevelPlan:
-        """The grid's :class:`~attnbench.attention.packed_windows.LevelPlan`, cached per grid, device and dtype
-        (outside autograd)."""
-        def build() -> LevelPlan:
-            return level_plan(self.level_shapes(height, width), self.window, self.stride, device, dtype)
+    def _plan(self, batch: int, shapes: list[tuple[int, int]], x: torch.Tensor) -> LevelPlan:
+        """The :class:`~attnbench.attention.packed_windows.LevelPlan` of levels ``shapes`` at ``batch`` entries."""
+        return self._constant(("plan", batch, tuple(shapes), x.device, x.dtype),
+                              lambda: level_plan(shapes, self.window, self.stride, batch, x.device, x.dtype))
 
-        if torch.compiler.is_compiling():  # traced as constants (a cache lookup would guard and recompile)
-            return build()
-        key = (height, width, device, dtype)
-        if key not in self._plans:
-            with torch.inference_mode(False):  # a plan built during inference must still serve training
-                self._plans[key] = build()
-        return self._plans[key]
+    def _canvas(self, shapes: list[tuple[int, int]], x: torch.Tensor) -> LevelCanvas:
+        """The :class:`~attnbench.attention.packed_windows.LevelCanvas` of levels ``shapes``."""
+        return self._constant(("canvas", tuple(shapes), x.device, x.dtype),
+                              lambda: level_canvas(shapes, self.window, self.stride, x.device, x.dtype))
 
     def _packed_levels(self, x: torch.Tensor) -> list[torch.Tensor]:
         """``W`` on every level at once (the ``packed`` path): ``x [B, H, W, C]`` → the levels' outputs
         ``[B, h_l, w_l, C]``, finest first."""
         B, H, W, C = x.shape
-        plan = self._plan(H, W, x.device, x.dtype)
-        levels = [x]
-        for _ in plan.shapes[1:]:  # the restriction needs only the inputs: all levels first
-            levels.append(self._down(levels[-1]))
-        tokens = torch.cat([level.reshape(B, -1, C) for level in levels], dim=1)  # B, T, C
-        del levels
-        qkv = self.to_qkv(self.norm2(self.norm1(tokens)))  # B, T, 3·inner
+        shapes = self.level_shapes(H, W)
+        tokens = torch.cat([level.reshape(B, -1, C) for level in self._restrict(x, len(shapes))], dim=1)  # B, T, C
+        # Channel-first qkv [3·inner, B·T] straight from the matmul, the layout the kernel wants.
+        qkv = torch.mm(self.to_qkv.weight, self.norm2(self.norm1(tokens.view(-1, C))).t())
+        plan = self._plan(B, shapes, x)
         out = packed_window_attention(qkv, plan, self.heads, self.dim_head, self.dropout if self.training else 0.0)
-        out = self.out_drop(self.to_out(out))  # B, T, C
-        return [t.reshape(B, h, w, -1) for t, (h, w) in zip(out.split(plan.sizes, dim=1), plan.shapes)]
+        out = self.out_drop(self.to_out(out.t())).view(B, -1, C)  # B, T, C
+        return [t.reshape(B, h, w, -1) for t, (h, w) in zip(out.split([h * w for h, w in shapes], dim=1), shapes)]
+
+    def _canvas_levels(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """``W`` on every level at once (the ``canvas`` path): ``x [B, H, W, C]`` → the levels' outputs
+        ``[B, h_l, w_l, C]`` (views of one output canvas), finest first."""
+        B, H, W, C = x.shape
+        canvas = self._canvas(self.level_shapes(H, W), x)
+        cells = canvas.place(self._restrict(x, len(canvas.shapes))).view(-1, C)  # B·height·width, C
+        # Channel-first qkv [3, heads, d, B, height, width] straight from the matmul (no transpose copy).
+        qkv = torch.mm(self.to_qkv.weight, self.norm2(self.norm1(cells)).t())
+        qkv = qkv.view(3, self.heads, self.dim_head, B, canvas.height, canvas.width)
+        del cells
+        out = overlapping_window_attention(qkv, self.window, self.stride, canvas.count,
+                                           self.dropout if self.training else 0.0, valid=canvas.valid)
+        out = self.out_drop(self.to_out(out.view(-1, B * canvas.height * canvas.width).t()))
+        return canvas.levels(out.view(B, canvas.height, canvas.width, C))
+
+    def _restrict(self, x: torch.Tensor, levels: int) -> list[torch.Tensor]:
+        """``[x, D(x), D(D(x)), …]``, ``levels`` grids, finest first (the restriction needs only the inputs, so the
+        packed paths run it for all levels before any attention)."""
+        out = [x]
+        for _ in range(levels - 1):
+            out.append(self._down(out[-1]))
+        return out
 
     def window_attention(self, x: torch.Tensor, path: str | None = None) -> torch.Tensor:
         """The shared per-level operator ``W`` on one level: ``[B, h, w, C] → [B, h, w, C]``, on the ``shifted`` or
@@ -260,50 +285,36 @@ class MultipoleAttention(GridAttention):
             del qkv
             out = out.view(-1, B * h * w).t()
         else:
-            out = self._grouped_sdpa(self.to_qkv(x).view(B, h, w, -1)).view(B * h * w, -1)
+            qkv = self.to_qkv(x).view(B, h, w, -1)
+            out = grouped_window_attention(qkv, self.window, self.stride, self.heads, self._count(h, w, x),
+                                           self.dropout if self.training else 0.0).view(B * h * w, -1)
         return self.out_drop(self.to_out(out).view(B, h, w, -1))
 
     def path_for(self, tokens: int | None = None) -> str:
-        """Which formulation runs on a call of ``tokens`` = B·H·W (None: a large call): ``packed`` (all levels in
-        one gather and one SDPA), ``shifted`` (shared shifted products) or ``sdpa`` (one SDPA per window group)."""
+        """Which formulation runs on a call of ``tokens`` = B·H·W (None: a large call) under ``path = "auto"``:
+        ``packed`` up to :data:`PACKED_MAX_TOKENS`, then ``canvas`` up to :data:`CANVAS_MAX_TOKENS` for k <= 3,
+        then ``shifted`` for k <= 3, else ``sdpa`` (where the formulations cross: ``packed_windows``)."""
         if self.path != "auto":
             return self.path
+        shifted = self.window <= SHIFTED_MAX_WINDOW
         if tokens is not None and tokens <= PACKED_MAX_TOKENS:
             return "packed"
-        return "shifted" if self.window <= SHIFTED_MAX_WINDOW else "sdpa"
-
-    def _grouped_sdpa(self, qkv: torch.Tensor) -> torch.Tensor:
-        """``qkv [B, h, w, 3·inner] → [B, h, w, inner]``: the overlapping windows as ``ceil(k/s)²`` groups of
-        non-overlapping windows (strided views), each group through ``scaled_dot_product_attention``."""
-        B, h, w, _ = qkv.shape
-        k, s = self.window, self.stride
-        inner = self.heads * self.dim_head
-        out = qkv.new_zeros(B, h, w, inner)
-        groups = -(-k // s)  # ceil(k / s): windows g, g+groups, ... never overlap
-        step = groups * s
-        p = self.dropout if self.training else 0.0
-        for gh in range(groups):
-            for gw in range(groups):
-                if gh * s > h - k or gw * s > w - k:
-                    continue
-                # Strided views of non-overlapping windows: B, nh, nw, 3*inner, k, k (no copy yet).
-                win = qkv[:, gh * s :, gw * s :].unfold(1, k, step).unfold(2, k, step)
-                nh, nw = win.shape[1], win.shape[2]
-                win = win.permute(0, 1, 2, 4, 5, 3).reshape(B * nh * nw, k * k, 3, self.heads, self.dim_head)
-                q, key, v = win.permute(2, 0, 3, 1, 4).unbind(0)  # B*nW, heads, k*k, dim_head
-                o = F.scaled_dot_product_attention(q, key, v, dropout_p=p)  # B*nW, heads, k*k, dim_head
-                o = o.transpose(1, 2).reshape(B, nh, nw, k, k, inner).permute(0, 1, 2, 5, 3, 4)
-                # Add into the same windows of the output (a view with non-overlapping windows).
-                target = out[:, gh * s :, gw * s :].unfold(1, k, step).unfold(2, k, step)[:, :nh, :nw]
-                target += o
-        return out / self._count(h, w, out)
+        if tokens is not None and tokens <= CANVAS_MAX_TOKENS and shifted:
+            return "canvas"
+        return "shifted" if shifted else "sdpa"
 
     # ------------------------------------------------------------------------------------------ V-cycle
     def _down(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        """``D``: ``[B, h, w, C] → [B, h/r, w/r, C]``."""
+        if isinstance(self.down, nn.Conv2d):
+            return patch_conv(x, self.down)
+        return self.down(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # average pooling
 
     def _up(self, x: torch.Tensor) -> torch.Tensor:
-        return self.up(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        """``U``: ``[B, h, w, C] → [B, h·r, w·r, C]``."""
+        if isinstance(self.up, nn.ConvTranspose2d):
+            return patch_conv_transpose(x, self.up)
+        return self.up(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # nearest up-sampling
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, H, W, C = self._check_input(x)
@@ -314,8 +325,8 @@ class MultipoleAttention(GridAttention):
                 raise ValueError(f"mano: {'; '.join(reasons)}")
             self._supported.add(key)
         path = self.path_for(B * H * W)
-        if path == "packed":
-            outs = self._packed_levels(x)
+        if path in ("packed", "canvas"):
+            outs = self._packed_levels(x) if path == "packed" else self._canvas_levels(x)
             shapes = [(int(o.shape[1]), int(o.shape[2])) for o in outs]
         else:
             shapes = self.level_shapes(H, W)

@@ -111,7 +111,7 @@ def _adjoint_shift_(out_padded: torch.Tensor, weights: torch.Tensor, x: torch.Te
 
 class _OverlappingWindows(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, qkv, window, stride, count, dropout, generator):
+    def forward(ctx, qkv, window, stride, count, dropout, generator, valid):
         _, heads, d, B, h, w = qkv.shape
         q, k, v = qkv.unbind(0)
         positions = ((h - window) // stride + 1, (w - window) // stride + 1)
@@ -121,9 +121,10 @@ class _OverlappingWindows(torch.autograd.Function):
         scores *= scale
         probs = _softmax_(_gather(scores, window, stride, positions))  # k²(query), k²(key), heads, B, Ph, Pw
         del scores
-        keep = None
+        keep = valid  # windows that do not exist (e.g. across two levels of a canvas) weigh nothing
         if dropout:
-            keep = torch.empty_like(probs).bernoulli_(1 - dropout, generator=generator) / (1 - dropout)
+            drop = torch.empty_like(probs).bernoulli_(1 - dropout, generator=generator) / (1 - dropout)
+            keep = drop if valid is None else drop * valid
         weights = _scatter(probs if keep is None else probs * keep, window, stride, positions, shape)
         weights /= count  # the average over the windows covering each token, folded into the weights
         out = _shifted_combine(weights, v, window)  # weights are 0 wherever the key would be padding
@@ -147,12 +148,12 @@ class _OverlappingWindows(torch.autograd.Function):
         grad_scores = _scatter(grad_logits, window, stride, positions, weights.shape)
         grad[0] = _shifted_combine(grad_scores, k, window)  # scores_δ = Σ_c q · shift_δ(k)
         grad[1] = _adjoint_shift_(padded.zero_(), grad_scores, q, window)
-        return grad, None, None, None, None, None
+        return grad, None, None, None, None, None, None
 
 
 def overlapping_window_attention(
     qkv: torch.Tensor, window: int, stride: int, count: torch.Tensor, dropout: float = 0.0,
-    generator: torch.Generator | None = None, block_tokens: int = BLOCK_TOKENS,
+    generator: torch.Generator | None = None, block_tokens: int = BLOCK_TOKENS, valid: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Window attention with overlapping windows, averaged per token.
 
@@ -163,6 +164,9 @@ def overlapping_window_attention(
         dropout: probability of dropping an attention weight (inside each window, as the reference does).
         block_tokens: grids with more tokens run as horizontal bands of windows of about this many tokens, so
             the (2k-1)² passes over each band hit cache rather than DRAM (same result up to summation order).
+        valid: optional ``[Ph, Pw]`` (window positions ``(h-k)/s+1`` by ``(w-k)/s+1``), 1 for a window that
+            exists, 0 for one whose output is dropped (a canvas of several grids: windows across two of them);
+            ``count`` must then count only existing windows (and be nonzero everywhere).
 
     Returns:
         ``[heads, d, B, h, w]``: for each token, the mean over its windows of that window's softmax attention output.
@@ -172,12 +176,42 @@ def overlapping_window_attention(
     B, h, w = qkv.shape[3:]
     rows = max(stride, block_tokens // (B * w) // stride * stride)  # window start rows per band
     if h - window < rows:
-        return _OverlappingWindows.apply(qkv, window, stride, count, float(dropout), generator)
+        return _OverlappingWindows.apply(qkv, window, stride, count, float(dropout), generator, valid)
     out = qkv.new_zeros(qkv.shape[1:])
     for start in range(0, h - window + 1, rows):
         # A band holds the windows starting on rows [start, start + rows); bands share k - s token rows.
         stop = min(h, start + rows + window - stride)
+        band_valid = None if valid is None else valid[start // stride : (start + rows) // stride]
         band = _OverlappingWindows.apply(qkv[..., start:stop, :], window, stride, count[start:stop], float(dropout),
-                                         generator)
+                                         generator, band_valid)
         out[..., start:stop, :] += band
     return out
+
+
+def grouped_window_attention(qkv: torch.Tensor, window: int, stride: int, heads: int, count: torch.Tensor,
+                             dropout: float = 0.0) -> torch.Tensor:
+    """The same windows through ``scaled_dot_product_attention`` (mano's ``sdpa`` path, for windows too large for
+    the shifted products): ``qkv [B, h, w, 3·inner] → [B, h, w, inner]``, the overlapping windows as ``ceil(k/s)²``
+    groups of non-overlapping windows (strided views), each group one SDPA call; ``count [h, w, 1]``."""
+    B, h, w, channels = qkv.shape
+    k, s = window, stride
+    inner = channels // 3
+    dim_head = inner // heads
+    out = qkv.new_zeros(B, h, w, inner)
+    groups = -(-k // s)  # ceil(k / s): windows g, g+groups, ... never overlap
+    step = groups * s
+    for gh in range(groups):
+        for gw in range(groups):
+            if gh * s > h - k or gw * s > w - k:
+                continue
+            # Strided views of non-overlapping windows: B, nh, nw, 3*inner, k, k (no copy yet).
+            win = qkv[:, gh * s :, gw * s :].unfold(1, k, step).unfold(2, k, step)
+            nh, nw = win.shape[1], win.shape[2]
+            win = win.permute(0, 1, 2, 4, 5, 3).reshape(B * nh * nw, k * k, 3, heads, dim_head)
+            q, key, v = win.permute(2, 0, 3, 1, 4).unbind(0)  # B*nW, heads, k*k, dim_head
+            o = F.scaled_dot_product_attention(q, key, v, dropout_p=dropout)  # B*nW, heads, k*k, dim_head
+            o = o.transpose(1, 2).reshape(B, nh, nw, k, k, inner).permute(0, 1, 2, 5, 3, 4)
+            # Add into the same windows of the output (a view with non-overlapping windows).
+            target = out[:, gh * s :, gw * s :].unfold(1, k, step).unfold(2, k, step)[:, :nh, :nw]
+            target += o
+    return out / count

@@ -120,3 +120,81 @@ def test_level_weights_finest_keep_the_trained_levels_weights():
     x = torch.randn(1, 16, 16, 16)
     one_level = create_attention("mano", dim=16, heads=2, level_weighting="finest", max_levels=1)
     assert torch.isfinite(finest(x)).all() and one_level.level_weights(1) == []
+
+
+def test_auto_path_follows_the_tokens_per_call():
+    """``auto`` picks packed up to PACKED_MAX_TOKENS tokens per call (B·H·W), the canvas up to CANVAS_MAX_TOKENS, the
+    per-level shifted path above; windows too large for the shifted formulation go from packed straight to sdpa.
+    The forward reports the path it ran."""
+    from attnbench.attention.packed_windows import CANVAS_MAX_TOKENS, PACKED_MAX_TOKENS
+
+    mano = create_attention("mano", dim=16, heads=2)
+    assert [mano.path_for(t) for t in (PACKED_MAX_TOKENS, PACKED_MAX_TOKENS + 1, CANVAS_MAX_TOKENS,
+                                       CANVAS_MAX_TOKENS + 1, None)] == ["packed", "canvas", "canvas", "shifted",
+                                                                         "shifted"]
+    wide = create_attention("mano", dim=16, heads=2, window=4, stride=2, rate=4)
+    assert [wide.path_for(t) for t in (PACKED_MAX_TOKENS, PACKED_MAX_TOKENS + 1)] == ["packed", "sdpa"]
+    assert create_attention("mano", dim=16, heads=2, path="shifted").path_for(4) == "shifted"
+    with torch.no_grad():
+        for batch, expected in ((1, "packed"), (4, "canvas")):  # 256 and 1024 tokens of a 16x16 grid
+            mano(torch.randn(batch, 16, 16, 16))
+            assert mano.extra_info()["window_path"] == expected
+
+
+@pytest.mark.parametrize("shapes,k,s", [([(8, 8), (4, 4), (2, 2)], 2, 1), ([(27, 27), (9, 9), (3, 3)], 3, 2),
+                                        ([(16, 12), (4, 3)], 3, 1), ([(24, 24), (12, 12), (6, 6)], 3, 3)])
+def test_level_canvas_holds_every_levels_windows_and_no_other(shapes, k, s):
+    """Brute force: the levels do not overlap on the canvas, the valid window positions are exactly the levels' own
+    windows (each wholly inside one level), and ``count`` is each level's own coverage."""
+    from attnbench.attention.packed_windows import coverage, level_canvas
+
+    canvas = level_canvas(shapes, k, s, torch.device("cpu"), torch.float64)
+    owner = torch.full((canvas.height, canvas.width), -1)
+    for level, ((oy, ox), (h, w)) in enumerate(zip(canvas.offsets, shapes)):
+        assert oy % s == 0 and ox % s == 0  # the level's windows fall on the canvas's window grid
+        assert (owner[oy : oy + h, ox : ox + w] == -1).all()
+        owner[oy : oy + h, ox : ox + w] = level
+    expected = sum(((h - k) // s + 1) * ((w - k) // s + 1) for h, w in shapes)
+    assert int(canvas.valid.sum()) == expected
+    for y, x in canvas.valid.nonzero().tolist():
+        cells = owner[y * s : y * s + k, x * s : x * s + k]
+        assert cells.shape == (k, k) and (cells == cells[0, 0]).all() and cells[0, 0] >= 0
+    for (oy, ox), (h, w) in zip(canvas.offsets, shapes):
+        own = coverage(h, k, s)[:, None].double() * coverage(w, k, s)[None, :].double()
+        assert torch.equal(canvas.count[oy : oy + h, ox : ox + w], own)
+    assert (canvas.count[owner == -1] == 1).all()  # never read, never divided by zero
+
+
+@pytest.mark.parametrize("path", ["canvas", "packed", "shifted"])
+def test_mano_traces_into_one_small_graph(path):
+    """What ``torch.compile`` sees: one graph with no break and a bounded operator count. Building the level plans
+    with tensor slice updates traced hundreds of tiny operators (compiling at 32² took over 7 minutes) and ``.tolist``
+    or ``bincount`` broke the graph."""
+    torch._dynamo.reset()
+    mano = create_attention("mano", dim=16, heads=2, path=path)
+    explained = torch._dynamo.explain(mano)(torch.randn(1, 16, 16, 16))
+    assert explained.graph_break_count == 0 and explained.graph_count == 1
+    assert explained.op_count < 120
+
+
+@pytest.mark.parametrize("r,bias", [(2, False), (3, True), (4, False)])
+def test_patch_convolutions_equal_the_modules(r, bias):
+    """The channels-last patch products against ``Conv2d`` / ``ConvTranspose2d`` themselves, float64, outputs and
+    weight gradients."""
+    from torch import nn
+
+    from attnbench.attention._patches import patch_conv, patch_conv_transpose
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(5, 7, r, stride=r, bias=bias).double()
+    deconv = nn.ConvTranspose2d(7, 5, r, stride=r, bias=False).double()
+    x = torch.randn(2, 3 * r, 2 * r, 5, dtype=torch.float64)
+    down = patch_conv(x, conv)
+    expected = conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    assert down.shape == (2, 3, 2, 7) and (down - expected).abs().max().item() < 1e-12
+    up = patch_conv_transpose(down, deconv)
+    expected_up = deconv(expected.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    assert up.shape == x.shape and (up - expected_up).abs().max().item() < 1e-12
+    (grad,) = torch.autograd.grad(up.square().sum(), deconv.weight)
+    (grad_expected,) = torch.autograd.grad(expected_up.square().sum(), deconv.weight)
+    assert (grad - grad_expected).abs().max().item() < 1e-10

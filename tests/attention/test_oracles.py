@@ -109,7 +109,7 @@ MANO_CASES = [  # (H, window, stride, rate, down, up)
 ]
 
 
-@pytest.mark.parametrize("path", ["shifted", "sdpa", "packed"])
+@pytest.mark.parametrize("path", ["shifted", "sdpa", "packed", "canvas"])
 @pytest.mark.parametrize("case", MANO_CASES, ids=lambda c: "H{}-k{}-s{}-r{}-{}-{}".format(*c))
 def test_mano_equals_reference(case, path):
     """Outputs within 1e-5, input gradients within 1e-4 and every parameter's gradient within 1e-4 (relative to
@@ -168,6 +168,35 @@ def test_overlapping_windows_equal_per_window_attention():
     count = coverage(5, 2, 1)[:, None].double() * coverage(4, 2, 1)[None, :].double()
     qkv = torch.randn(3, 2, 3, 1, 5, 4, dtype=torch.float64, generator=gen, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: overlapping_window_attention(t, 2, 1, count, block_tokens=8), (qkv,))
+
+
+def test_masked_windows_weigh_nothing_with_and_without_bands():
+    """``valid`` (the canvas's mask): against a loop over the existing windows only, float64, in one piece and in
+    bands (the mask is sliced with the band), outputs and gradients."""
+    from attnbench.attention.overlapping_windows import overlapping_window_attention
+
+    gen = torch.Generator().manual_seed(1)
+    for h, w, k, s, block in [(9, 8, 2, 1, 10**6), (9, 8, 2, 1, 16), (11, 9, 3, 2, 18)]:
+        B, heads, d = 2, 2, 3
+        qkv = torch.randn(3, heads, d, B, h, w, dtype=torch.float64, generator=gen, requires_grad=True)
+        valid = (torch.rand((h - k) // s + 1, (w - k) // s + 1, generator=gen) < 0.6).double()
+        count = torch.zeros(h, w, dtype=torch.float64)
+        expected = torch.zeros(heads, d, B, h, w, dtype=torch.float64)
+        q, key, v = (t.permute(2, 0, 3, 4, 1) for t in qkv.unbind(0))  # B, heads, h, w, d
+        for i, j in valid.nonzero().tolist():
+            y, x = i * s, j * s
+            win = [t[:, :, y : y + k, x : x + k].reshape(B, heads, k * k, d) for t in (q, key, v)]
+            o = torch.nn.functional.scaled_dot_product_attention(*win).reshape(B, heads, k, k, d)
+            expected[..., y : y + k, x : x + k] += o.permute(1, 4, 0, 2, 3)
+            count[y : y + k, x : x + k] += 1
+        count = count.clamp(min=1)
+        expected = expected / count
+        got = overlapping_window_attention(qkv, k, s, count, block_tokens=block, valid=valid)
+        assert (got - expected).abs().max().item() < 1e-12, (h, w, k, s, block)
+        g = torch.randn_like(got, generator=gen)
+        (grad_got,) = torch.autograd.grad((got * g).sum(), qkv)
+        (grad_expected,) = torch.autograd.grad((expected * g).sum(), qkv)
+        assert (grad_got - grad_expected).abs().max().item() < 1e-12
 
 
 def test_mano_reference_weights_must_match_hyperparameters():
