@@ -72,9 +72,9 @@ class MultipoleAttention(GridAttention):
       products, one scatter-add to average (:mod:`attnbench.attention.packed_windows`) — about a dozen operators
       for the whole V-cycle, but each token copied into its ``k²/s²`` windows, hence only for the tiniest calls.
 
-    On every path the down and up convolutions (kernel = stride = r) run as matrix products on the r×r patches,
-    channels-last (on small grids the convolution kernels and the permutes around them cost more than the
-    arithmetic).
+    On the ``canvas`` and ``packed`` paths the down and up convolutions (kernel = stride = r) run as matrix products
+    on the r×r patches, channels-last (:mod:`attnbench.attention._patches`): on small grids the convolution kernels
+    and the permutes around them cost more than the arithmetic; on large ones the patch copies cost memory and time.
 
     Work per token, C = 64, 4 heads (d = 16), k = 2, s = 1, r = 2 (levels sum to about 4/3 N tokens): qkv and
     output projections 8·C² = 32 768 FLOPs per level-token, attention inside windows 4·k⁴·C = 4 096 FLOPs per
@@ -267,7 +267,7 @@ class MultipoleAttention(GridAttention):
         packed paths run it for all levels before any attention)."""
         out = [x]
         for _ in range(levels - 1):
-            out.append(self._down(out[-1]))
+            out.append(self._down(out[-1], patches=True))
         return out
 
     def window_attention(self, x: torch.Tensor, path: str | None = None) -> torch.Tensor:
@@ -304,17 +304,17 @@ class MultipoleAttention(GridAttention):
         return "shifted" if shifted else "sdpa"
 
     # ------------------------------------------------------------------------------------------ V-cycle
-    def _down(self, x: torch.Tensor) -> torch.Tensor:
-        """``D``: ``[B, h, w, C] → [B, h/r, w/r, C]``."""
-        if isinstance(self.down, nn.Conv2d):
+    def _down(self, x: torch.Tensor, patches: bool = False) -> torch.Tensor:
+        """``D``: ``[B, h, w, C] → [B, h/r, w/r, C]``; ``patches``: as a matrix product on the r×r patches."""
+        if patches and isinstance(self.down, nn.Conv2d):
             return patch_conv(x, self.down)
-        return self.down(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # average pooling
+        return self.down(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
-    def _up(self, x: torch.Tensor) -> torch.Tensor:
-        """``U``: ``[B, h, w, C] → [B, h·r, w·r, C]``."""
-        if isinstance(self.up, nn.ConvTranspose2d):
+    def _up(self, x: torch.Tensor, patches: bool = False) -> torch.Tensor:
+        """``U``: ``[B, h, w, C] → [B, h·r, w·r, C]``; ``patches``: as a matrix product and a patch layout."""
+        if patches and isinstance(self.up, nn.ConvTranspose2d):
             return patch_conv_transpose(x, self.up)
-        return self.up(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # nearest up-sampling
+        return self.up(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, H, W, C = self._check_input(x)
@@ -325,7 +325,8 @@ class MultipoleAttention(GridAttention):
                 raise ValueError(f"mano: {'; '.join(reasons)}")
             self._supported.add(key)
         path = self.path_for(B * H * W)
-        if path in ("packed", "canvas"):
+        small = path in ("packed", "canvas")  # calls where operator overhead, not arithmetic, sets the time
+        if small:
             outs = self._packed_levels(x) if path == "packed" else self._canvas_levels(x)
             shapes = [(int(o.shape[1]), int(o.shape[2])) for o in outs]
         else:
@@ -338,7 +339,7 @@ class MultipoleAttention(GridAttention):
         res = outs.pop()
         weights = self.level_weights(len(shapes))
         for level in range(len(outs) - 1, -1, -1):  # coarse to fine
-            res = outs[level] + weights[level] * self._up(res)
+            res = outs[level] + weights[level] * self._up(res, patches=small)
         return res
 
     def level_weights(self, levels: int) -> list[float]:
