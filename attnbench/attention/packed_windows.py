@@ -32,7 +32,7 @@ __all__ = ["CANVAS_MAX_TOKENS", "PACKED_MAX_TOKENS", "LevelCanvas", "LevelPlan",
 # B·H·W = 64 (0.8 / 2.6 against 1.5 / 4.1) and about ties it at 512, and loses from 1024 (B = 4 at 16²: 8.0 / 18.3
 # against 3.9 / 11.2); the canvas beats the shifted path up to 8192 (B = 2 at 64²: 18.1 / 59.4 against
 # 20.3 / 61.6) and loses at 16384 (B = 1 at 128²: 39.5 / 157 against 41.4 / 117, its bands hold more cells).
-# results/investigations/mano-paths/ holds the harness's measurements.
+# results/investigations/mano-small-grids/ (paths.toml) holds the harness's measurements.
 PACKED_MAX_TOKENS = 512
 CANVAS_MAX_TOKENS = 8192
 

@@ -11,6 +11,7 @@ import pandas as pd
 
 from attnbench.report.analysis.compare import compare
 from attnbench.report.analysis.fits import ratios, scaling_fits
+from attnbench.report.analysis.replicates import paired, round_medians
 from attnbench.report.render.markdown import markdown_table
 from attnbench.store.layout import parse_run_id
 from docs_blocks.sources import Page
@@ -208,5 +209,87 @@ def before_after(page: Page, mech: str, previous: str, current: str | None = Non
             + markdown_table(["mode", "grid", "time B/A [95 % CI]", "peak memory B/A", "verdict"], rows))
 
 
+def _targets(specs: tuple[str, ...]) -> dict[tuple[str, int | None], float]:
+    """``mode=value`` or ``mode@side,side=value`` → {(mode, side or None): value}."""
+    out: dict[tuple[str, int | None], float] = {}
+    for spec in specs:
+        key, _, value = spec.partition("=")
+        mode, _, sides = key.partition("@")
+        for side in (int(x) for x in sides.split(",")) if sides else (None,):
+            out[(mode, side)] = float(value)
+    return out
+
+
+def paired_ratios(page: Page, csv: str, num: str, den: str, *targets: str) -> str:
+    """Time of ``num`` over ``den`` in one replicated run (``csv``, from the repository root), paired within each
+    round, per mode and grid: the median over rounds with its 95 % CI, the rounds' range, and the peak memory ratio;
+    ``targets`` (``mode=value`` or ``mode@side,side=value``) mark each cell ✓ (at or under) or ✗."""
+    path = page.sources.root / csv
+    df = page.sources.frame(path)
+    df = df[df["kind"] == "cost"]
+    goals = _targets(targets)
+    rows = []
+    order = {"fwd": 0, "fwd_bwd": 1, "train_step": 2}
+    groups = sorted(df.groupby(["mode", "height"]), key=lambda kv: (order.get(kv[0][0], 3), kv[0][1]))
+    for (mode, side), g in groups:
+        mine, base = g[g["label"] == num], g[g["label"] == den]
+        if mine.empty or base.empty:
+            continue
+        a, b = round_medians(base.iloc[0]["replicate_medians_ms"]), round_medians(mine.iloc[0]["replicate_medians_ms"])
+        per_round = [b[r] / a[r] for r in sorted(set(a) & set(b))]
+        est = paired(a, b)
+        goal = goals.get((mode, int(side)), goals.get((mode, None)))
+        verdict = "" if goal is None else f"≤ {goal:g} {'✓' if est.value <= goal else '✗'}"
+        memory = mine.iloc[0]["peak_mib"] / base.iloc[0]["peak_mib"]
+        rows.append([mode, f"{side}×{int(g.iloc[0]['width'])}", str(est),
+                     f"{min(per_round):.3g}–{max(per_round):.3g}" if per_round else "", str(len(per_round)),
+                     f"{memory:.3g}" if np.isfinite(memory) else "", verdict])
+    return (_run_line(page, page.sources.frame(path), path) + "\n\n"
+            + markdown_table(["mode", "grid", f"time {num}/{den} [95 % CI]", "range over rounds", "rounds",
+                              f"peak memory {num}/{den}", "target"], rows))
+
+
+def compile_ratios(page: Page, csv: str) -> str:
+    """A run with eager and ``torch.compile``d series of the same labels (``csv``, from the repository root): per
+    label, mode and grid the eager and compiled medians, compiled over eager paired within rounds [95 % CI], and
+    the compile time of the first round's process (a cold cache; later processes may reuse inductor's)."""
+    path = page.sources.root / csv
+    df = page.sources.frame(path)
+    df = df[df["kind"] == "cost"]
+    compiled = df["compile"].astype(str).str.lower().isin(["true", "1"])
+    df = df.assign(series=df["label"].str.replace(r" \[compiled\]$", "", regex=True))  # the compiled series' label
+    rows = []
+    for (label, mode, side), g in df.groupby(["series", "mode", "height"], sort=True):
+        eager, comp = g[~compiled.loc[g.index]], g[compiled.loc[g.index]]
+        if eager.empty or comp.empty:
+            continue
+        e, c = eager.iloc[0], comp.iloc[0]
+        if c["status"] != "ok":
+            rows.append([label, mode, f"{side}²", _cell(e), c["status"], "", ""])
+            continue
+        est = paired(round_medians(e["replicate_medians_ms"]), round_medians(c["replicate_medians_ms"]))
+        rows.append([label, mode, f"{side}²", f"{e['time_ms_median']:.3g} ms", f"{c['time_ms_median']:.3g} ms",
+                     str(est), f"{c['compile_s']:.3g} s"])
+    return (_run_line(page, page.sources.frame(path), path) + "\n\n"
+            + markdown_table(["attention", "mode", "grid", "eager", "compiled", "compiled/eager [95 % CI]",
+                              "compile time"], rows))
+
+
+def case_walls(page: Page, *csvs: str) -> str:
+    """Accuracy runs (``csvs``, from the repository root): each training case's wall time per task and mechanism,
+    one column per run, with each run's commit."""
+    frames = [(csv, page.sources.frame(page.sources.root / csv)) for csv in csvs]
+    cells: dict[tuple[str, str], list[str]] = {}
+    for i, (_, df) in enumerate(frames):
+        for _, r in df[df["kind"] != "cost"].drop_duplicates(["task", "label", "seed"]).iterrows():
+            key = (r["task"], r["label"])
+            cells.setdefault(key, [""] * len(frames))[i] = (f"{r['case_wall_s']:.0f} s" if r["status"] == "ok"
+                                                            else r["status"])
+    heads = [f"`{df.iloc[0]['run_id']}` (git {df.iloc[0]['git_sha']})" for _, df in frames]
+    rows = [[task, label, *v] for (task, label), v in sorted(cells.items())]
+    return markdown_table(["task", "attention", *heads], rows)
+
+
 BLOCKS = {"cost-fwd": cost_fwd, "cost-plot": cost_plot, "cost-exponents": cost_exponents, "claims": claims,
-          "targets": targets, "before-after": before_after}
+          "targets": targets, "before-after": before_after,
+          "paired-ratios": paired_ratios, "compile-ratios": compile_ratios, "case-walls": case_walls}
