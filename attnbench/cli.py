@@ -180,9 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="measure again even when a cached result exists")
     p.set_defaults(func=cmd_roofline)
 
-    p = sub.add_parser("data", help="prepare datasets: darcy (generate), neuralop (fetch + verify), fashion (check)")
-    p.add_argument("dataset", choices=("darcy", "neuralop", "fashion"), help="which dataset")
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="darcy: --res 32 64 --n-train 1000 --n-test 200 ...")
+    p = sub.add_parser("data", help="prepare datasets: darcy and navier-stokes (generate), neuralop (fetch + verify), "
+                                    "fashion (check)")
+    p.add_argument("dataset", choices=("darcy", "navier-stokes", "neuralop", "fashion"), help="which dataset")
+    p.add_argument("rest", nargs=argparse.REMAINDER,
+                   help="darcy / navier-stokes: --res 32 64 --n-train 1000 --n-test 200 ...")
     p.set_defaults(func=cmd_data)
     return parser
 

@@ -230,8 +230,8 @@ def cmd_roofline(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    """``data darcy ...`` generates/caches our Darcy set (its own arguments); ``data neuralop`` fetches and
-    verifies the anchor files; ``data fashion`` checks that Fashion-MNIST is installed."""
+    """``data darcy ...`` / ``data navier-stokes ...`` generate and cache our own sets (their own arguments);
+    ``data neuralop`` fetches and verifies the anchor files; ``data fashion`` checks that Fashion-MNIST is installed."""
     from attnbench.data import DatasetUnavailable
 
     try:
@@ -239,6 +239,10 @@ def cmd_data(args: argparse.Namespace) -> int:
             from attnbench.data import darcy
 
             return darcy.cli(args.rest)
+        if args.dataset == "navier-stokes":
+            from attnbench.data import navier_stokes
+
+            return navier_stokes.cli(args.rest)
         if args.dataset == "neuralop":
             from attnbench.data import neuralop
 

@@ -12,7 +12,7 @@ import json
 import os
 import pathlib
 
-__all__ = ["DatasetUnavailable", "atomic_write_bytes", "cache_dir", "recipe_hash"]
+__all__ = ["DatasetUnavailable", "atomic_write_bytes", "cache_dir", "check_request", "read_cached", "recipe_hash"]
 
 
 class DatasetUnavailable(RuntimeError):
@@ -57,3 +57,24 @@ def atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def read_cached(path: pathlib.Path) -> dict | None:
+    """A cached ``torch.save``d dict, or None when missing or unreadable (an unreadable file is regenerated, never
+    trusted)."""
+    if not path.exists():
+        return None
+    import torch  # only the datasets that cache tensors need it; this package stays cheap to import
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - any failure to read means "not cached"
+        return None
+
+
+def check_request(dataset: str, split: str, n: int, splits: dict[str, int]) -> None:
+    """A one-line ``ValueError`` naming the dataset unless ``split`` is one of ``splits`` and ``n`` >= 1."""
+    if split not in splits:
+        raise ValueError(f"{dataset}: split must be one of {sorted(splits)}, got {split!r}")
+    if n < 1:
+        raise ValueError(f"{dataset}: n must be positive, got {n}")

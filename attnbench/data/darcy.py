@@ -27,7 +27,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 import numpy as np
 import torch
 
-from attnbench.data import atomic_write_bytes, cache_dir, recipe_hash
+from attnbench.data import atomic_write_bytes, cache_dir, check_request, read_cached, recipe_hash
 from attnbench.data.darcy_solver import A_NEG, A_POS, ALPHA, SOLVER_VERSION, TAU, coefficient, grf, solve
 
 __all__ = ["SEED_OFFSET", "cli", "coefficient", "dataset_dir", "fixture", "generate", "grf", "load", "recipe",
@@ -96,16 +96,6 @@ def _solve_chunk(seeds: list[int], fine: int, resolutions: list[int]) -> dict[in
     return {r: (np.stack(av), np.stack(uv)) for r, (av, uv) in out.items()}
 
 
-def _read(path: pathlib.Path) -> dict | None:
-    """Cached dict, or None when missing or unreadable (an unreadable file is regenerated, never trusted)."""
-    if not path.exists():
-        return None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - any failure to read means "not cached"
-        return None
-
-
 def _solve_many(seeds: list[int], fine: int, resolutions: list[int], workers: int | None,
                 progress: bool) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Solve ``seeds`` in chunks, in ``workers`` processes (1 = in this process); results in seed order."""
@@ -170,16 +160,13 @@ def generate(resolutions: list[int], n: int, split: str, fine: int = 257, worker
     Returns:
         {res: (a float32 [n, res, res] in {3, 12}, u float32 [n, res, res])}.
     """
-    if split not in SEED_OFFSET:
-        raise ValueError(f"split must be one of {sorted(SEED_OFFSET)}, got {split!r}")
-    if n < 1:
-        raise ValueError(f"n must be positive, got {n}")
+    check_request("darcy", split, n, SEED_OFFSET)
     resolutions = sorted(set(int(r) for r in resolutions))
     for r in resolutions:
         subsample(np.empty((fine, fine)), r)  # validates divisibility before any work
     root = dataset_dir(fine)
     paths = {r: root / f"{split}_{r}.pt" for r in resolutions}
-    cached = {r: _read(p) for r, p in paths.items()}
+    cached = {r: read_cached(p) for r, p in paths.items()}
     have = {r: (int(c["n"]) if c is not None else 0) for r, c in cached.items()}
 
     start = min(min(have.values()), n)  # every index below this is cached at every requested resolution

@@ -69,6 +69,13 @@ def load_task(settings: TaskSettings, train_res: int, seed: int = 0) -> TaskData
         test = darcy.generate(sorted(set(evals)), n_test, "test", fine=fine, progress=False)
         return TaskData("regression", (train[0][:, None], train[1][:, None]),
                         {r: (test[r][0][:, None], test[r][1][:, None]) for r in evals})
+    if dataset == "navier_stokes":
+        from attnbench.data import navier_stokes
+
+        train = navier_stokes.load(train_res, "train", n_train, progress=False)
+        test = navier_stokes.generate(sorted(set(evals)), n_test, "test", progress=False)
+        return TaskData("regression", (train[0][:, None], train[1][:, None]),
+                        {r: (test[r][0][:, None], test[r][1][:, None]) for r in evals})
     if dataset == "fashion":
         from attnbench.data import fashion
 
@@ -140,6 +147,15 @@ def prepare_data(settings: TaskSettings, train_res: int, seen: set[tuple[Any, ..
                 from attnbench.data import darcy
 
                 darcy.generate(list(grids), n, split, fine=settings.fine)
+    elif settings.dataset == "navier_stokes":
+        for split, n, grids in (("train", settings.n_train, (train_res,)),
+                                ("test", settings.n_test, tuple(settings.eval_res))):
+            ns_key = ("navier_stokes", split, n, grids)
+            if ns_key not in seen:
+                seen.add(ns_key)
+                from attnbench.data import navier_stokes
+
+                navier_stokes.generate(list(grids), n, split)
     elif settings.dataset == "neuralop" and ("neuralop",) not in seen:
         seen.add(("neuralop",))
         try:
