@@ -16,7 +16,8 @@ __all__ = ["patch_conv", "patch_conv_transpose"]
 
 
 def patch_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
-    """``conv`` (kernel = stride = r, no padding, no bias) on ``x [B, h, w, C_in]`` → ``[B, h/r, w/r, C_out]``."""
+    """``conv`` (kernel = stride = r, no padding; its bias, if any, added) on ``x [B, h, w, C_in]`` →
+    ``[B, h/r, w/r, C_out]``."""
     B, h, w, C = x.shape
     r = conv.stride[0]
     patches = x.view(B, h // r, r, w // r, r, C).transpose(2, 3).reshape(B, h // r, w // r, r * r * C)

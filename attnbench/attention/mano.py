@@ -53,7 +53,7 @@ class MultipoleAttention(GridAttention):
 
     Efficiency versus the reference (same outputs): both LayerNorms, the qkv projection and the output projection
     are token-wise, so they run once per token instead of once per window copy (``to_out`` commutes with the
-    coverage average). The windows themselves run on one of two paths (``path``):
+    coverage average). The windows themselves run on one of four paths (``path``):
 
     - ``shifted`` (default for k <= 3, :mod:`attnbench.attention.overlapping_windows`): every score a window needs
       is a query-key dot product at one of ``(2k-1)²`` fixed offsets, so the whole level takes ``(2k-1)²`` shifted

@@ -174,6 +174,10 @@ def overlapping_window_attention(
     if qkv.dim() != 6 or qkv.shape[0] != 3:
         raise ValueError(f"overlapping_window_attention: qkv must be [3, heads, d, B, h, w], got {list(qkv.shape)}")
     B, h, w = qkv.shape[3:]
+    positions = ((h - window) // stride + 1, (w - window) // stride + 1)
+    if valid is not None and tuple(valid.shape) != positions:
+        raise ValueError(f"overlapping_window_attention: valid must be [Ph, Pw] = {list(positions)} (one entry per "
+                         f"window position), got {list(valid.shape)}")
     rows = max(stride, block_tokens // (B * w) // stride * stride)  # window start rows per band
     if h - window < rows:
         return _OverlappingWindows.apply(qkv, window, stride, count, float(dropout), generator, valid)

@@ -6,15 +6,17 @@ The setting of the FNO paper's Navier–Stokes data (Li et al. 2021, arXiv 2010.
     ∂ω/∂t + u·∇ω = ν Δω + f,    ∇·u = 0,    ω = ∂v/∂x − ∂u/∂y,    (x, y) ∈ [0, 1)²  (periodic)
 
 with ν = 1e-3, forcing f(x, y) = 0.1 (sin 2π(x+y) + cos 2π(x+y)) and an initial vorticity drawn from the Gaussian
-random field N(0, 7^{3/2} (−Δ + 49 I)^{−2.5}). The velocity comes from the stream function ψ, −Δψ = ω:
-u = ∂ψ/∂y, v = −∂ψ/∂x.
+random field of FNO's code (``GaussianRF``, σ = 7^{3/2}, −Δ + 49 I to the power −2.5: see :func:`grf`). The
+velocity comes from the stream function ψ, −Δψ = ω: u = ∂ψ/∂y, v = −∂ψ/∂x.
 
 Scheme (ours; FNO's code uses Crank–Nicolson with a first-order explicit advection term): Crank–Nicolson for the
 diffusion, second-order Adams–Bashforth for advection and forcing (CNAB2, the first step forward Euler), the
-advection term u·∇ω evaluated in physical space from spectral derivatives and dealiased by the 2/3 rule. Second
-order in time; the Taylor–Green test in ``tests/data/test_navier_stokes.py`` measures the order.
+advection term u·∇ω evaluated in physical space from spectral derivatives, its spectrum truncated by the 2/3 rule
+(as FNO's code does: the product is truncated, ω itself is not, so modes of ω above n/3 — which viscosity damps
+within a few steps — can still alias). Second order in time; the Taylor–Green test in
+``tests/data/test_navier_stokes.py`` measures the order.
 
-Cost per step: 1 forward and 3 inverse real FFTs of ``[B, n, n]``, O(B n² log n).
+Cost per step: 1 forward and 4 inverse real FFTs of ``[B, n, n]``, O(B n² log n).
 """
 
 from __future__ import annotations
@@ -39,9 +41,9 @@ def _grid(n: int, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, tor
     return x, y
 
 
-def forcing(n: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def forcing(n: int, dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu") -> torch.Tensor:
     """``[n, n]``: f = 0.1 (sin 2π(x+y) + cos 2π(x+y)) on the node grid."""
-    x, y = _grid(n, dtype)
+    x, y = (t.to(device) for t in _grid(n, dtype))
     return FORCING_AMPLITUDE * (torch.sin(2 * math.pi * (x + y)) + torch.cos(2 * math.pi * (x + y)))
 
 
@@ -49,9 +51,9 @@ class _Spectral:
     """Wavenumbers of an ``n × n`` real FFT (``rfft2`` layout ``[n, n//2 + 1]``), the Laplacian's symbol and the 2/3
     dealiasing mask."""
 
-    def __init__(self, n: int, dtype: torch.dtype = torch.float64) -> None:
-        ky = torch.fft.fftfreq(n, d=1.0 / n, dtype=dtype)[:, None].expand(n, n // 2 + 1)  # rows: y
-        kx = torch.fft.rfftfreq(n, d=1.0 / n, dtype=dtype)[None, :].expand(n, n // 2 + 1)
+    def __init__(self, n: int, dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu") -> None:
+        ky = torch.fft.fftfreq(n, d=1.0 / n, dtype=dtype, device=device)[:, None].expand(n, n // 2 + 1)  # rows: y
+        kx = torch.fft.rfftfreq(n, d=1.0 / n, dtype=dtype, device=device)[None, :].expand(n, n // 2 + 1)
         self.n = n
         self.dx, self.dy = 2j * math.pi * kx, 2j * math.pi * ky  # ∂/∂x, ∂/∂y
         self.lap = 4 * math.pi**2 * (kx**2 + ky**2)  # the symbol of −Δ (≥ 0)
@@ -76,20 +78,21 @@ class _Spectral:
 
 def velocity(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``w [..., n, n]`` vorticity → ``(u, v)``, each ``[..., n, n]``: the velocity of stream function ψ, −Δψ = ω."""
-    return _Spectral(w.shape[-1], w.dtype).velocity(torch.fft.rfft2(w))
+    return _Spectral(w.shape[-1], w.dtype, w.device).velocity(torch.fft.rfft2(w))
 
 
 def advection(w: torch.Tensor) -> torch.Tensor:
     """``w [..., n, n]`` → ``u·∇ω`` ``[..., n, n]`` (dealiased): the nonlinear term of the equation."""
-    spec = _Spectral(w.shape[-1], w.dtype)
+    spec = _Spectral(w.shape[-1], w.dtype, w.device)
     return torch.fft.irfft2(spec.advection_h(torch.fft.rfft2(w)), s=(spec.n, spec.n))
 
 
 def grf(batch: int, n: int, generator: torch.Generator, alpha: float = GRF_ALPHA, tau: float = GRF_TAU,
         dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """``[batch, n, n]`` initial vorticities from N(0, σ² (−Δ + τ² I)^{−α}), σ = τ^{α−1} (7^{3/2} for FNO's α = 2.5,
-    τ = 7), built as FNO's ``GaussianRF(2, n, alpha, tau)``: complex normal coefficients on the full ``n × n``
-    spectrum scaled by ``n² √2 σ (4π²|k|² + τ²)^{−α/2}`` (no mean mode), the real part of their inverse FFT."""
+    """``[batch, n, n]`` initial vorticities as FNO's ``GaussianRF(2, n, alpha, tau)`` draws them: complex normal
+    coefficients (real and imaginary parts standard normal) on the full ``n × n`` spectrum, scaled by
+    ``n² √2 σ (4π²|k|² + τ²)^{−α/2}`` with σ = τ^{α−1} (7^{3/2} for α = 2.5, τ = 7) and no mean mode, the real part
+    of their inverse FFT — a zero-mean field with covariance operator 2σ² (−Δ + τ² I)^{−α}."""
     ky = torch.fft.fftfreq(n, d=1.0 / n, dtype=dtype)[:, None]
     kx = torch.fft.fftfreq(n, d=1.0 / n, dtype=dtype)[None, :]
     sigma = tau ** (alpha - 1)
@@ -103,8 +106,11 @@ def grf(batch: int, n: int, generator: torch.Generator, alpha: float = GRF_ALPHA
 def solve(w0: torch.Tensor, f: torch.Tensor | None, visc: float, times: Sequence[float], dt: float) -> torch.Tensor:
     """Integrate from ``w0 [B, n, n]`` (t = 0) and return the vorticity at each of ``times`` (ascending, each a
     multiple of ``dt``): ``[len(times), B, n, n]``. ``f [n, n]`` is the forcing (None: unforced)."""
+    if not times or min(times) < 0 or dt <= 0:
+        raise ValueError(f"navier_stokes.solve: times must be a non-empty list of times >= 0 and dt > 0, got "
+                         f"times={list(times)}, dt={dt}")
     n = w0.shape[-1]
-    spec = _Spectral(n, w0.dtype)
+    spec = _Spectral(n, w0.dtype, w0.device)
     steps = [round(t / dt) for t in times]
     if any(abs(s * dt - t) > 1e-9 * max(1.0, t) for s, t in zip(steps, times)) or steps != sorted(steps):
         raise ValueError(f"navier_stokes.solve: times {list(times)} must be ascending multiples of dt={dt}")

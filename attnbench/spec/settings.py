@@ -34,7 +34,7 @@ DATASETS: dict[str, tuple[str, tuple[int, ...] | None]] = {
     "darcy": ("regression", None),
     "fashion": ("classification", (32, 64, 128)),
     "longrange": ("classification", None),
-    "navier_stokes": ("regression", None),
+    "navier_stokes": ("regression", (8, 16, 32, 64, 128)),  # strides of the 128² solve
 }
 # Suite model names: "mano_paper" is the operator layout under the name the committed results carry.
 MODEL_ALIASES = {"backbone": "backbone", "operator": "operator", "mano_paper": "operator"}

@@ -197,6 +197,8 @@ def test_masked_windows_weigh_nothing_with_and_without_bands():
         (grad_got,) = torch.autograd.grad((got * g).sum(), qkv)
         (grad_expected,) = torch.autograd.grad((expected * g).sum(), qkv)
         assert (grad_got - grad_expected).abs().max().item() < 1e-12
+    with pytest.raises(ValueError, match=r"valid must be \[Ph, Pw\]"):
+        overlapping_window_attention(qkv, 2, 1, count, valid=valid[0])  # a row would broadcast: refused
 
 
 def test_mano_reference_weights_must_match_hyperparameters():

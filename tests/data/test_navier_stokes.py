@@ -62,9 +62,12 @@ def test_grf_is_zero_mean_and_fixed_by_its_seed():
     assert not torch.equal(a, grf(3, 32, torch.Generator().manual_seed(6)))
 
 
-def test_solve_rejects_times_off_the_step():
-    with pytest.raises(ValueError, match="multiples of dt"):
-        solve(torch.zeros(1, 8, 8, dtype=torch.float64), None, 1e-3, [0.0105], 0.01)
+@pytest.mark.parametrize("times,dt,message", [([0.0105], 0.01, "multiples of dt"), ([0.2, 0.1], 0.01, "ascending"),
+                                              ([], 0.01, "non-empty"), ([-0.1], 0.01, ">= 0"), ([0.1], 0.0, "dt > 0")])
+def test_solve_rejects_bad_times_in_one_line(times, dt, message):
+    with pytest.raises(ValueError, match=message) as err:
+        solve(torch.zeros(1, 8, 8, dtype=torch.float64), None, 1e-3, times, dt)
+    assert "\n" not in str(err.value)
 
 
 def test_dataset_strides_one_solution_and_extends_its_cache(monkeypatch):
@@ -76,7 +79,11 @@ def test_dataset_strides_one_solution_and_extends_its_cache(monkeypatch):
     assert torch.equal(first[16][1], first[32][1][:, ::2, ::2])
     assert not torch.equal(first[32][0], first[32][1])  # the flow moved
     monkeypatch.setattr(ns, "CHUNK", 1)  # the third sample alone in its batch
+    solved: list[int] = []
+    original = ns._solve_seeds
+    monkeypatch.setattr(ns, "_solve_seeds", lambda seeds, *a: (solved.extend(seeds), original(seeds, *a))[1])
     more = ns.generate([16, 32], 3, "train", **kw)
+    assert solved == [2]  # only the missing sample
     assert torch.equal(more[32][1][:2], first[32][1])
     alone = ns._solve_seeds([2], 32, 0.05, 0.01)[1].float()
     together = ns._solve_seeds([0, 1, 2], 32, 0.05, 0.01)[1].float()

@@ -236,7 +236,7 @@ def paired_ratios(page: Page, csv: str, num: str, den: str, *targets: str) -> st
         if mine.empty or base.empty:
             continue
         a, b = round_medians(base.iloc[0]["replicate_medians_ms"]), round_medians(mine.iloc[0]["replicate_medians_ms"])
-        per_round = [b[r] / a[r] for r in sorted(set(a) & set(b))]
+        per_round = [b[r] / a[r] for r in sorted(set(a) & set(b)) if a[r] > 0]
         est = paired(a, b)
         goal = goals.get((mode, int(side)), goals.get((mode, None)))
         verdict = "" if goal is None else f"≤ {goal:g} {'✓' if est.value <= goal else '✗'}"
@@ -279,15 +279,15 @@ def case_walls(page: Page, *csvs: str) -> str:
     """Accuracy runs (``csvs``, from the repository root): each training case's wall time per task and mechanism,
     one column per run, with each run's commit."""
     frames = [(csv, page.sources.frame(page.sources.root / csv)) for csv in csvs]
-    cells: dict[tuple[str, str], list[str]] = {}
+    cells: dict[tuple[str, str, str], list[str]] = {}
     for i, (_, df) in enumerate(frames):
         for _, r in df[df["kind"] != "cost"].drop_duplicates(["task", "label", "seed"]).iterrows():
-            key = (r["task"], r["label"])
+            key = (r["task"], r["label"], str(r["seed"]))
             cells.setdefault(key, [""] * len(frames))[i] = (f"{r['case_wall_s']:.0f} s" if r["status"] == "ok"
                                                             else r["status"])
     heads = [f"`{df.iloc[0]['run_id']}` (git {df.iloc[0]['git_sha']})" for _, df in frames]
-    rows = [[task, label, *v] for (task, label), v in sorted(cells.items())]
-    return markdown_table(["task", "attention", *heads], rows)
+    rows = [[task, label, seed, *v] for (task, label, seed), v in sorted(cells.items())]
+    return markdown_table(["task", "attention", "seed", *heads], rows)
 
 
 BLOCKS = {"cost-fwd": cost_fwd, "cost-plot": cost_plot, "cost-exponents": cost_exponents, "claims": claims,
