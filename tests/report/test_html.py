@@ -139,3 +139,24 @@ def test_report_in_a_real_browser(report: Path, tmp_path: Path) -> None:
     assert shot.stat().st_size > 10_000
     assert errors == [], errors
     assert all(u.startswith(("file:", "data:")) for u in requests), [u for u in requests if not u.startswith("d")]
+
+
+def test_a_run_that_never_finished_is_flagged(tmp_path: Path) -> None:
+    """A run whose manifest has no finish time (interrupted) is named in the summary and marked in the provenance
+    table; a finished run beside it is not."""
+    import json
+
+    from attnbench.report.render.html import run_states
+
+    finished = ROOT / "results" / "investigations" / "navier-stokes" / "20261206-172702-5edd56ff809f"
+    unfinished = ROOT / "results" / "reference" / "intel-r-xeon-r-processor-2c" / "20261202-001531-3ca2d84db0d9"
+    assert json.loads((unfinished / "accuracy.json").read_text())["finished"] is None
+    states = run_states([finished / "accuracy.csv", unfinished / "accuracy.csv"])
+    assert states[(unfinished.name, "accuracy")] == "NEVER FINISHED"
+    assert states[(finished.name, "accuracy")].startswith("2026-12-06T17:32")
+    out = tmp_path / "report.html"
+    assert main(["report", str(finished / "accuracy.csv"), str(unfinished / "accuracy.csv"), "-o", str(out)]) == 0
+    html = out.read_text()
+    summary = html[html.index('<section id="summary"'):html.index("</section>")]
+    assert f"Run {unfinished.name} (accuracy) never finished" in summary and finished.name not in summary
+    assert "NEVER FINISHED" in html[html.index("Machines and provenance"):]

@@ -36,6 +36,7 @@ from attnbench.report.analysis.table import Table
 from attnbench.report.render.accuracy_figures import accuracy_figures
 from attnbench.report.render.cost_figures import cost_figures
 from attnbench.report.render.mpl import svg_text
+from attnbench.store.layout import results_files
 
 __all__ = ["build_report"]
 
@@ -115,7 +116,24 @@ def _from_frame(id_: str, title: str, frame: pd.DataFrame, columns: list[tuple[s
     return HtmlTable(id_, title, [h for _, h in columns], rows, note)
 
 
-def _machines(df: pd.DataFrame) -> HtmlTable:
+def run_states(paths: list[str | Path]) -> dict[tuple[str, str], str]:
+    """``(run folder, suite)`` → when its run finished, from the manifest beside each results file: the time, or a
+    flag for a run that never finished (interrupted, or still running: its rows are what it measured so far)."""
+    import json
+
+    states = {}
+    for csv in results_files(paths):
+        manifest = csv.with_suffix(".json")
+        try:
+            finished = json.loads(manifest.read_text(encoding="utf-8")).get("finished")
+        except (OSError, ValueError):
+            states[(csv.parent.name, csv.stem)] = "no manifest"
+            continue
+        states[(csv.parent.name, csv.stem)] = str(finished) if finished else "NEVER FINISHED"
+    return states
+
+
+def _machines(df: pd.DataFrame, states: dict[tuple[str, str], str]) -> HtmlTable:
     rows = []
     for (run, suite), g in df.groupby(["run_id", "suite"], sort=False):
         r = g.iloc[0]
@@ -128,9 +146,11 @@ def _machines(df: pd.DataFrame) -> HtmlTable:
                      (str(r["torch"]), None), (str(r["python"]), None),
                      (", ".join(sorted(set(g["code_version"].astype(str)))), None),
                      (f"{peaks} GFLOP/s{copy}" if roof else "not measured", None), _cell(len(g), "d"),
-                     _cell(float(g["case_wall_s"].sum()) / 60, ".1f")])
+                     _cell(float(g["case_wall_s"].sum()) / 60, ".1f"),
+                     (states.get((str(run), str(suite)), "unknown"), None)])
     return HtmlTable("machines", "Machines and provenance", ["run", "suite", "machine", "device", "CPU", "threads",
-                     "dtype", "TF32", "torch", "python", "code version", "roofline", "rows", "case time [min]"], rows,
+                     "dtype", "TF32", "torch", "python", "code version", "roofline", "rows", "case time [min]",
+                     "finished"], rows,
                      "one row per run and suite; the code version is the git commit (with a dirty-tree suffix for "
                      "uncommitted code)")
 
@@ -216,8 +236,12 @@ def build_report(paths: list[str | Path], out: str | Path, reference: list[str |
 
     df = load_frame(paths)
     # The answer first: the opening section summarises what the sections after it show in detail.
-    summary = Section("summary", "Summary", tables=[_from_table(t, "summary")
-                                                    for t in summary_tables(df, min_tokens, baseline)])
+    states = run_states(paths)
+    unfinished = [f"Run {run} ({suite}) never finished: its manifest records no finish time, so its rows are what it "
+                  "measured before it was interrupted (or so far), not the whole suite."
+                  for (run, suite), state in sorted(states.items()) if state == "NEVER FINISHED"]
+    tables = [_from_table(t, "summary") for t in summary_tables(df, min_tokens, baseline)]
+    summary = Section("summary", "Summary", notes=unfinished, tables=tables)
     sections = [summary]
     for suite, g in df.groupby("suite", sort=False):
         if (g["kind"] == "cost").any():
@@ -236,7 +260,7 @@ def build_report(paths: list[str | Path], out: str | Path, reference: list[str |
         title=f"attnbench report: {', '.join(map(str, df['suite'].unique()))}",
         generated=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), command=command,
         sources=[str(p) for p in paths], reference=", ".join(map(str, reference or [])),
-        machines=_machines(df), sections=sections, rows=_all_rows(df))
+        machines=_machines(df, states), sections=sections, rows=_all_rows(df))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")  # never leave a half-written report behind
