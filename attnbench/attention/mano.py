@@ -16,8 +16,8 @@ from attnbench.attention.packed_windows import (
     PACKED_MAX_TOKENS,
     LevelCanvas,
     LevelPlan,
-    coverage,
     level_canvas,
+    level_coverage,
     level_plan,
     packed_window_attention,
 )
@@ -218,11 +218,8 @@ class MultipoleAttention(GridAttention):
 
     def _count(self, h: int, w: int, x: torch.Tensor) -> torch.Tensor:
         """``[h, w, 1]``: how many windows cover each token of an ``h × w`` level."""
-        def count() -> torch.Tensor:
-            ch, cw = coverage(h, self.window, self.stride), coverage(w, self.window, self.stride)
-            return (ch[:, None] * cw[None, :]).to(device=x.device, dtype=x.dtype)[..., None]
-
-        return self._constant(("count", h, w, x.device, x.dtype), count)
+        return self._constant(("count", h, w, x.device, x.dtype), lambda: torch.tensor(
+            level_coverage(h, w, self.window, self.stride), device=x.device, dtype=x.dtype)[..., None])
 
     def _plan(self, batch: int, shapes: list[tuple[int, int]], x: torch.Tensor) -> LevelPlan:
         """The :class:`~attnbench.attention.packed_windows.LevelPlan` of levels ``shapes`` at ``batch`` entries."""
@@ -234,11 +231,10 @@ class MultipoleAttention(GridAttention):
         return self._constant(("canvas", tuple(shapes), x.device, x.dtype),
                               lambda: level_canvas(shapes, self.window, self.stride, x.device, x.dtype))
 
-    def _packed_levels(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """``W`` on every level at once (the ``packed`` path): ``x [B, H, W, C]`` → the levels' outputs
-        ``[B, h_l, w_l, C]``, finest first."""
-        B, H, W, C = x.shape
-        shapes = self.level_shapes(H, W)
+    def _packed_levels(self, x: torch.Tensor, shapes: list[tuple[int, int]]) -> list[torch.Tensor]:
+        """``W`` on every level at once (the ``packed`` path): ``x [B, H, W, C]`` with levels ``shapes`` → the
+        levels' outputs ``[B, h_l, w_l, C]``, finest first."""
+        B, _, _, C = x.shape
         tokens = torch.cat([level.reshape(B, -1, C) for level in self._restrict(x, len(shapes))], dim=1)  # B, T, C
         # Channel-first qkv [3·inner, B·T] straight from the matmul, the layout the kernel wants.
         qkv = torch.mm(self.to_qkv.weight, self.norm2(self.norm1(tokens.view(-1, C))).t())
@@ -247,12 +243,12 @@ class MultipoleAttention(GridAttention):
         out = self.out_drop(self.to_out(out.t())).view(B, -1, C)  # B, T, C
         return [t.reshape(B, h, w, -1) for t, (h, w) in zip(out.split([h * w for h, w in shapes], dim=1), shapes)]
 
-    def _canvas_levels(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """``W`` on every level at once (the ``canvas`` path): ``x [B, H, W, C]`` → the levels' outputs
-        ``[B, h_l, w_l, C]`` (views of one output canvas), finest first."""
-        B, H, W, C = x.shape
-        canvas = self._canvas(self.level_shapes(H, W), x)
-        cells = canvas.place(self._restrict(x, len(canvas.shapes))).view(-1, C)  # B·height·width, C
+    def _canvas_levels(self, x: torch.Tensor, shapes: list[tuple[int, int]]) -> list[torch.Tensor]:
+        """``W`` on every level at once (the ``canvas`` path): ``x [B, H, W, C]`` with levels ``shapes`` → the
+        levels' outputs ``[B, h_l, w_l, C]`` (views of one output canvas), finest first."""
+        B, _, _, C = x.shape
+        canvas = self._canvas(shapes, x)
+        cells = canvas.place(self._restrict(x, len(shapes))).view(-1, C)  # B·height·width, C
         # Channel-first qkv [3, heads, d, B, height, width] straight from the matmul (no transpose copy).
         qkv = torch.mm(self.to_qkv.weight, self.norm2(self.norm1(cells)).t())
         qkv = qkv.view(3, self.heads, self.dim_head, B, canvas.height, canvas.width)
@@ -326,11 +322,10 @@ class MultipoleAttention(GridAttention):
             self._supported.add(key)
         path = self.path_for(B * H * W)
         small = path in ("packed", "canvas")  # calls where operator overhead, not arithmetic, sets the time
+        shapes = self.level_shapes(H, W)
         if small:
-            outs = self._packed_levels(x) if path == "packed" else self._canvas_levels(x)
-            shapes = [(int(o.shape[1]), int(o.shape[2])) for o in outs]
+            outs = self._packed_levels(x, shapes) if path == "packed" else self._canvas_levels(x, shapes)
         else:
-            shapes = self.level_shapes(H, W)
             outs = [self.window_attention(x, path)]
             for _ in shapes[1:]:
                 x = self._down(x)

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["CANVAS_MAX_TOKENS", "PACKED_MAX_TOKENS", "LevelCanvas", "LevelPlan", "coverage", "level_canvas",
-           "level_plan", "packed_window_attention", "window_starts"]
+           "level_coverage", "level_plan", "packed_window_attention", "window_starts"]
 
 # Most tokens in a call (B·H·W) each formulation runs by default (mano's ``path = "auto"``): packed up to
 # PACKED_MAX_TOKENS, the canvas up to CANVAS_MAX_TOKENS, the per-level shifted path above. Where they cross on the
@@ -47,9 +47,16 @@ def coverage(size: int, window: int, stride: int) -> torch.Tensor:
     return torch.tensor(_coverage(size, window, stride), dtype=torch.float32)
 
 
+def level_coverage(height: int, width: int, window: int, stride: int) -> list[list[int]]:
+    """How many of a ``height × width`` level's own windows cover each of its cells, row by row.
+
+    Plain Python, made a tensor once by the callers: under torch.compile, slice updates would trace into hundreds of
+    tiny graph operations (minutes of code generation) and ``.tolist()`` or ``bincount`` break the graph."""
+    rows, cols = _coverage(height, window, stride), _coverage(width, window, stride)
+    return [[a * b for b in cols] for a in rows]
+
+
 def _coverage(size: int, window: int, stride: int) -> list[int]:
-    # Plain Python, made a tensor once by the callers: under torch.compile, a loop of slice updates would trace into
-    # hundreds of tiny graph operations (minutes of code generation) and .tolist() into a graph break.
     count = [0] * size
     for start in window_starts(size, window, stride):
         for i in range(start, start + window):
@@ -61,14 +68,10 @@ def _coverage(size: int, window: int, stride: int) -> list[int]:
 class LevelPlan:
     """Everything about a grid's levels at one batch size that does not depend on the input's values, built once.
 
-    ``shapes``: the levels' ``(h, w)``, finest first; ``sizes``: their token counts (``T`` in all); ``batch``: B;
-    ``slots``: k²;
-    ``index [k²·B·P]``: for every in-window slot (outermost), every batch entry and every window of every level
-    (``P`` windows per entry), the token's column in the ``B·T`` tokens of all levels (entry-major, levels
-    concatenated finest first); ``count [T]``: how many windows cover each token."""
+    ``batch``: B; ``slots``: k²; ``index [k²·B·P]``: for every in-window slot (outermost), every batch entry and
+    every window of every level (``P`` windows per entry), the token's column in the ``B·T`` tokens of all levels
+    (entry-major, levels concatenated finest first); ``count [T]``: how many windows cover each token."""
 
-    shapes: tuple[tuple[int, int], ...]
-    sizes: tuple[int, ...]
     batch: int
     slots: int
     index: torch.Tensor
@@ -89,11 +92,10 @@ def level_plan(shapes: list[tuple[int, int]], window: int, stride: int, batch: i
         cols = torch.arange(0, w - k + 1, s)[None, :, None, None] + side[None, None, None, :]  # 1, Pw, 1, k
         windows.append((offset + rows * w + cols).reshape(-1, k * k))  # Ph·Pw, k²
     per_entry = torch.cat(windows).t()  # k², P
-    # Each token is covered by its own level's windows only (a constant list: no bincount under torch.compile).
-    count = torch.tensor([a * b for h, w in shapes for a in _coverage(h, k, s) for b in _coverage(w, k, s)],
-                         dtype=dtype)
+    # Each token is covered by its own level's windows only.
+    count = torch.tensor([c for h, w in shapes for row in level_coverage(h, w, k, s) for c in row], dtype=dtype)
     index = per_entry[:, None, :] + sum(sizes) * torch.arange(batch)[None, :, None]  # k², B, P
-    return LevelPlan(tuple(shapes), sizes, batch, k * k, index.reshape(-1).to(device), count.to(device))
+    return LevelPlan(batch, k * k, index.reshape(-1).to(device), count.to(device))
 
 
 def packed_window_attention(qkv: torch.Tensor, plan: LevelPlan, heads: int, dim_head: int,
@@ -125,10 +127,10 @@ class LevelCanvas:
     Windows that are not wholly inside one level are masked out (``valid``), so no window mixes two levels and the
     unused cells are never attended to.
 
-    ``shapes``: as :class:`LevelPlan`; ``offsets``: each level's top-left cell; ``height``, ``width``: the
-    canvas; ``valid [Ph, Pw]``: 1 for the window
-    positions wholly inside a level; ``count [height, width]``: how many valid windows cover each cell (1 on unused
-    cells, whose outputs are never read)."""
+    ``shapes``: the levels' ``(h, w)``, finest first; ``offsets``: each level's top-left cell; ``height``,
+    ``width``: the canvas; ``valid [Ph, Pw]``: 1 for the window positions wholly inside a level;
+    ``count [height, width]``: how many valid windows cover each cell (1 on unused cells, whose outputs are never
+    read)."""
 
     shapes: tuple[tuple[int, int], ...]
     offsets: tuple[tuple[int, int], ...]
@@ -170,10 +172,9 @@ def level_canvas(shapes: list[tuple[int, int]], window: int, stride: int, device
     valid = [[0.0] * ((width - k) // s + 1) for _ in range((height - k) // s + 1)]
     count = [[1.0] * width for _ in range(height)]  # 1 outside every level: those cells' outputs are never read
     for (oy, ox), (h, w) in zip(offsets, shapes):
-        rows, cols = _coverage(h, k, s), _coverage(w, k, s)
         for i in range((h - k) // s + 1):
             valid[oy // s + i][ox // s : ox // s + (w - k) // s + 1] = [1.0] * ((w - k) // s + 1)
-        for i in range(h):  # valid windows cover a level's cells as the level's own windows do
-            count[oy + i][ox : ox + w] = [rows[i] * c for c in cols]
+        for i, row in enumerate(level_coverage(h, w, k, s)):  # valid windows cover a level as its own windows do
+            count[oy + i][ox : ox + w] = [float(c) for c in row]
     return LevelCanvas(tuple(shapes), tuple(offsets), height, width, torch.tensor(valid, device=device, dtype=dtype),
                        torch.tensor(count, device=device, dtype=dtype))

@@ -138,24 +138,18 @@ def prepare_data(settings: TaskSettings, train_res: int, seen: set[tuple[Any, ..
     """Generate or fetch what one training run will read (progress bars on), skipping what ``seen`` already holds."""
     from attnbench.data import DatasetUnavailable
 
-    if settings.dataset == "darcy":
+    if settings.dataset in ("darcy", "navier_stokes"):  # solved here: generate each split at its grids once
+        from attnbench.data import darcy, navier_stokes
+
         for split, n, grids in (("train", settings.n_train, (train_res,)),
                                 ("test", settings.n_test, tuple(settings.eval_res))):
-            key = (split, n, grids, settings.fine)
+            key = (settings.dataset, split, n, grids, settings.fine)
             if key not in seen:
                 seen.add(key)
-                from attnbench.data import darcy
-
-                darcy.generate(list(grids), n, split, fine=settings.fine)
-    elif settings.dataset == "navier_stokes":
-        for split, n, grids in (("train", settings.n_train, (train_res,)),
-                                ("test", settings.n_test, tuple(settings.eval_res))):
-            ns_key = ("navier_stokes", split, n, grids)
-            if ns_key not in seen:
-                seen.add(ns_key)
-                from attnbench.data import navier_stokes
-
-                navier_stokes.generate(list(grids), n, split)
+                if settings.dataset == "darcy":
+                    darcy.generate(list(grids), n, split, fine=settings.fine)
+                else:
+                    navier_stokes.generate(list(grids), n, split)
     elif settings.dataset == "neuralop" and ("neuralop",) not in seen:
         seen.add(("neuralop",))
         try:

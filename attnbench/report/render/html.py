@@ -36,7 +36,7 @@ from attnbench.report.analysis.table import Table
 from attnbench.report.render.accuracy_figures import accuracy_figures
 from attnbench.report.render.cost_figures import cost_figures
 from attnbench.report.render.mpl import svg_text
-from attnbench.store.layout import results_files
+from attnbench.store.layout import manifest_path, results_files
 
 __all__ = ["build_report"]
 
@@ -123,7 +123,7 @@ def run_states(paths: list[str | Path]) -> dict[tuple[str, str], str]:
 
     states = {}
     for csv in results_files(paths):
-        manifest = csv.with_suffix(".json")
+        manifest = manifest_path(csv.parent, csv.stem)
         try:
             finished = json.loads(manifest.read_text(encoding="utf-8")).get("finished")
         except (OSError, ValueError):
