@@ -121,24 +121,30 @@ def train_stats() -> tuple[float, float]:
     return _stats_for(find_files()["train-images-idx3-ubyte"])
 
 
-def _balanced_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+def _balanced_subset(labels: np.ndarray, n: int, seed: int, after: int = 0) -> np.ndarray:
     """Indices of n samples, n // C per class (the first n % C classes get one more), in dataset order.
 
-    Each class's order is one seeded permutation, so a smaller n gives a subset of a larger one.
+    Each class's order is one seeded permutation, so a smaller n gives a subset of a larger one. ``after``: skip
+    the picks a subset of that size takes first, so the result is disjoint from it (a validation split beside a
+    training subset of the same seed).
     """
     classes = np.unique(labels)
     rng = np.random.default_rng(seed)
     picks = []
     for c_idx, c in enumerate(classes):
-        k = n // len(classes) + (1 if c_idx < n % len(classes) else 0)
+        def count(total: int, c_idx: int = c_idx) -> int:
+            return total // len(classes) + (1 if c_idx < total % len(classes) else 0)
+        start, k = count(after), count(n)
         members = np.flatnonzero(labels == c)
-        if k > len(members):
-            raise ValueError(f"n={n} needs {k} samples of class {c}, only {len(members)} available")
-        picks.append(members[rng.permutation(len(members))[:k]])
+        if start + k > len(members):
+            raise ValueError(f"n={n} after {after} needs {start + k} samples of class {c}, only {len(members)} "
+                             "available")
+        picks.append(members[rng.permutation(len(members))[start:start + k]])
     return np.sort(np.concatenate(picks))
 
 
-def load(split: str, resolution: int, n: int | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def load(split: str, resolution: int, n: int | None = None, seed: int = 0,
+         after: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Fashion-MNIST images and labels at one resolution.
 
     Args:
@@ -146,6 +152,7 @@ def load(split: str, resolution: int, n: int | None = None, seed: int = 0) -> tu
         resolution: 32, 64 or 128.
         n: If given, a class-balanced subset of n samples chosen with ``seed``; None = the whole split.
         seed: Seed of the subset choice.
+        after: With ``n``: skip the samples a subset of ``after`` samples of this seed holds (disjoint from it).
 
     Returns:
         (images float32 [n, 1, res, res], normalised; labels int64 [n]). The full train split at 128² is 3.9 GB.
@@ -157,7 +164,7 @@ def load(split: str, resolution: int, n: int | None = None, seed: int = 0) -> tu
     files = find_files()
     images, labels = _read_split(files, split)
     if n is not None:
-        idx = _balanced_subset(labels, n, seed)
+        idx = _balanced_subset(labels, n, seed, after)
         images, labels = images[idx], labels[idx]
     mean, std = _stats_for(files["train-images-idx3-ubyte"])
 

@@ -213,10 +213,10 @@ def run_suite(suite: Suite, root: str | Path = "results", run_id: str | None = N
                                       + (f" ({outcome['reason']})" if outcome.get("reason") else ""),
                                       soft_wrap=True, markup=False, highlight=False)  # "[compiled]" is text
 
-                for cases in rounds:
+                def run_round(cases: list[Case]) -> None:
                     todo = [c for c in cases if not set(c.row_keys) <= done]
                     if not todo:
-                        continue
+                        return
                     position = {c.key: i for i, c in enumerate(cases, 1)}
                     extra: dict[str, Any] = {}
                     if suite.replicates > 1:  # the machine's own speed, once per round, where the cases run
@@ -242,6 +242,28 @@ def run_suite(suite: Suite, root: str | Path = "results", run_id: str | None = N
                         record(case, outcome, where, {**extra, "cpu_steal_pct": steal,
                                                       **({"round_position": position[case.key]}
                                                          if case.replicate else {})})
+
+                for cases in rounds:
+                    # A case that depends on others' results (a learning rate chosen on validation) waits until
+                    # they are recorded; it then runs as the case it resolves to.
+                    waiting: list[Case] = cases
+                    while waiting:
+                        ready, later = [], []
+                        for case in waiting:
+                            resolved = case.resolve(rf.rows)
+                            if resolved is None:
+                                later.append(case)
+                            elif isinstance(resolved, str):  # it can never run: recorded, with the reason
+                                record(case, {"status": Status.SKIPPED, "reason": resolved}, {}, {})
+                            else:
+                                ready.append(resolved)
+                        if not ready and later:  # what they wait for is not in this run: nothing will come
+                            for case in later:
+                                record(case, {"status": Status.SKIPPED,
+                                              "reason": "waits for cases this run does not hold"}, {}, {})
+                            break
+                        run_round(ready)
+                        waiting = later
             report.rows = rf.rows
         manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         _write_json(manifest_path, manifest)

@@ -109,6 +109,12 @@ class Case:
         return (f"{self.suite}: {self.label} {self.mode} {self.height}x{self.width}" + (" compiled" * self.compile)
                 + (f" r{self.replicate}" if self.replicate else ""))
 
+    def resolve(self, rows: Sequence[dict[str, Any]]) -> Case | str | None:
+        """The case to run, given the run's rows so far: itself (the default), another case it stands for once
+        what it depends on is recorded (a training case whose learning rate is chosen on validation), None while
+        that is still missing, or the reason it can never run."""
+        return self
+
     @classmethod
     def prepare(cls, cases: Sequence[Case]) -> None:
         """Work done once in the parent before a sweep of these cases (e.g. generating datasets); default none."""

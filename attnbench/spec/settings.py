@@ -92,6 +92,17 @@ def _compile_axis(c: Checker, where: str, value: Any) -> tuple[bool, ...]:
     return tuple(c.bool_(f"{where}[{i}]", v) for i, v in enumerate(values))
 
 
+def _lr_grid(c: Checker, where: str, value: Any) -> tuple[float, ...]:
+    """Learning rates to choose from on the validation split: distinct positive numbers, at least two."""
+    value = list(value) if isinstance(value, tuple) else value  # a suite default, checked once already
+    grid = tuple(c.float_(f"{where}[{i}]", v, True) for i, v in enumerate(c.list_(where, value, False)))
+    if len(set(grid)) != len(grid):
+        raise c.fail(where, f"duplicate learning rate in {list(grid)!r}")
+    if len(grid) == 1:
+        raise c.fail(where, f"one learning rate {grid[0]:g} is no grid; give two or more, or set lr instead")
+    return tuple(sorted(grid))
+
+
 def _model_kwargs(c: Checker, where: str, value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise c.fail(where, f"expected a table, got {value!r}")
@@ -174,6 +185,9 @@ class Recipe(LayerSize):
     dropout: float = setting(0.0, number(positive=False))
     batch: int = setting(16, integer(1))
     lr: float = setting(1e-3, number())
+    # The tuning protocol (issue 24): every mechanism trains at each of these learning rates at the first seed,
+    # and the other seeds train at the one with the best validation metric (empty: every seed trains at ``lr``).
+    lr_grid: tuple[float, ...] = setting((), _lr_grid)
     weight_decay: float = setting(1e-4, number(positive=False))
     epochs: int = setting(10, integer(1))
     patch: int = setting(1, integer(1))
@@ -192,6 +206,9 @@ class TaskOptions:
     eval_res: tuple[int, ...] = setting((), None)
     n_train: int = setting(1000, integer(1))
     n_test: int = setting(200, integer(1))
+    # Validation samples, drawn from the training distribution and disjoint from the training and test sets:
+    # the learning rate of a tuned task is chosen on them (0: no validation split).
+    n_val: int = setting(0, integer(0))
     fine: int = setting(257, integer(3))
     eval_batch: int = setting(16, integer(1))
     curve_every: int = setting(0, integer(0))

@@ -24,11 +24,20 @@ Example::
 
     [[attentions]]
     name = "mano"
+
+The tuning protocol (issue 24): a task with ``n_val`` validation samples and an ``lr_grid`` trains every attention
+at each learning rate of the grid at its first seed; every other seed trains at the learning rate whose first-seed
+model scored best on the validation split (never on the test set). Those later cases wait, in the run, until the
+grid's cases have finished (:meth:`TrainCase.resolve`). A task may set its own ``seeds``, and
+``more_seeds = { attentions = [...], seeds = [...] }`` adds seeds for some of its attentions (the core
+mechanisms get five seeds where the rest get three).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -60,7 +69,7 @@ __all__ = ["DATASETS", "MODEL_ALIASES", "TrainCase", "load_training_suite"]
 SUITE_KEYS = COMMON_KEYS | {"seeds", "tasks"} | keys_of(Recipe)
 # A task's own keys besides its options and its overrides of the suite's recipe: its name, the grid it trains at
 # and the attention labels it trains (default: all of the suite's).
-TASK_KEYS = {"name", "train_res", "attentions"} | keys_of(Recipe, TaskOptions)
+TASK_KEYS = {"name", "train_res", "attentions", "seeds", "more_seeds"} | keys_of(Recipe, TaskOptions)
 
 
 def load_training_suite(raw: dict[str, Any], c: Checker) -> Suite:
@@ -68,9 +77,7 @@ def load_training_suite(raw: dict[str, Any], c: Checker) -> Suite:
     c.unknown_keys("", raw, SUITE_KEYS)
     cfg = common_config(c, raw)
     run = read(RunSettings, c, raw)  # once: importing the suite's plugins registers the attentions named below
-    seeds = tuple(c.int_(f"seeds[{i}]", s, 0) for i, s in enumerate(c.list_("seeds", raw.get("seeds", [0]))))
-    if len(set(seeds)) != len(seeds):
-        raise c.fail("seeds", f"duplicate seed in {list(seeds)!r}")
+    seeds = _seeds(c, "seeds", raw.get("seeds", [0]))
     recipe = read(Recipe, c, raw)
     specs = attention_specs(c, raw, cfg.dim, cfg.heads, (16, 16))
     device = resolve_device_for(c, cfg.device)
@@ -79,12 +86,51 @@ def load_training_suite(raw: dict[str, Any], c: Checker) -> Suite:
     names: set[str] = set()
     for i, task in enumerate(c.list_("tasks", raw.get("tasks"))):
         name, train_res, settings, runs = _task(c, i, task, recipe, run, specs, names)
-        for seed in seeds:
+        task_seeds = _seeds(c, f"tasks[{i}].seeds", task["seeds"]) if "seeds" in task else seeds
+        extra = _more_seeds(c, f"tasks[{i}].more_seeds", task.get("more_seeds"), [r[0] for r in runs], task_seeds)
+        grid = settings.lr_grid
+        for seed in sorted({*task_seeds, *(s for ss in extra.values() for s in ss)}):
             for label, attention, kwargs in runs:  # the case's batch, dim and heads are the task's recipe
-                cases.append(TrainCase(cfg.name, label, attention, kwargs, "train", train_res, train_res,
-                                       settings.batch, settings.dim, settings.heads, cfg.dtype, device, threads,
-                                       False, cfg.tf32, settings, task=name, seed=seed))
+                if seed not in task_seeds and seed not in extra.get(label, ()):
+                    continue
+                base = TrainCase(cfg.name, label, attention, kwargs, "train", train_res, train_res, settings.batch,
+                                 settings.dim, settings.heads, cfg.dtype, device, threads, False, cfg.tf32, settings,
+                                 task=name, seed=seed)
+                if not grid:
+                    cases.append(base)
+                elif seed == task_seeds[0]:  # the tuning seed: one case per learning rate of the grid
+                    cases.extend(base.at_lr(lr) for lr in grid)
+                else:  # trains at the learning rate the tuning seed chooses on validation (resolved in the run)
+                    cases.append(dataclasses.replace(base, tune_from=grid, tune_seed=task_seeds[0]))
     return Suite(c.path, cfg.name, "accuracy", cfg.description, cfg.expected_duration, device, specs, tuple(cases))
+
+
+def _seeds(c: Checker, where: str, value: Any) -> tuple[int, ...]:
+    seeds = tuple(c.int_(f"{where}[{i}]", s, 0) for i, s in enumerate(c.list_(where, value)))
+    if len(set(seeds)) != len(seeds):
+        raise c.fail(where, f"duplicate seed in {list(seeds)!r}")
+    return seeds
+
+
+def _more_seeds(c: Checker, where: str, value: Any, labels: list[str], seeds: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+    """``more_seeds = { attentions = [labels], seeds = [...] }``: label → the seeds it adds to the task's."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise c.fail(where, f"expected a table {{ attentions = [...], seeds = [...] }}, got {value!r}")
+    c.unknown_keys(where, value, {"attentions", "seeds"})
+    for key in ("attentions", "seeds"):
+        if key not in value:
+            raise c.fail(f"{where}.{key}", "missing")
+    more = _seeds(c, f"{where}.seeds", value["seeds"])
+    if set(more) & set(seeds):
+        raise c.fail(f"{where}.seeds", f"seeds {sorted(set(more) & set(seeds))} are already the task's seeds")
+    out = {}
+    for j, label in enumerate(c.list_(f"{where}.attentions", value["attentions"])):
+        if label not in labels:
+            raise c.fail(f"{where}.attentions[{j}]", f"{label!r} is not one of the task's attentions: {', '.join(labels)}")
+        out[label] = more
+    return out
 
 
 def _task(c: Checker, i: int, task: Any, recipe: dict[str, Any], run: dict[str, Any], specs: tuple[AttentionSpec, ...],
@@ -113,6 +159,7 @@ def _task(c: Checker, i: int, task: Any, recipe: dict[str, Any], run: dict[str, 
         eval_res.insert(0, train_res)
     # The task's overrides keep their TOML values as written (see checker.read): the config id hashes them.
     opts = read(Recipe, c, task, f"{where}.", defaults=recipe, coerce=False)
+    opts["lr_grid"] = tuple(sorted(float(v) for v in opts["lr_grid"]))  # checked above; as numbers, in order
     for r in eval_res:
         if r % opts["patch"]:
             raise c.fail(f"{where}.eval_res", f"grid {r} is not a multiple of patch {opts['patch']}")
@@ -134,9 +181,18 @@ def _task(c: Checker, i: int, task: Any, recipe: dict[str, Any], run: dict[str, 
             if spec is None:
                 raise c.fail(f"{where}.attentions[{j}]", f"unknown label {label!r}; defined: {', '.join(labels)}")
             runs.append((spec.label, spec.name, spec.kwargs))
+    if opts["lr_grid"] and not options["n_val"]:
+        raise c.fail(f"{where}.lr_grid", "needs n_val > 0: the learning rate is chosen on the validation split")
     settings = TrainingSettings(**run, **opts, **options, dataset=dataset, eval_res=tuple(eval_res), problem=problem,
                                 model=MODEL_ALIASES[model], model_name=model)
     return name, train_res, settings, runs
+
+
+def _float(text: Any) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 @dataclass(frozen=True)
@@ -146,6 +202,10 @@ class TrainCase(Case):
     settings: TrainingSettings = field(default_factory=TrainingSettings)
     task: str = ""
     seed: int | None = None
+    # Pending: the learning rate is the one of this grid whose model at ``tune_seed`` scored best on validation
+    # (empty: ``settings.lr`` is the learning rate).
+    tune_from: tuple[float, ...] = ()
+    tune_seed: int | None = None
 
     kind: ClassVar[str] = "accuracy"
     CONFIG_SETTINGS: ClassVar[tuple[str, ...]] = (
@@ -157,13 +217,43 @@ class TrainCase(Case):
         """As :meth:`Case.config`; ``curve_every`` joins only when set, so cases without a test curve keep the
         identity they had before curves existed (their seeds still group with older runs' seeds)."""
         config = super().config()
-        if self.settings.curve_every:
-            config["curve_every"] = self.settings.curve_every
+        for name in ("curve_every", "n_val", "lr_grid"):  # likewise: only when set
+            if getattr(self.settings, name):
+                config[name] = getattr(self.settings, name)
         return config
 
     @property
     def key(self) -> str:
+        if self.tune_from:  # no learning rate yet: the key names the grid and the seed that chooses from it
+            grid = ",".join(f"{lr:g}" for lr in self.tune_from)
+            return f"{self.task}|seed{self.seed}|lr chosen at seed{self.tune_seed} from {grid}|{super().key}"
         return f"{self.task}|seed{self.seed}|{super().key}"
+
+    def at_lr(self, lr: float) -> TrainCase:
+        """This case at learning rate ``lr`` (no longer pending)."""
+        return dataclasses.replace(self, settings=dataclasses.replace(self.settings, lr=lr), tune_from=(),
+                                   tune_seed=None)
+
+    def resolve(self, rows: Sequence[dict[str, Any]]) -> TrainCase | str | None:
+        """A pending case with its learning rate chosen from ``rows`` (the run's rows so far): the grid value whose
+        case at the tuning seed has the best validation metric. ``None`` while a grid case has no row yet; a
+        string (the reason) when none of them trained. A case that is not pending is returned as it is."""
+        if not self.tune_from:
+            return self
+        by_key = {r["case_key"]: r for r in rows}
+        scores = {}
+        for lr in self.tune_from:
+            tuner = dataclasses.replace(self.at_lr(lr), seed=self.tune_seed)
+            row = by_key.get(f"{tuner.key}|eval{self.height}")  # the row at the training grid
+            if row is None:
+                return None
+            value = _float(row.get("val_value"))
+            if row.get("status") == Status.OK and math.isfinite(value):
+                scores[lr] = value if row.get("metric") == "rel_l2" else -value  # lower is better
+        if not scores:
+            return (f"no learning rate of {list(self.tune_from)} trained at seed {self.tune_seed}, so none was "
+                    "chosen")
+        return self.at_lr(min(scores, key=lambda lr: (scores[lr], lr)))  # a tie goes to the smaller rate
 
     @property
     def row_keys(self) -> list[str]:
@@ -180,7 +270,10 @@ class TrainCase(Case):
 
     @property
     def description(self) -> str:
-        return f"{self.suite}: {self.task} {self.label} {self.mode} {self.height}x{self.width}"
+        lr = (f"lr chosen at seed {self.tune_seed}" if self.tune_from else f"lr {self.settings.lr:g}"
+              if self.settings.lr_grid else "")
+        return (f"{self.suite}: {self.task} {self.label} {self.mode} {self.height}x{self.width}"
+                + (f" seed {self.seed} {lr}" if lr else ""))
 
     def identity(self) -> dict[str, Any]:
         return {**super().identity(), "task": self.task, "seed": self.seed}
@@ -232,6 +325,7 @@ class TrainCase(Case):
         import torch
 
         from attnbench.measure.memory import read_peak, start_peak
+        from attnbench.measure.provenance import load_average
         from attnbench.training.loop import evaluate, model_reasons, train_model, window_ratio
         from attnbench.training.tasks import Normaliser, load_task
 
@@ -243,14 +337,23 @@ class TrainCase(Case):
         params = sum(p.numel() for p in model.parameters())
         norm = (Normaliser(data.train[0]), Normaliser(data.train[1])) if data.problem == "regression" else None
         base = start_peak(self.device)
+        load_start = load_average()
         train_s, final_loss, curve = train_model(model, data, self, progress, norm)
+        load_end = load_average()  # the load while training: other work on the machine inflates train_s
         peak = read_peak(self.device, base)
+        validation = {}
+        if data.val is not None:
+            progress("evaluating on the validation split")
+            validation = {"n_val": data.val[0].shape[0],
+                          "val_value": evaluate(model, data, self.height, self, norm, split="val")["value"]}
         impl = {"dataset": s.dataset, "model": s.model_name, "depth": s.depth, "stem": s.stem,
                 **({"classes": data.classes} if data.problem == "classification" else {}),
-                "batch": s.batch, "lr": s.lr, **({"model_kwargs": s.model_kwargs} if s.model_kwargs else {})}
+                "batch": s.batch, "lr": s.lr, **({"lr_grid": list(s.lr_grid)} if s.lr_grid else {}),
+                **({"model_kwargs": s.model_kwargs} if s.model_kwargs else {})}
         common = {"impl": json.dumps(impl, sort_keys=True), "params": params, "n_train": data.train[0].shape[0],
                   "epochs": s.epochs, "train_s": train_s, "final_loss": final_loss,
-                  "curve": json.dumps(curve, separators=(",", ":")),
+                  "curve": json.dumps(curve, separators=(",", ":")), "load_start": load_start,
+                  "load_end": load_end, **validation,
                   "peak_mib": peak.peak_bytes / 2**20 if peak else None, "mem_kind": peak.kind if peak else "",
                   "train_res": self.height, "patch": s.patch, "status": Status.OK}
         rows = []

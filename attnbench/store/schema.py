@@ -15,7 +15,7 @@ from attnbench.store.status import Status
 __all__ = ["COLUMNS", "NUMERIC", "SCHEMA", "SCHEMA_VERSION", "Column", "columns_markdown", "format_value",
            "series_label"]
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,8 @@ SCHEMA: tuple[Column, ...] = (
         time_ms_ci_hi:float:ms, upper end; time_n:int:number of timing blocks; time_calls_per_block:int;
         time_samples_ms:json:every block's per-call time, ms (asv keeps its samples too);
         minor_faults_per_call:float:page faults (minor) per call while timing — fresh pages the allocator had
-        to map; load_start:float:1-min load average when the case started; load_end:float:when it ended;
+        to map; load_start:float:1-min load average when the case started (accuracy: when training started);
+        load_end:float:when it ended (accuracy: when training ended);
         flops:int:FLOPs of one call from the mechanism's formula (matmul-like work, fwd_bwd with the backward);
         bytes:int:minimum memory traffic of one call, from the mechanism's formula;
         gflops_per_s:float:flops / median time; gbytes_per_s:float:bytes / median time;
@@ -71,7 +72,9 @@ SCHEMA: tuple[Column, ...] = (
     *_cols("accuracy", """
         metric:str:rel_l2|top1; value:float; rel_l2:float; rel_mse:float; top1:float; train_res:int; eval_res:int;
         token_height:int; token_width:int; patch:int; window_ratio:float:what one layer reaches / token grid side;
-        n_train:int; n_test:int; epochs:int; train_s:float:s, training wall time (curve evaluations left out);
+        n_train:int; n_test:int; n_val:int:validation samples (training distribution, disjoint from train and
+        test); val_value:float:the metric on the validation split at the training grid — what a tuned task's
+        learning rate is chosen on; epochs:int; train_s:float:s, training wall time (curve evaluations left out);
         final_loss:float:mean training loss of the last epoch; curve:json:loss curve — train_loss per epoch, and
         test_value of test_metric at the training grid after every curve_every-th epoch (test_epoch)"""),
     *_cols("replication", """

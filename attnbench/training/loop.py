@@ -84,11 +84,13 @@ def train_model(model: nn.Module, data: TaskData, run: TrainingRun, progress: Ca
                 norm: tuple[Normaliser, Normaliser] | None) -> tuple[float, float, dict[str, Any]]:
     """Train in place; returns (wall seconds without curve evaluations, mean loss of the last epoch, loss curve).
 
-    The curve is ``{"train_loss": [per epoch], "test_epoch": [...], "test_value": [...], "test_metric": str}``
-    (the test lists empty unless ``curve_every`` > 0)."""
+    The curve is ``{"train_loss": [per epoch], "test_epoch": [...], "test_value": [...], "test_metric": str,
+    "split": "val" | "test"}`` (the test lists empty unless ``curve_every`` > 0; ``split``: what they evaluate —
+    the validation split where the task has one, else the test set)."""
     s = run.settings
     every = int(s.curve_every or 0)
-    curve: dict[str, Any] = {"train_loss": [], "test_epoch": [], "test_value": [], "test_metric": ""}
+    curve: dict[str, Any] = {"train_loss": [], "test_epoch": [], "test_value": [], "test_metric": "",
+                             "split": "val" if data.val is not None else "test"}
     held_out = 0.0
     x, y = data.train
     n = x.shape[0]
@@ -121,13 +123,14 @@ def train_model(model: nn.Module, data: TaskData, run: TrainingRun, progress: Ca
         note = ""
         if every and ((epoch + 1) % every == 0 or epoch + 1 == s.epochs):
             t0 = time.perf_counter()
-            result = evaluate(model, data, data.train[0].shape[-1], run, norm)
+            # On the validation split where the task has one, so that a curve is no look at the test set.
+            result = evaluate(model, data, data.train[0].shape[-1], run, norm, split=curve["split"])
             model.train()
             held_out += time.perf_counter() - t0
             curve["test_epoch"].append(epoch + 1)
             curve["test_value"].append(result["value"])
             curve["test_metric"] = result["metric"]
-            note = f", test {result['metric']} {result['value']:.4g}"
+            note = f", {curve['split']} {result['metric']} {result['value']:.4g}"
         progress(f"epoch {epoch + 1}/{s.epochs} loss {last:.4g}{note} "
                  f"({time.perf_counter() - start - held_out:.0f} s)")
     return time.perf_counter() - start - held_out, last, curve
@@ -141,9 +144,15 @@ def _decode(norm: tuple[Normaliser, Normaliser] | None, out: torch.Tensor) -> to
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: TaskData, res: int, run: TrainingRun,
-             norm: tuple[Normaliser, Normaliser] | None) -> dict[str, float | str]:
-    """Mean metric over the test set at grid ``res``: rel L2 and rel MSE (regression) or top-1 (classification)."""
-    x, y = data.test[res]
+             norm: tuple[Normaliser, Normaliser] | None, split: str = "test") -> dict[str, float | str]:
+    """Mean metric over the test set at grid ``res`` (``split="val"``: over the validation split, which exists at
+    the training grid): rel L2 and rel MSE (regression) or top-1 (classification)."""
+    if split == "val":
+        if data.val is None or res != data.train[0].shape[-1]:
+            raise ValueError(f"no validation split at grid {res}")
+        x, y = data.val
+    else:
+        x, y = data.test[res]
     model.eval()
     dtype = getattr(torch, run.dtype)
     batch = run.settings.eval_batch

@@ -32,56 +32,67 @@ class TaskSettings(Protocol):
     def fine(self) -> int: ...
     @property
     def variant(self) -> str: ...
+    @property
+    def n_val(self) -> int: ...
 
 
 @dataclass
 class TaskData:
-    """``train``: (x [n, C, H, W], y); ``test``: grid → (x, y); regression targets are ``[n, 1, H, W]``."""
+    """``train``: (x [n, C, H, W], y); ``test``: grid → (x, y); ``val``: (x, y) at the training grid, or None;
+    regression targets are ``[n, 1, H, W]``."""
 
     problem: str
     train: tuple[torch.Tensor, torch.Tensor]
     test: dict[int, tuple[torch.Tensor, torch.Tensor]]
     classes: int = 1
+    val: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 def load_task(settings: TaskSettings, train_res: int, seed: int = 0) -> TaskData:
-    """Load (or generate) a task's training set at ``train_res`` and its test sets at every ``eval_res``.
+    """Load (or generate) a task's training set at ``train_res``, its test sets at every ``eval_res`` and, with
+    ``n_val`` > 0, a validation split at ``train_res``.
 
     Where the training set is a draw (the Fashion-MNIST subset, the long-range scenes), ``seed`` draws it, so
     seeds vary data as well as initialisation; seed 0 gives the draw earlier versions always used. Test sets never
-    depend on the seed."""
-    dataset, n_train, n_test = settings.dataset, settings.n_train, settings.n_test
+    depend on the seed. The validation split comes from the training distribution and is disjoint from both:
+    the next ``n_val`` samples of the training split (Darcy, Navier–Stokes, the neuralop training file), the
+    next ``n_val`` per-class picks of the seed's Fashion-MNIST draw, or scenes of their own seed (long range).
+    """
+    dataset, n_train, n_test, n_val = settings.dataset, settings.n_train, settings.n_test, settings.n_val
     evals = settings.eval_res
     if dataset == "neuralop":
         from attnbench.data import neuralop
 
         x, y = neuralop.load("train", train_res)
+        if n_train + n_val > x.shape[0]:
+            raise ValueError(f"neuralop: n_train + n_val = {n_train + n_val} exceeds the {x.shape[0]} training "
+                             "samples of the file")
         tests = {}
         for r in evals:
             tx, ty = neuralop.load("test", r)
             tests[r] = (tx[:n_test, None], ty[:n_test, None])
-        return TaskData("regression", (x[:n_train, None], y[:n_train, None]), tests)
-    if dataset == "darcy":
-        from attnbench.data import darcy
+        return TaskData("regression", (x[:n_train, None], y[:n_train, None]), tests,
+                        val=_tail(x, y, n_train, n_val))
+    if dataset in ("darcy", "navier_stokes"):
+        from attnbench.data import darcy, navier_stokes
 
-        fine = settings.fine
-        train = darcy.generate([train_res], n_train, "train", fine=fine, progress=False)[train_res]
-        test = darcy.generate(sorted(set(evals)), n_test, "test", fine=fine, progress=False)
-        return TaskData("regression", (train[0][:, None], train[1][:, None]),
-                        {r: (test[r][0][:, None], test[r][1][:, None]) for r in evals})
-    if dataset == "navier_stokes":
-        from attnbench.data import navier_stokes
+        def solved(grids: list[int], n: int, split: str) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+            if dataset == "darcy":
+                return darcy.generate(grids, n, split, fine=settings.fine, progress=False)
+            return navier_stokes.generate(grids, n, split, progress=False)
 
-        train = navier_stokes.load(train_res, "train", n_train, progress=False)
-        test = navier_stokes.generate(sorted(set(evals)), n_test, "test", progress=False)
-        return TaskData("regression", (train[0][:, None], train[1][:, None]),
-                        {r: (test[r][0][:, None], test[r][1][:, None]) for r in evals})
+        x, y = solved([train_res], n_train + n_val, "train")[train_res]
+        test = solved(sorted(set(evals)), n_test, "test")
+        return TaskData("regression", (x[:n_train, None], y[:n_train, None]),
+                        {r: (test[r][0][:, None], test[r][1][:, None]) for r in evals},
+                        val=_tail(x, y, n_train, n_val))
     if dataset == "fashion":
         from attnbench.data import fashion
 
         train = fashion.load("train", train_res, n=n_train, seed=seed)
+        val = fashion.load("train", train_res, n=n_val, seed=seed, after=n_train) if n_val else None
         return TaskData("classification", train,
-                        {r: fashion.load("test", r, n=n_test, seed=0) for r in evals}, classes=10)
+                        {r: fashion.load("test", r, n=n_test, seed=0) for r in evals}, classes=10, val=val)
     if dataset == "longrange":
         from attnbench.data import longrange
 
@@ -92,8 +103,19 @@ def load_task(settings: TaskSettings, train_res: int, seed: int = 0) -> TaskData
         for r in evals:
             tx, ty = longrange.make(n_test, r, seed=2, variant=variant)  # the same scenes at every grid
             tests[r] = ((tx - mean) / std, ty)
-        return TaskData("classification", ((x - mean) / std, y), tests, classes=2)
+        val = None
+        if n_val:  # seed 3: never a training seed (1 + 1000·seed) nor the test scenes' 2
+            vx, vy = longrange.make(n_val, train_res, seed=3, variant=variant)
+            val = ((vx - mean) / std, vy)
+        return TaskData("classification", ((x - mean) / std, y), tests, classes=2, val=val)
     raise ValueError(f"unknown dataset {dataset!r}")
+
+
+def _tail(x: torch.Tensor, y: torch.Tensor, n_train: int, n_val: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Samples ``n_train .. n_train + n_val − 1`` as ``[n_val, 1, H, W]`` fields (None when ``n_val`` is 0)."""
+    if not n_val:
+        return None
+    return x[n_train:n_train + n_val, None], y[n_train:n_train + n_val, None]
 
 
 def resample_nodes(field: torch.Tensor, size: int) -> torch.Tensor:
@@ -141,7 +163,7 @@ def prepare_data(settings: TaskSettings, train_res: int, seen: set[tuple[Any, ..
     if settings.dataset in ("darcy", "navier_stokes"):  # solved here: generate each split at its grids once
         from attnbench.data import darcy, navier_stokes
 
-        for split, n, grids in (("train", settings.n_train, (train_res,)),
+        for split, n, grids in (("train", settings.n_train + settings.n_val, (train_res,)),
                                 ("test", settings.n_test, tuple(settings.eval_res))):
             key = (settings.dataset, split, n, grids, settings.fine)
             if key not in seen:
