@@ -79,7 +79,7 @@ def load_training_suite(raw: dict[str, Any], c: Checker) -> Suite:
     run = read(RunSettings, c, raw)  # once: importing the suite's plugins registers the attentions named below
     seeds = _seeds(c, "seeds", raw.get("seeds", [0]))
     recipe = read(Recipe, c, raw)
-    specs = attention_specs(c, raw, cfg.dim, cfg.heads, (16, 16))
+    specs = attention_specs(c, raw, cfg.dim, cfg.heads, (16, 16), widths=True)
     device = resolve_device_for(c, cfg.device)
     threads = resolve_threads(cfg.threads)
     cases: list[TrainCase] = []
@@ -90,12 +90,14 @@ def load_training_suite(raw: dict[str, Any], c: Checker) -> Suite:
         extra = _more_seeds(c, f"tasks[{i}].more_seeds", task.get("more_seeds"), [r[0] for r in runs], task_seeds)
         grid = settings.lr_grid
         for seed in sorted({*task_seeds, *(s for ss in extra.values() for s in ss)}):
-            for label, attention, kwargs in runs:  # the case's batch, dim and heads are the task's recipe
+            for label, attention, kwargs, width in runs:
                 if seed not in task_seeds and seed not in extra.get(label, ()):
                     continue
-                base = TrainCase(cfg.name, label, attention, kwargs, "train", train_res, train_res, settings.batch,
-                                 settings.dim, settings.heads, cfg.dtype, device, threads, False, cfg.tf32, settings,
-                                 task=name, seed=seed)
+                # batch, dim and heads are the task's recipe; an entry's own width replaces dim
+                own = dataclasses.replace(settings, dim=width) if width else settings
+                base = TrainCase(cfg.name, label, attention, kwargs, "train", train_res, train_res, own.batch,
+                                 own.dim, own.heads, cfg.dtype, device, threads, False, cfg.tf32, own, task=name,
+                                 seed=seed)
                 if not grid:
                     cases.append(base)
                 elif seed == task_seeds[0]:  # the tuning seed: one case per learning rate of the grid
@@ -112,7 +114,8 @@ def _seeds(c: Checker, where: str, value: Any) -> tuple[int, ...]:
     return seeds
 
 
-def _more_seeds(c: Checker, where: str, value: Any, labels: list[str], seeds: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+def _more_seeds(c: Checker, where: str, value: Any, labels: list[str],
+                seeds: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
     """``more_seeds = { attentions = [labels], seeds = [...] }``: label → the seeds it adds to the task's."""
     if value is None:
         return {}
@@ -128,15 +131,16 @@ def _more_seeds(c: Checker, where: str, value: Any, labels: list[str], seeds: tu
     out = {}
     for j, label in enumerate(c.list_(f"{where}.attentions", value["attentions"])):
         if label not in labels:
-            raise c.fail(f"{where}.attentions[{j}]", f"{label!r} is not one of the task's attentions: {', '.join(labels)}")
+            raise c.fail(f"{where}.attentions[{j}]",
+                         f"{label!r} is not one of the task's attentions: {', '.join(labels)}")
         out[label] = more
     return out
 
 
 def _task(c: Checker, i: int, task: Any, recipe: dict[str, Any], run: dict[str, Any], specs: tuple[AttentionSpec, ...],
-          names: set[str]) -> tuple[str, int, TrainingSettings, list[tuple[str, str, dict[str, Any]]]]:
+          names: set[str]) -> tuple[str, int, TrainingSettings, list[tuple[str, str, dict[str, Any], int | None]]]:
     """One ``[[tasks]]`` table: its name (added to ``names``, the tasks' so far), training grid, the settings its
-    cases carry, and its runs (label, attention, kwargs)."""
+    cases carry, and its runs (label, attention, kwargs, the entry's own width or None)."""
     where = f"tasks[{i}]"
     if not isinstance(task, dict):
         raise c.fail(where, f"expected a table, got {task!r}")
@@ -172,7 +176,7 @@ def _task(c: Checker, i: int, task: Any, recipe: dict[str, Any], run: dict[str, 
             raise c.fail(f"{where}.attentions", f"not used with model = \"{model}\" (name model_kwargs.attention)")
         if not isinstance(model_kwargs.get("attention"), str):
             raise c.fail(f"{where}.model_kwargs.attention", "missing: the registry name of the model's attention")
-        runs: list[tuple[str, str, dict[str, Any]]] = [(model, model_kwargs["attention"], {})]
+        runs: list[tuple[str, str, dict[str, Any], int | None]] = [(model, model_kwargs["attention"], {}, None)]
     else:
         labels = [s.label for s in specs]
         runs = []
@@ -180,7 +184,7 @@ def _task(c: Checker, i: int, task: Any, recipe: dict[str, Any], run: dict[str, 
             spec = next((s for s in specs if s.label == label), None)
             if spec is None:
                 raise c.fail(f"{where}.attentions[{j}]", f"unknown label {label!r}; defined: {', '.join(labels)}")
-            runs.append((spec.label, spec.name, spec.kwargs))
+            runs.append((spec.label, spec.name, spec.kwargs, spec.dim))
     if opts["lr_grid"] and not options["n_val"]:
         raise c.fail(f"{where}.lr_grid", "needs n_val > 0: the learning rate is chosen on the validation split")
     settings = TrainingSettings(**run, **opts, **options, dataset=dataset, eval_res=tuple(eval_res), problem=problem,
@@ -326,7 +330,7 @@ class TrainCase(Case):
 
         from attnbench.measure.memory import read_peak, start_peak
         from attnbench.measure.provenance import load_average
-        from attnbench.training.loop import evaluate, model_reasons, train_model, window_ratio
+        from attnbench.training.loop import evaluate, model_reasons, step_flops, train_model, window_ratio
         from attnbench.training.tasks import Normaliser, load_task
 
         s = self.settings
@@ -336,6 +340,7 @@ class TrainCase(Case):
         model = model.to(device=self.device, dtype=getattr(torch, self.dtype))
         params = sum(p.numel() for p in model.parameters())
         norm = (Normaliser(data.train[0]), Normaliser(data.train[1])) if data.problem == "regression" else None
+        flops = step_flops(model, data, self, norm)  # before training: the first batch, gradients cleared after
         base = start_peak(self.device)
         load_start = load_average()
         train_s, final_loss, curve = train_model(model, data, self, progress, norm)
@@ -353,7 +358,7 @@ class TrainCase(Case):
         common = {"impl": json.dumps(impl, sort_keys=True), "params": params, "n_train": data.train[0].shape[0],
                   "epochs": s.epochs, "train_s": train_s, "final_loss": final_loss,
                   "curve": json.dumps(curve, separators=(",", ":")), "load_start": load_start,
-                  "load_end": load_end, **validation,
+                  "load_end": load_end, "step_flops": flops, **validation,
                   "peak_mib": peak.peak_bytes / 2**20 if peak else None, "mem_kind": peak.kind if peak else "",
                   "train_res": self.height, "patch": s.patch, "status": Status.OK}
         rows = []

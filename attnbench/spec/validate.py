@@ -36,6 +36,9 @@ class AttentionSpec:
     kwargs: dict[str, Any]
     grids: tuple[tuple[int, int], ...] | None = None  # per-attention override of the suite's grids
     compile: bool = True  # false: this mechanism stays out of a cost suite's compiled series
+    # accuracy suites: the model's width for this entry (a narrower MANO matches the others' parameters while
+    # keeping the authors' layer); None: the task's width
+    dim: int | None = None
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any], path: str) -
 
 # ------------------------------------------------------------------------------------- shared sections
 # The keys of one [[attentions]] table.
-ATTENTION_KEYS = {"name", "label", "kwargs", "grids", "compile"}
+ATTENTION_KEYS = {"name", "label", "kwargs", "grids", "compile", "dim"}
 
 
 def common_config(c: Checker, raw: dict[str, Any]) -> SuiteConfig:
@@ -150,7 +153,7 @@ def discovered(c: Checker, raw: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 def attention_specs(c: Checker, raw: dict[str, Any], dim: int, heads: int,
-                    probe_grid: tuple[int, int]) -> tuple[AttentionSpec, ...]:
+                    probe_grid: tuple[int, int], widths: bool = False) -> tuple[AttentionSpec, ...]:
     """Validate the attentions (:func:`discovered`): known names, distinct labels, constructor arguments
     accepted."""
     from attnbench.registry import UnknownAttentionError, build_for_grid
@@ -173,8 +176,16 @@ def attention_specs(c: Checker, raw: dict[str, Any], dim: int, heads: int,
             raise c.fail(f"{where}.kwargs", f"expected a table, got {type_name(kwargs)} {kwargs!r}")
         grids = c.grids(f"{where}.grids", entry["grids"]) if "grids" in entry else None
         probe = grids[0] if grids else probe_grid
+        width = None
+        if "dim" in entry:
+            if not widths:
+                raise c.fail(f"{where}.dim", "only an accuracy suite sets one mechanism's width; a cost suite sets "
+                                             "dim for every layer")
+            width = c.int_(f"{where}.dim", entry["dim"], 1)
+            if width % heads:
+                raise c.fail(f"{where}.dim", f"{width} is not a multiple of heads = {heads}")
         try:
-            build_for_grid(name, dim, heads, probe[0], probe[1], kwargs)
+            build_for_grid(name, width or dim, heads, probe[0], probe[1], kwargs)
         except UnknownAttentionError as exc:
             raise c.fail(f"{where}.name", str(exc)) from None
         except (ValueError, TypeError) as exc:
@@ -182,7 +193,7 @@ def attention_specs(c: Checker, raw: dict[str, Any], dim: int, heads: int,
         if any(s.label == label for s in specs):
             raise c.fail(f"{where}.label", f"duplicate label {label!r}; give each entry a distinct label")
         compiled = c.bool_(f"{where}.compile", entry.get("compile", True))
-        specs.append(AttentionSpec(name, label, dict(kwargs), grids, compiled))
+        specs.append(AttentionSpec(name, label, dict(kwargs), grids, compiled, width))
     return tuple(specs)
 
 

@@ -15,7 +15,7 @@ from attnbench.store.status import Status
 __all__ = ["COLUMNS", "NUMERIC", "SCHEMA", "SCHEMA_VERSION", "Column", "columns_markdown", "format_value",
            "series_label"]
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,8 @@ SCHEMA: tuple[Column, ...] = (
     *_cols("accuracy", """
         metric:str:rel_l2|top1; value:float; rel_l2:float; rel_mse:float; top1:float; train_res:int; eval_res:int;
         token_height:int; token_width:int; patch:int; window_ratio:float:what one layer reaches / token grid side;
+        step_flops:int:FLOPs of one training step (forward and backward of one batch) as torch's FlopCounterMode
+        counts them (matmuls, convolutions, attention), the compute per step beside params;
         n_train:int; n_test:int; n_val:int:validation samples (training distribution, disjoint from train and
         test); val_value:float:the metric on the validation split at the training grid — what a tuned task's
         learning rate is chosen on; epochs:int; train_s:float:s, training wall time (curve evaluations left out);

@@ -101,7 +101,8 @@ def test_the_accuracy_task_loads_train_and_zero_shot_test_fields():
 
     from attnbench.training.tasks import load_task
 
-    settings = SimpleNamespace(dataset="navier_stokes", n_train=2, n_test=1, eval_res=(64, 128), fine=0, variant="", n_val=0)
+    settings = SimpleNamespace(dataset="navier_stokes", n_train=2, n_test=1, eval_res=(64, 128), fine=0, variant="",
+                               n_val=0)
     data = load_task(settings, 64)
     assert data.problem == "regression" and data.train[0].shape == data.train[1].shape == (2, 1, 64, 64)
     (x64, y64), (x128, y128) = data.test[64], data.test[128]

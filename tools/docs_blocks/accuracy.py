@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from attnbench.report.analysis.accuracy import accuracy_summary, pairs_table
+from attnbench.report.analysis.accuracy import accuracy_summary, pairs_table, per_seed
+from attnbench.report.analysis.protocol import lr_search_tables
 from attnbench.report.render.markdown import sweep_markdown, table_markdown
 from docs_blocks.sources import Page, Sources
 
@@ -28,12 +29,14 @@ def protocol_paths(src: Sources) -> list[Path]:
 
 
 def select_rows(src: Sources, paths: list[Path], tasks: list[str]) -> pd.DataFrame:
-    """The accuracy rows of ``tasks`` from ``paths``: per (task, label) the configuration of the last file that has
-    it, with the same configuration's seeds from every file (a seed measured twice: the later file's row)."""
+    """The accuracy rows of ``tasks`` from ``paths``: per (task, label, budget) the configurations of the last file
+    that has it, with the same configurations' seeds from every file (a seed measured twice: the later file's row).
+    A task trained on two budgets keeps both: a later budget never hides an earlier one's rows."""
     df = pd.concat([src.frame(p).assign(_order=order) for order, p in enumerate(paths)], ignore_index=True)
-    last = df.groupby(["task", "label"])["_order"].transform("max")
-    ids = df[df["_order"] == last].groupby(["task", "label"])["config_id"].agg(set)  # trained and zero-shot ids
-    df = df[[c in ids.get((t, lab), ()) for t, lab, c in zip(df["task"], df["label"], df["config_id"])]]
+    keys = ["task", "label", "n_train", "epochs"]
+    last = df.groupby(keys, dropna=False)["_order"].transform("max")
+    ids = df[df["_order"] == last].groupby(keys, dropna=False)["config_id"].agg(set)  # trained, zero-shot, each lr
+    df = df[[c in ids.get(k, ()) for k, c in zip(df[keys].itertuples(index=False, name=None), df["config_id"])]]
     df = df.sort_values("_order").drop_duplicates(["config_id", "seed", "eval_res"], keep="last")
     return df[(df["kind"] == "accuracy") & df["task"].isin(tasks)]
 
@@ -47,8 +50,8 @@ def _accuracy(page: Page, df: pd.DataFrame, paths: list[Path]) -> str:
     table = accuracy_summary(df).select("task", "budget", "label", "eval_res", "mode", "metric", "value", "ci95",
                                         "rel_mse", "vs_trained", "seeds", "train_s", "peak_mib", "params", "machines")
     sources = ", ".join(page.link(p) for p in paths)
-    return (f"From {sources}; per task and mechanism the configuration of the last file that has it, with its seeds "
-            f"from every file. {table.note[0].upper()}{table.note[1:]}:\n\n" + table_markdown(table, heading=None))
+    return (f"From {sources}; per task, mechanism and budget the configuration of the last file that has it, with "
+            f"its seeds from every file. {table.note[0].upper()}{table.note[1:]}:\n\n" + table_markdown(table, heading=None))
 
 
 def accuracy_quick(page: Page) -> str:
@@ -74,5 +77,27 @@ def lr_sweep(page: Page) -> str:
     return sweep_markdown(page.sources.protocol)
 
 
-BLOCKS = {"accuracy-quick": accuracy_quick, "accuracy-protocol": accuracy_protocol, "accuracy-pairs": accuracy_pairs,
+FAIR = "accuracy-protocol"  # suites/accuracy-protocol.toml: issue 24's protocol
+
+
+def fair_protocol(page: Page) -> str:
+    """The tuned protocol's runs: per task the learning-rate search on validation, then the accuracy table at the
+    chosen rates (every committed run of the suite, every machine)."""
+    src = page.sources
+    paths = src.references(FAIR)
+    if not paths:
+        return "No committed run of `suites/accuracy-protocol.toml` yet."
+    df = pd.concat([src.frame(p) for p in paths], ignore_index=True)
+    parts = [f"From {', '.join(page.link(p) for p in paths)}."]
+    for search in lr_search_tables(per_seed(df, search=True)):
+        parts += [f"**{search.title}.** {search.note[0].upper()}{search.note[1:]}:", "",
+                  table_markdown(search, heading=None)]
+    table = accuracy_summary(df).select("task", "label", "eval_res", "mode", "metric", "value", "ci95", "seeds",
+                                        "lr", "train_s", "params", "step_flops", "machines")
+    parts += [f"**Accuracy at the chosen learning rates.** {table.note[0].upper()}{table.note[1:]}:", "",
+              table_markdown(table, heading=None)]
+    return "\n\n".join(p.strip("\n") for p in parts)
+
+
+BLOCKS = {"fair-protocol": fair_protocol, "accuracy-quick": accuracy_quick, "accuracy-protocol": accuracy_protocol, "accuracy-pairs": accuracy_pairs,
           "lr-sweep": lr_sweep}

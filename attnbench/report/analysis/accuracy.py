@@ -9,16 +9,19 @@ measured in several runs of the same configuration counts once (the newest row).
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from attnbench.report.analysis.inference import holm
+from attnbench.report.analysis.protocol import chosen_only, impl_lr
 from attnbench.report.analysis.table import Column, Table, mean_std
 from attnbench.store.status import Status
 
-__all__ = ["ALPHA", "LOWER_IS_BETTER", "MIN_SEEDS", "accuracy_comparisons", "accuracy_summary", "accuracy_table",
-           "chance_level", "ci95_half_width", "late_change", "late_index", "mean_late_change", "pairs_table",
-           "per_seed", "trained_curves"]
+__all__ = ["ALPHA", "LOAD_MARGIN", "LOWER_IS_BETTER", "MIN_SEEDS", "accuracy_comparisons", "accuracy_summary",
+           "accuracy_table", "chance_level", "ci95_half_width", "clean_train_time", "late_change", "late_index",
+           "mean_late_change", "pairs_table", "per_seed", "trained_curves"]
 
 LOWER_IS_BETTER = {"rel_l2": True, "top1": False}
 
@@ -26,14 +29,44 @@ LOWER_IS_BETTER = {"rel_l2": True, "top1": False}
 ALPHA, MIN_SEEDS = 0.05, 3
 
 
-def per_seed(df: pd.DataFrame) -> pd.DataFrame:
+def per_seed(df: pd.DataFrame, search: bool = False) -> pd.DataFrame:
     """The ``ok`` accuracy rows, one per (configuration, eval grid, seed) — a seed measured in several runs counts
-    once, the newest — with ``dataset`` (from ``impl``) and ``budget`` (``"<n_train>×<epochs>"``) columns."""
+    once, the newest — with ``dataset`` (from ``impl``), ``budget`` (``"<n_train>×<epochs>"``) and
+    ``time_clean`` columns. A tuned task's rows are those at the learning rate its validation split chose
+    (:func:`~attnbench.report.analysis.protocol.chosen_only`); ``search=True`` keeps every rate."""
     ok = df[df["status"] == Status.OK].sort_values("timestamp", kind="stable").copy()
     ok = ok.drop_duplicates(["config_id", "eval_res", "seed"], keep="last")
     ok["dataset"] = ok["impl"].map(lambda s: json.loads(s).get("dataset", "") if isinstance(s, str) and s else "")
     ok["budget"] = [f"{int(n)}×{int(e)}" for n, e in zip(ok["n_train"], ok["epochs"])]
-    return ok
+    ok["time_clean"] = [_clean(r) for _, r in ok.iterrows()]
+    return ok if search else chosen_only(ok)
+
+
+# A training time counts when the machine's 1-minute load average, at the start and at the end of training,
+# was at most the case's own threads plus this margin: above it, other work shared the cores.
+LOAD_MARGIN = 0.5
+
+
+def _clean(r: pd.Series) -> bool | None:
+    """Whether the row's training time was measured on an otherwise idle machine (None: load not recorded)."""
+    loads = [r.get(k) for k in ("load_start", "load_end")]
+    if any(v is None or pd.isna(v) for v in loads):
+        return None
+    return max(float(v) for v in loads) <= float(r["threads"]) + LOAD_MARGIN
+
+
+def clean_train_time(g: pd.DataFrame) -> dict[str, Any]:
+    """The training time of one group of seeds, never mixing machines and never counting a loaded machine:
+    ``train_s`` is the mean over the rows measured on an idle machine (or with the load not recorded) of the
+    machine with the most such rows; ``train_n`` those rows, ``train_machine`` that machine, ``train_excluded``
+    the rows left out (loaded, or from another machine)."""
+    usable = g[g["time_clean"].map(lambda c: c is not False)]
+    if usable.empty:
+        return {"train_s": np.nan, "train_n": 0, "train_machine": "", "train_excluded": len(g)}
+    machine = usable["machine"].astype(str).value_counts().index[0]
+    mine = usable[usable["machine"].astype(str) == machine]
+    return {"train_s": float(mine["train_s"].mean()), "train_n": len(mine), "train_machine": machine,
+            "train_excluded": len(g) - len(mine)}
 
 
 def accuracy_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -41,19 +74,26 @@ def accuracy_table(df: pd.DataFrame) -> pd.DataFrame:
     (``ci95``), the machines that measured it, and for zero-shot rows the change against the same model's trained
     row (``vs_trained``: value / trained value − 1)."""
     ok = per_seed(df)
-    keys = ["task", "budget", "dataset", "label", "mode", "train_res", "eval_res", "metric"]
+    keys = ["suite", "task", "budget", "dataset", "label", "mode", "train_res", "eval_res", "metric"]
+    if ok.empty:
+        return pd.DataFrame(columns=[*keys, "value", "std", "seeds", "ci95", "vs_trained", "train_s", "train_n",
+                                     "train_machine", "train_excluded", "lr"])
     agg = ok.groupby(keys, sort=False).agg(
         value=("value", "mean"), std=("value", "std"), seeds=("value", "size"), rel_mse=("rel_mse", "mean"),
-        rel_mse_std=("rel_mse", "std"), train_s=("train_s", "mean"), peak_mib=("peak_mib", "mean"),
-        params=("params", "first"), n_train=("n_train", "first"), epochs=("epochs", "first"),
+        rel_mse_std=("rel_mse", "std"), peak_mib=("peak_mib", "mean"),
+        params=("params", "first"), step_flops=("step_flops", "first"), n_train=("n_train", "first"),
+        epochs=("epochs", "first"),
         window_ratio=("window_ratio", "first"), mem_kind=("mem_kind", "first"), impl=("impl", "first"),
         machines=("machine", lambda m: ", ".join(sorted({str(x) for x in m if str(x)})) or "not recorded"))
-    agg = agg.reset_index()
+    times = pd.DataFrame([{**dict(zip(keys, key)), **clean_train_time(g),
+                           "lr": ", ".join(f"{x:g}" for x in sorted(set(g["impl"].map(impl_lr).dropna())))}
+                          for key, g in ok.groupby(keys, sort=False)])
+    agg = agg.reset_index().merge(times, on=keys, how="left")
     agg["ci95"] = [ci95_half_width(s, n) for s, n in zip(agg["std"], agg["seeds"])]
-    trained = agg[agg["mode"] == "trained"].set_index(["task", "budget", "label", "train_res"])["value"]
-    agg["vs_trained"] = [v / trained.get((t, b, lab, r), np.nan) - 1 if m == "zero_shot" else np.nan
-                         for t, b, lab, r, m, v in zip(agg["task"], agg["budget"], agg["label"], agg["train_res"],
-                                                       agg["mode"], agg["value"])]
+    trained = agg[agg["mode"] == "trained"].set_index(["suite", "task", "budget", "label", "train_res"])["value"]
+    agg["vs_trained"] = [v / trained.get((su, t, b, lab, r), np.nan) - 1 if m == "zero_shot" else np.nan
+                         for su, t, b, lab, r, m, v in zip(agg["suite"], agg["task"], agg["budget"], agg["label"],
+                                                           agg["train_res"], agg["mode"], agg["value"])]
     return agg
 
 
@@ -62,20 +102,35 @@ def _grid(column: str) -> Column:
                   lambda r: "" if pd.isna(r[column]) else f"{int(r[column])}²")
 
 
+def _train_time(r: dict) -> str:
+    """``mean (n seeds[ on machine][, k left out])``: the machine is named where the row draws on several; rows
+    left out (a loaded machine, another machine) are counted."""
+    if pd.isna(r.get("train_s")):
+        return "—"
+    left = f", {int(r['train_excluded'])} left out" if r.get("train_excluded") else ""
+    n = int(r["train_n"])
+    # the machine is named only where the row draws on several (one is in the machines column; none: not recorded)
+    where = "" if r.get("machines") == r["train_machine"] or not r["train_machine"] else f" on {r['train_machine']}"
+    return f"{r['train_s']:.0f} ({n} seed{'' if n == 1 else 's'}{where}{left})"
+
+
 def _percent(r: dict) -> str:
     return "" if pd.isna(r["vs_trained"]) else f"{100 * r['vs_trained']:+.0f} %"
 
 
 # The accuracy table, specified once: accuracy.md, the HTML report and the docs' accuracy blocks draw these columns.
 ACCURACY_COLUMNS = (
-    Column("task", "task"), Column("budget", "budget (samples × epochs)", sort="budget_size"),
+    Column("suite", "suite"), Column("task", "task"), Column("budget", "budget (samples × epochs)", sort="budget_size"),
     Column("label", "attention"), _grid("train_res"), _grid("eval_res"), Column("mode", "mode"),
     Column("metric", "metric"), Column("value", "value", lambda r: mean_std(r["value"], r["std"])),
     Column("ci95", "± 95 % CI", ".2g"),
     Column("rel_mse", "rel_mse", lambda r: mean_std(r["rel_mse"], r["rel_mse_std"], 3)),
     Column("vs_trained", "zero-shot vs trained", _percent), Column("seeds", "seeds", "d"),
-    Column("n_train", "n_train", ".0f"), Column("epochs", "epochs", ".0f"), Column("train_s", "train s", ".0f"),
+    Column("n_train", "n_train", ".0f"), Column("epochs", "epochs", ".0f"), Column("lr", "lr"),
+    Column("train_s", "train s", _train_time),
     Column("peak_mib", "train peak MiB", ".0f"), Column("params", "params", ".0f"),
+    Column("step_flops", "GFLOP / step", lambda r: "" if pd.isna(r.get("step_flops")) else
+           f"{r['step_flops'] / 1e9:.3g}"),
     Column("window_ratio", "window/grid", ".2g"), Column("machines", "machines"),
 )
 
@@ -88,20 +143,26 @@ def accuracy_summary(df: pd.DataFrame) -> Table:
                  tuple(agg.to_dict("records")),
                  "mean ± std over seeds, and the half-width of the mean's 95 % CI (Student t); rel_l2 = mean of "
                  "‖û−u‖/‖u‖, rel_mse = mean of ‖û−u‖²/‖u‖² (the MANO paper's metric), top1 = fraction correct; "
-                 "trained: evaluated at the training grid, zero-shot: the same model at another grid; train s and "
-                 "peak MiB: mean over seeds, on the machines named", "No accuracy rows.")
+                 "trained: evaluated at the training grid, zero-shot: the same model at another grid; lr: the "
+                 "learning rate (a tuned task: the one its validation split chose); train s: mean training wall time "
+                 "over the seeds trained on one machine (named) whose load average stayed within their threads + "
+                 f"{LOAD_MARGIN} (rows with no load recorded count), the rest left out; peak MiB: mean over seeds; "
+                 "GFLOP / step: one training step's forward and backward on one batch, as torch's FlopCounterMode "
+                 "counts them",
+                 "No accuracy rows.")
 
 
 def accuracy_comparisons(df: pd.DataFrame) -> pd.DataFrame:
-    """Every pair of mechanisms on the same task, budget, training and evaluation grid, both with ≥ ``MIN_SEEDS``
-    seeds: means, two-sided Welch t-test p over seeds, and a verdict — "<a> better" / "<b> better" only at
-    p < ``ALPHA``, else "no difference shown". One row per pair; empty when no pair has the seeds."""
+    """Every pair of mechanisms on the same suite, task, budget, training and evaluation grid, both with ≥
+    ``MIN_SEEDS`` seeds: means, two-sided Welch t-test p over seeds, that p Holm-adjusted across every pair
+    (``p_holm``), and a verdict — "<a> better" / "<b> better" only at ``p_holm`` < ``ALPHA``, else "no difference
+    shown". One row per pair; empty when no pair has the seeds."""
     from scipy.stats import ttest_ind
 
     ok = per_seed(df)
     rows = []
-    for (task, budget, train_res, eval_res, metric), g in ok.groupby(
-            ["task", "budget", "train_res", "eval_res", "metric"], sort=False):
+    for (suite, task, budget, train_res, eval_res, metric), g in ok.groupby(
+            ["suite", "task", "budget", "train_res", "eval_res", "metric"], sort=False):
         lower = LOWER_IS_BETTER.get(metric, False)
         values = {label: s["value"].to_numpy(float) for label, s in g.groupby("label", sort=False)}
         labels = [label for label, v in values.items() if len(v) >= MIN_SEEDS]
@@ -110,21 +171,28 @@ def accuracy_comparisons(df: pd.DataFrame) -> pd.DataFrame:
                 va, vb = values[a], values[b]
                 p = float(ttest_ind(va, vb, equal_var=False).pvalue)
                 a_wins = va.mean() < vb.mean() if lower else va.mean() > vb.mean()
-                verdict = (f"{a if a_wins else b} better" if p < ALPHA else "no difference shown")
-                rows.append({"task": task, "budget": budget, "train_res": int(train_res), "eval_res": int(eval_res),
-                             "mode": "trained" if train_res == eval_res else "zero_shot", "metric": metric,
-                             "a": a, "b": b, "mean_a": va.mean(), "mean_b": vb.mean(),
-                             "seeds": f"{len(va)}/{len(vb)}", "p": p, "verdict": verdict})
-    return pd.DataFrame(rows, columns=["task", "budget", "train_res", "eval_res", "mode", "metric", "a", "b",
-                                       "mean_a", "mean_b", "seeds", "p", "verdict"])
+                rows.append({"suite": suite, "task": task, "budget": budget, "train_res": int(train_res),
+                             "eval_res": int(eval_res), "mode": "trained" if train_res == eval_res else "zero_shot",
+                             "metric": metric, "a": a, "b": b, "mean_a": va.mean(), "mean_b": vb.mean(),
+                             "seeds": f"{len(va)}/{len(vb)}", "p": p, "winner": a if a_wins else b})
+    columns = ["suite", "task", "budget", "train_res", "eval_res", "mode", "metric", "a", "b", "mean_a", "mean_b",
+               "seeds", "p", "p_holm", "verdict"]
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    out = pd.DataFrame(rows)
+    out["p_holm"] = holm(out["p"].tolist())  # across every pair of the given rows: one family of tests
+    out["verdict"] = [f"{w} better" if ph < ALPHA else "no difference shown"
+                      for w, ph in zip(out["winner"], out["p_holm"])]
+    return out[columns]
 
 
 PAIR_COLUMNS = (
-    Column("task", "task"), Column("budget", "budget"), _grid("train_res"), _grid("eval_res"),
+    Column("suite", "suite"), Column("task", "task"), Column("budget", "budget"), _grid("train_res"), _grid("eval_res"),
     Column("metric", "metric"), Column("a", "a"), Column("b", "b"), Column("mean_a", "mean a", ".4g"),
     Column("mean_b", "mean b", ".4g"),
     Column("means", "means", lambda r: f"{r['a']} {r['mean_a']:.4g} vs {r['b']} {r['mean_b']:.4g}"),
-    Column("seeds", "seeds"), Column("p", "Welch p", ".2g"), Column("verdict", "verdict"),
+    Column("seeds", "seeds"), Column("p", "Welch p", ".2g"), Column("p_holm", "Holm p", ".2g"),
+    Column("verdict", "verdict"),
 )
 
 
@@ -134,10 +202,9 @@ def pairs_table(df: pd.DataFrame, differences_only: bool = False) -> Table:
     tested = len(comp)
     if differences_only:
         comp = comp[comp["verdict"] != "no difference shown"]
-    note = (f"two-sided Welch t-test over seeds, each side ≥ {MIN_SEEDS} seeds, per task, budget and grid; "
-            f"\"better\" only at p < {ALPHA}; no correction for the number of pairs, so read single p near {ALPHA} "
-            f"with care; {tested} pairs tested, {int((comp['verdict'] != 'no difference shown').sum())} differences "
-            "supported")
+    note = (f"two-sided Welch t-test over seeds, each side ≥ {MIN_SEEDS} seeds, per suite, task, budget and grid; "
+            f"\"better\" only where Holm's adjustment across all {tested} pairs gives p < {ALPHA}; "
+            f"{int((comp['verdict'] != 'no difference shown').sum())} differences supported")
     return Table("pairs", "Which differences the seeds support", PAIR_COLUMNS, tuple(comp.to_dict("records")),
                  note, f"No pair of mechanisms has {MIN_SEEDS} seeds on both sides.")
 

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from attnbench.report.analysis.accuracy import ALPHA, MIN_SEEDS, mean_late_change, per_seed, trained_curves
+from attnbench.report.analysis.accuracy import ALPHA, MIN_SEEDS, clean_train_time, per_seed
 from attnbench.report.analysis.fits import ratios, scaling_fits
+from attnbench.report.analysis.inference import MIN_POWER, margin_text, noninferiority
+from attnbench.report.analysis.protocol import impl_lr_grid
 from attnbench.report.analysis.table import Column, Table
 from attnbench.store.status import Status
 
@@ -27,10 +29,15 @@ MECH, VIT_NAIVE, VIT, SWIN = "mano", "full_naive", "full", "swin"
 # The thresholds of the rules, named once (the rule texts below quote them).
 LINEAR_MAX, SUPERLINEAR_MIN = 1.2, 1.5  # fitted exponent b: linear enough / clearly superlinear
 ORDER = 10.0  # "one order of magnitude"
-MATCH_TOLERANCE = 0.05  # a parameter-matched model: parameters within ±5 % of full's
+# A parameter-matched model: parameters within ±10 % of full's. Narrowing the width moves in steps of the head
+# count, and at width ~44 one step of 4 changes the parameters by ~18 %: ±10 % admits the nearest width.
+MATCH_TOLERANCE = 0.10
 DARCY_PAPER, DARCY_MARGIN = 0.008, 0.25  # the paper's Darcy 16² relative MSE, and the slack allowed on it
 DARCY_LIMIT = DARCY_PAPER * (1 + DARCY_MARGIN)
-VERDICTS = ("reproduced", "partly", "not reproduced", "not reproduced on this budget", "not testable here")
+VERDICTS = ("reproduced", "partly", "not reproduced", "not testable here")
+# The datasets of the paper's kinds of task (Darcy flow, image classification); the long-range task belongs to the
+# receptive-field claim.
+PAPER_DATASETS = ("neuralop", "darcy", "fashion")
 
 
 @dataclass(frozen=True)
@@ -45,7 +52,8 @@ class Verdict:
 @dataclass(frozen=True)
 class Claim:
     """One claim of the abstract: ``name``, the ``rule`` in words, which rows it reads (``kind``: ``"cost"``,
-    ``"accuracy"`` or ``"all"``) and ``evaluate(rows) -> Verdict``."""
+    ``"accuracy"``, ``"all"``, or ``"none"`` for a number nothing here can measure) and
+    ``evaluate(rows) -> Verdict``."""
 
     name: str
     rule: str
@@ -54,6 +62,8 @@ class Claim:
 
     def judge(self, df: pd.DataFrame) -> Verdict:
         """The verdict on the rows of ``df`` this claim reads ("not testable here" without any)."""
+        if self.kind == "none":  # nothing here can measure it: the rule says why
+            return self.evaluate(df.iloc[:0])
         rows = df if self.kind == "all" else df[df["kind"] == self.kind]
         if rows.empty:
             return Verdict("no rows of this kind given", "", "not testable here")
@@ -121,10 +131,36 @@ def _global(df: pd.DataFrame) -> Verdict:
             verdict)
 
 
-def _orders(cost: pd.DataFrame) -> Verdict:
+def _conditions(cost: pd.DataFrame) -> str:
+    """What the cost rows were measured under: device, threads, batch, dtype and the layer's size, per distinct
+    combination (one attention layer, not a model)."""
+    keys = ["device", "threads", "batch", "dtype", "dim", "heads"]
+    seen = cost[keys].drop_duplicates().sort_values(keys)
+    return "; ".join(f"{r['device']}, {int(r['threads'])} threads, batch {int(r['batch'])}, {r['dtype']}, one "
+                     f"attention layer (dim {int(r['dim'])}, {int(r['heads'])} heads)" for _, r in seen.iterrows())
+
+
+def _training_ratios(acc: pd.DataFrame) -> list[tuple[str, float]]:
+    """(group, mano's training wall time / full's) per group where both have clean times on one machine."""
+    if acc.empty:
+        return []
+    ok = _per_seed(acc)
+    out = []
+    for group, g in ok.groupby("group", sort=False):
+        times = {label: clean_train_time(g[g["label"] == label]) for label in (MECH, VIT)}
+        a, b = times[MECH], times[VIT]
+        if a["train_n"] and b["train_n"] and a["train_machine"] == b["train_machine"]:
+            out.append((f"{group} on {a['train_machine']}", float(a["train_s"]) / float(b["train_s"])))
+    return out
+
+
+def _orders(df: pd.DataFrame) -> Verdict:
+    cost = df[df["kind"] == "cost"]
     parts, hits, tested = [], 0, 0
     for other in (VIT_NAIVE, VIT, SWIN):
-        r = ratios(cost, other)
+        r = ratios(cost, other) if not cost.empty else pd.DataFrame()
+        if r.empty:
+            continue
         r = r[(r["label"] == MECH)]
         if r.empty:
             continue
@@ -138,10 +174,18 @@ def _orders(cost: pd.DataFrame) -> Verdict:
                          f"{last['mem_ratio']:.3g}× theirs")
         top = r.sort_values("tokens").groupby("mode").tail(1)
         hits += bool(((top["speedup"] >= ORDER) & (top["mem_ratio"] <= 1 / ORDER)).any())
+    train = _training_ratios(df[df["kind"] == "accuracy"])
+    if train:
+        parts.append("training wall time " + ", ".join(f"{ratio:.2g}× {VIT}'s ({group})" for group, ratio in train))
     if not tested:
-        return Verdict("no mano and baseline rows in common", "", "not testable here")
+        return Verdict("; ".join(parts) or "no mano and baseline rows in common", "", "not testable here")
     verdict = "reproduced" if hits == tested else "partly" if hits else "not reproduced"
-    return Verdict("; ".join(parts), "largest grid both ran", verdict)
+    if verdict == "reproduced" and any(ratio > 1 for _, ratio in train):
+        verdict = "partly"
+    conditions = (f"layer: largest grid both ran; {_conditions(cost)}"
+                  + ("; training: the accuracy models' wall time per seed, mean over seeds on an idle machine "
+                     "(load within threads + 0.5), at the grids they train at" if train else ""))
+    return Verdict("; ".join(parts), conditions, verdict)
 
 
 def _per_seed(acc: pd.DataFrame) -> pd.DataFrame:
@@ -155,7 +199,7 @@ def _per_seed(acc: pd.DataFrame) -> pd.DataFrame:
 
 def _matched(t: pd.DataFrame) -> list[str]:
     """Labels of the parameter-matched MANO in one task: rows of the mechanism's own attention under another label
-    whose parameter count is within ±5 % of the ViT model's."""
+    whose parameter count is within ±``MATCH_TOLERANCE`` of the ViT model's."""
     mine, vit = t[t["label"] == MECH], t[t["label"] == VIT]
     if mine.empty or vit.empty:
         return []
@@ -165,38 +209,62 @@ def _matched(t: pd.DataFrame) -> list[str]:
             if abs(float(g["params"].iloc[0]) / target - 1) <= MATCH_TOLERANCE]
 
 
-def _rivals(acc: pd.DataFrame) -> Verdict:
-    from scipy.stats import ttest_ind
+def _tuned(ok: pd.DataFrame) -> pd.Series:
+    """Rows of tasks whose learning rate was chosen on a validation split (the protocol's tasks)."""
+    return ok["impl"].map(lambda s: bool(impl_lr_grid(s))).astype(bool)
 
+
+def _rivals(acc: pd.DataFrame) -> Verdict:
     ok = _per_seed(acc)
-    findings, untested, worse, worse_matched, tested = [], [], False, False, 0
-    for task, t in ok.groupby("group", sort=False):
-        lower = t["metric"].iloc[0] == "rel_l2"
+    paper = ok[ok["dataset"].isin(PAPER_DATASETS)]
+    if paper.empty:
+        return Verdict("no accuracy rows of the paper's kinds of task", "", "not testable here")
+    untuned = sorted(set(paper.loc[~_tuned(paper), "group"]))
+    paper = paper[_tuned(paper)]
+    tests, short = [], []
+    for group, t in paper.groupby("group", sort=False):
+        metric = str(t["metric"].iloc[0])
         for mech in [MECH, *_matched(t)]:
             mine = t[t["label"] == mech]["value"].to_numpy(float)
             for other in (VIT, SWIN):
                 theirs = t[t["label"] == other]["value"].to_numpy(float)
-                if len(mine) < MIN_SEEDS or len(theirs) < MIN_SEEDS:
-                    if len(mine) and len(theirs) and task not in untested:
-                        untested.append(task)
-                    continue
-                tested += 1
-                p = float(ttest_ind(mine, theirs, equal_var=False).pvalue)
-                bad = ((mine.mean() > theirs.mean()) if lower else (mine.mean() < theirs.mean())) and p < ALPHA
-                if mech == MECH:
-                    worse |= bad
-                else:
-                    worse_matched |= bad
-                findings.append(f"{task} {mech} vs {other}: {mine.mean():.4g} vs {theirs.mean():.4g} "
-                                f"({t['metric'].iloc[0]}, {len(mine)}/{len(theirs)} seeds, Welch p = {p:.2g}"
-                                f"{', worse' if bad else ''})")
-    if untested:
-        findings.append(f"fewer than {MIN_SEEDS} seeds, not tested: {', '.join(untested)}")
-    verdict = ("not testable here" if not tested else "not reproduced" if worse else
-               "partly" if worse_matched else "reproduced")
-    return Verdict("; ".join(findings) or "no task with mano beside full or swin",
-            "test metric at the training grid; matched = same attention, parameters within "
-            f"±{100 * MATCH_TOLERANCE:.0f} % of {VIT}'s", verdict)
+                if len(mine) >= MIN_SEEDS and len(theirs) >= MIN_SEEDS:
+                    tests.append((f"{group} {mech}", other, mine, theirs, metric))
+                elif len(mine) and len(theirs):
+                    short.append(f"{group} {mech} vs {other} ({len(mine)}/{len(theirs)} seeds)")
+    results = noninferiority(tests, ALPHA) if tests else []
+    findings = [f"{r['a']} vs {r['b']}: {r['mean_a']:.4g} vs {r['mean_b']:.4g} ({r['metric']}, "
+                f"{r['n_a']}/{r['n_b']} seeds), worse by {r['worse_by']:.3g} ± {r['se']:.2g} (SE) against a margin of "
+                f"{r['margin']:.3g}, Holm p (non-inferior) = {r['p_ni_holm']:.2g}, power {r['power']:.2f}: "
+                f"{r['verdict']}" for r in results]
+    if short:
+        findings.append(f"fewer than {MIN_SEEDS} seeds, not tested: {', '.join(short)}")
+    if untuned:
+        findings.append(f"learning rate not chosen on a validation split, left out: {', '.join(untuned)}")
+    # The verdict is MANO's as the authors configure it; a matched variant that fails where MANO passes says the
+    # lead needs what differs (parameters), so it can only lower a pass to partly.
+    verdicts = [str(r["verdict"]) for r in results if str(r["a"]).endswith(f" {MECH}")]
+    ni = verdicts.count("non-inferior")
+    verdict = ("not testable here" if not verdicts or all(v.startswith("not testable") for v in verdicts) else
+               "not reproduced" if "worse by more than the margin" in verdicts or not ni else
+               "reproduced" if ni == len(verdicts) else "partly")
+    if verdict == "reproduced" and any(r["verdict"] != "non-inferior" for r in results):
+        verdict = "partly"
+    return Verdict("; ".join(findings) or "no tuned task of the paper's kinds with mano beside full or swin",
+                   "test metric at the training grid, each mechanism at the learning rate its validation split chose; "
+                   f"paper's kinds of task: {', '.join(PAPER_DATASETS)}; matched = same attention, parameters within "
+                   f"±{100 * MATCH_TOLERANCE:.0f} % of {VIT}'s", verdict)
+
+
+def _baselines(g: pd.DataFrame, column: str) -> str:
+    """``full 0.0071 ± 0.0004, swin …`` on one group: the baselines of a claim on the same budget."""
+    parts = []
+    for label in (VIT, SWIN):
+        b = g[g["label"] == label][column]
+        if len(b):
+            spread = f" ± {b.std():.2g}" if len(b) > 1 else ""
+            parts.append(f"{label} {b.mean():.3g}{spread} ({len(b)} seed{'' if len(b) == 1 else 's'})")
+    return ", ".join(parts)
 
 
 def _darcy(acc: pd.DataFrame) -> Verdict:
@@ -205,23 +273,34 @@ def _darcy(acc: pd.DataFrame) -> Verdict:
     if ok.empty:
         return Verdict("no Darcy 16² rows", "", "not testable here")
     parts, best = [], np.inf
-    for (task, label), g in ok.groupby(["group", "label"], sort=False):
-        if not str(label).startswith(MECH):
-            continue
-        best = min(best, g["rel_mse"].mean())
-        spread = f" ± {g['rel_mse'].std():.2g} over {len(g)} seeds" if len(g) > 1 else " (1 seed)"
-        # Whether the budget was the limit: the test metric's change over the last quarter of training, where the
-        # rows kept a curve (near 0 = plateaued: more epochs of this recipe would not close the gap).
-        late = mean_late_change(trained_curves(g).get(str(label), []))
-        tail = f", test rel. L2 {100 * late:+.1f} % over the last quarter" if np.isfinite(late) else ""
-        parts.append(f"{label} ({task}): {g['rel_mse'].mean():.3g}{spread}, {int(g['epochs'].iloc[0])} epochs{tail}")
+    for group, g in ok.groupby("group", sort=False):
+        for label, m in g.groupby("label", sort=False):
+            if not str(label).startswith(MECH):
+                continue
+            best = min(best, m["rel_mse"].mean())
+            spread = f" ± {m['rel_mse'].std():.2g} over {len(m)} seeds" if len(m) > 1 else " (1 seed)"
+            base = _baselines(g, "rel_mse")
+            parts.append(f"{label} ({group}): {m['rel_mse'].mean():.3g}{spread}, {int(m['epochs'].iloc[0])} epochs"
+                         + (f"; same budget: {base}" if base else ""))
     if not parts:
         return Verdict("no mano rows on Darcy 16²", "", "not testable here")
     return Verdict("; ".join(parts), "neuralop 0.3.0 Darcy 16² files (1000 train, first 50 test); ours: trained on the "
             "mean relative L2 ‖û−u‖/‖u‖ of the decoded field, scored by relative MSE = mean ‖û−u‖²/‖u‖²; the "
-            "paper: metric \"relative MSE\", its exact formula, loss, data split and epochs not published; last "
-            "quarter: change of the test metric from the evaluation nearest 3/4 of training to the last",
-            "reproduced" if best <= DARCY_LIMIT else "not reproduced on this budget")
+            "paper: metric \"relative MSE\", its exact formula, loss, data split and epochs not published",
+            "reproduced" if best <= DARCY_LIMIT else "not reproduced")
+
+
+def _not_here(reason: str) -> Callable[[pd.DataFrame], Verdict]:
+    return lambda rows: Verdict("no measurement", reason, "not testable here")
+
+
+# The paper's classification numbers (shared/notes/mano-paper.md §4): a Swin-V2-T backbone ("MANO-tiny"),
+# ImageNet-pretrained and fine-tuned at 256², on datasets this project neither ships nor could train on 2 cores.
+_FINETUNE = ("needs an ImageNet-pretrained SwinV2-T with MANO in its windows' place (\"MANO-tiny\"), fine-tuned at "
+             "256²: no pretrained weights, dataset or GPU budget here; the paper's ViT and Swin numbers were not "
+             "found either")
+PAPER_CLASSIFICATION = (("Food-101", "82.48"), ("Tiny-ImageNet", "87.52"), ("Oxford Flowers-102", "89"),
+                        ("Stanford Cars", "65.68"))
 
 
 CLAIMS: tuple[Claim, ...] = (
@@ -236,24 +315,30 @@ CLAIMS: tuple[Claim, ...] = (
           "wherever ViT does, else the verdict is at most partly",
           "all", _global),
     Claim("accuracy rivalling ViT and Swin",
-          f"per task and budget with ≥ {MIN_SEEDS} seeds each, a two-sided Welch t-test on the seeds' test metric at "
-          "the training grid, for MANO as the authors configure it and for the parameter-matched MANO (the same "
-          f"attention with parameters within ±{100 * MATCH_TOLERANCE:.0f} % of `{VIT}`'s); the authors' MANO worse "
-          f"at p < {ALPHA} on any task → not reproduced; only the matched one worse somewhere → partly (the lead "
-          f"needs the extra parameters); neither worse anywhere → reproduced; no task with {MIN_SEEDS} seeds → not "
-          "testable here",
+          "non-inferiority against each of `full` and `swin`, on the paper's kinds of task only (Darcy, image "
+          "classification), on tasks whose learning rate was chosen on a validation split, each side ≥ "
+          f"{MIN_SEEDS} seeds: the margin, fixed before the data — {margin_text('rel_l2')}, {margin_text('top1')} "
+          f"— tested one-sided (Welch) and Holm-corrected across all of the claim's tests at α = {ALPHA}; a test "
+          f"with power < {MIN_POWER} to show an equal mechanism non-inferior is not testable. Every test "
+          "non-inferior → reproduced; any worse by more than the margin, or none non-inferior → not reproduced; "
+          "some → partly; only untestable tests → not testable here. The parameter-matched MANO (same attention, "
+          f"parameters within ±{100 * MATCH_TOLERANCE:.0f} % of `{VIT}`'s) joins the tests where a task has one; "
+          "MANO non-inferior everywhere but the matched one not → partly (the lead needs the extra parameters)",
           "accuracy", _rivals),
     Claim("1–2 orders of magnitude less runtime and peak memory",
           "at the largest grid both ran, the speed-up and the memory ratio against the N×N-score ViT layer "
           f"(`{VIT_NAIVE}`), the fused global layer (`{VIT}`) and Swin; ≥ {ORDER:g}× in time and memory against "
-          "every one → reproduced; against some → partly; none → not reproduced",
-          "cost", _orders),
+          "every one → reproduced; against some → partly; none → not reproduced; where accuracy rows hold "
+          f"training times of MANO and `{VIT}` on one machine, their ratio is part of the claim: MANO training "
+          "slower than ViT anywhere makes it at most partly",
+          "all", _orders),
     Claim(f"Darcy 16² relative MSE {DARCY_PAPER}",
           f"MANO's mean relative MSE on the neuralop Darcy 16² test set ≤ {DARCY_LIMIT:.3f} ({DARCY_PAPER} + "
-          f"{100 * DARCY_MARGIN:.0f} %) → reproduced, else not reproduced *on this budget* (epochs, seeds and, where "
-          "a loss curve was kept, the test metric's change over the last quarter of training stated: near 0 means "
-          "more epochs of this recipe would not help)",
+          f"{100 * DARCY_MARGIN:.0f} %) at some budget → reproduced, else not reproduced; every budget is listed "
+          f"with `{VIT}` and `{SWIN}` trained on it beside",
           "accuracy", _darcy),
+    *(Claim(f"{name} top-1 {number} %", "a number of the paper that this project cannot measure: the reason "
+            "stated", "none", _not_here(_FINETUNE)) for name, number in PAPER_CLASSIFICATION),
 )
 
 CLAIM_COLUMNS = (Column("claim", "claim (MANO abstract)"), Column("measured", "measured"),

@@ -90,26 +90,45 @@ def _distinct_labels(df: pd.DataFrame) -> list[str]:
     labels = df["base_label"].tolist()
     # Within one suite, task, mode and training budget (the mode is part of a cost configuration; a task has its own
     # settings; one task trained on another budget is another table row, not a variant of the label).
+    series = _series_ids(df)
     for (*_, label), g in df.groupby(["suite", "task", "mode", "n_train", "epochs", "base_label"], sort=False,
                                      dropna=False):
-        configs = g["config_id"].unique()
+        configs = series[g.index].unique()
         if len(configs) < 2:
             continue
-        first = g.drop_duplicates("config_id").set_index("config_id")
+        first = g.assign(series=series[g.index]).drop_duplicates("series").set_index("series")
         differing = [c for c in DISTINGUISHING if first[c].astype(str).nunique() > 1]
         for config in configs:
             row = first.loc[config]
-            suffix = ", ".join(f"{c}={row[c]}" for c in differing) or f"config {config}"
-            for i in g.index[g["config_id"] == config]:
+            suffix = ", ".join(f"{c}={row[c]}" for c in differing) or f"config {row['config_id']}"
+            for i in g.index[series[g.index] == config]:
                 labels[df.index.get_loc(i)] = f"{label} ({suffix})"
     return labels
 
 
+def _series_ids(df: pd.DataFrame) -> pd.Series:
+    """The configuration a row's series is: its ``config_id``, except that the rows of a tuned task's
+    learning-rate search (``impl`` has an ``lr_grid``) are one series whatever rate each trained at — the report
+    reads them at the chosen rate (:mod:`~attnbench.report.analysis.protocol`)."""
+    out = df["config_id"].astype(str).copy()
+    for i, impl in df["impl"].items():
+        facts = json.loads(impl) if isinstance(impl, str) and impl.startswith("{") else {}
+        if facts.get("lr_grid"):
+            rest = {k: v for k, v in facts.items() if k != "lr"}
+            out[i] = "tuned:" + json.dumps([rest, *(str(df.at[i, c]) for c in DISTINGUISHING)], sort_keys=True)
+    return out
+
+
 def machine_line(df: pd.DataFrame) -> str:
-    """"Machine: ..., torch ..., git ..." for a results table; every git sha present is listed, not just the first."""
-    first = df.iloc[0]
-    return (f"Machine: {first.get('device_name', '')} ({first.get('device', '')}, {first.get('threads', '')} threads), "
-            f"torch {first.get('torch', '')}, git {', '.join(sorted(set(df['git_sha'].astype(str))))}")
+    """"Machine(s): ..., torch ..., git ..." for a results table: every machine (device, threads) and every torch
+    version and git sha the rows draw on, not just the first row's."""
+    keys = [k for k in ("device_name", "device", "threads") if k in df.columns]
+    seen = df[keys].astype(str).drop_duplicates().to_dict("records") if keys else []
+    machines = "; ".join(f"{m.get('device_name', '')} ({m.get('device', '')}, {m.get('threads', '')} threads)"
+                         for m in seen)
+    torch = ", ".join(sorted(set(df["torch"].astype(str)))) if "torch" in df.columns else ""
+    return (f"Machine{'s' if len(seen) > 1 else ''}: {machines}, torch {torch}, "
+            f"git {', '.join(sorted(set(df['git_sha'].astype(str))))}")
 
 
 def baseline_label(df: pd.DataFrame) -> str | None:

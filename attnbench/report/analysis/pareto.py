@@ -7,7 +7,8 @@ lower is better comes from :data:`~attnbench.report.analysis.accuracy.LOWER_IS_B
 * ``"layer"``: the attention layer's ``fwd_bwd`` time per call at the grid the model's layers see (the token grid,
   else the training grid), from the cost rows loaded with the accuracy rows, with that median's 95 % CI — the
   mechanism's own price, free of the rest of the model and of the training machine's load;
-* ``"train_s"``: the training wall time per seed, mean over seeds ± the 95 % CI of that mean;
+* ``"train_s"``: the training wall time per seed, mean over the seeds trained on one idle machine (the rule of
+  :func:`~attnbench.report.analysis.accuracy.clean_train_time`) ± the 95 % CI of that mean;
 * ``"peak_mib"``: the training peak memory, mean over seeds.
 
 ``"auto"`` takes the layer time when the cost rows cover every mechanism of the task at its grid (a front over a
@@ -82,6 +83,10 @@ def _train_costs(seeds: pd.DataFrame, column: str) -> dict[tuple[str, int], tupl
     """(label, training grid) → (mean over seeds, half-width of its 95 % CI) of ``column``."""
     out = {}
     for (label, res), g in seeds.groupby(["label", "train_res"], sort=False):
+        if column == "train_s":  # the times of one idle machine only (accuracy.clean_train_time's rule)
+            usable = g[g["time_clean"].map(lambda c: c is not False)]
+            machine = usable["machine"].astype(str).value_counts().index[0] if len(usable) else ""
+            g = usable[usable["machine"].astype(str) == machine]
         values = g[column].astype(float).dropna()
         out[(label, int(res))] = (float(values.mean()) if len(values) else float("nan"),
                                   ci95_half_width(float(values.std()), len(values)))

@@ -218,7 +218,7 @@ def _curve_figure(stem: str, curves: dict[str, list[dict]]) -> plt.Figure:
     """Training loss per epoch (left, log) and the test metric at the training grid (right), mean over seeds."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4), layout="constrained")
     styles = series_styles(list(curves))
-    metric = ""
+    metric, split = "", "test"
     for label, cs in curves.items():
         style = {k: v for k, v in styles[label].items() if k != "marker"}
         n = min(len(c["train_loss"]) for c in cs)
@@ -233,11 +233,12 @@ def _curve_figure(stem: str, curves: dict[str, list[dict]]) -> plt.Figure:
             right.plot(tested[0]["test_epoch"][:m], ys, marker=styles[label].get("marker", "o"),
                        label=f"{label}{note}", **style)
             metric = tested[0].get("test_metric", metric)
+            split = "validation" if tested[0].get("split") == "val" else "test"
     left.set_yscale("log")
     left.set_xlabel("epoch")
     left.set_ylabel("training loss (mean over the epoch)")
     right.set_xlabel("epoch")
-    right.set_ylabel(_ylabel(metric) if metric else "test metric")
+    right.set_ylabel(f"{split} {_ylabel(metric)}" if metric else "test metric")
     for ax in (left, right):
         ax.grid(True, alpha=0.3)
         if ax.get_legend_handles_labels()[0]:

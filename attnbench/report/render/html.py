@@ -22,13 +22,14 @@ from typing import Any
 
 import pandas as pd
 
-from attnbench.report.analysis.accuracy import accuracy_summary, pairs_table
+from attnbench.report.analysis.accuracy import accuracy_summary, pairs_table, per_seed
 from attnbench.report.analysis.attainable import roofline_fraction
 from attnbench.report.analysis.claims import MECH, claims_table
 from attnbench.report.analysis.compare import ALPHA as COMPARE_ALPHA
 from attnbench.report.analysis.compare import THRESHOLD, compare, compare_accuracy
 from attnbench.report.analysis.frame import load_frame
 from attnbench.report.analysis.leaderboard import leaderboard_tables
+from attnbench.report.analysis.protocol import lr_search_tables
 from attnbench.report.analysis.scaling import recorded_roofline, scaling_notes, scaling_tables
 from attnbench.report.analysis.summary import summary_tables
 from attnbench.report.analysis.sweep import lr_sweeps, sweep_tables
@@ -174,6 +175,7 @@ def _accuracy_section(suite: str, g: pd.DataFrame, cost: pd.DataFrame) -> Sectio
     pairs = pairs_table(g)
     if len(pairs):
         sec.tables.append(_from_table(pairs, sec.id))
+    sec.tables += [_from_table(search, sec.id) for search in lr_search_tables(per_seed(g, search=True))]
     for sweep in sweep_tables(lr_sweeps(g)):
         table = sweep.table
         note = f"{table.note}. " + " ".join(f"{label} {answer}" for label, answer in sweep.answers)

@@ -7,9 +7,10 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from attnbench.report.analysis.accuracy import accuracy_summary, pairs_table
+from attnbench.report.analysis.accuracy import accuracy_summary, pairs_table, per_seed
 from attnbench.report.analysis.claims import claims_table
 from attnbench.report.analysis.frame import machine_line
+from attnbench.report.analysis.protocol import lr_search_tables
 from attnbench.report.analysis.scaling import scaling_notes, scaling_tables
 from attnbench.report.analysis.sweep import lr_sweeps, sweep_tables
 from attnbench.report.analysis.table import Table
@@ -74,6 +75,9 @@ def accuracy_md(df: pd.DataFrame) -> str:
     lines = [f"# Accuracy: {', '.join(sorted(df['suite'].unique()))}", "", f"{machine_line(df)}. {table.note}.", "",
              table_markdown(table, heading=None), "", f"## {pairs.title}", "",
              f"{pairs.note[0].upper()}{pairs.note[1:]}.", "", table_markdown(pairs, heading=None)]
+    for search in lr_search_tables(per_seed(df, search=True)):
+        lines += ["", f"## {search.title}", "", f"{search.note[0].upper()}{search.note[1:]}.", "",
+                  table_markdown(search, heading=None)]
     if not lr_sweeps(df).empty:
         lines += ["", "## Learning-rate sweeps", "", sweep_markdown(df)]
     bad = df[df["status"] != Status.OK]
