@@ -51,7 +51,8 @@ def _accuracy(page: Page, df: pd.DataFrame, paths: list[Path]) -> str:
                                         "rel_mse", "vs_trained", "seeds", "train_s", "peak_mib", "params", "machines")
     sources = ", ".join(page.link(p) for p in paths)
     return (f"From {sources}; per task, mechanism and budget the configuration of the last file that has it, with "
-            f"its seeds from every file. {table.note[0].upper()}{table.note[1:]}:\n\n" + table_markdown(table, heading=None))
+            f"its seeds from every file. {table.note[0].upper()}{table.note[1:]}:\n\n"
+            + table_markdown(table, heading=None))
 
 
 def accuracy_quick(page: Page) -> str:
@@ -99,5 +100,5 @@ def fair_protocol(page: Page) -> str:
     return "\n\n".join(p.strip("\n") for p in parts)
 
 
-BLOCKS = {"fair-protocol": fair_protocol, "accuracy-quick": accuracy_quick, "accuracy-protocol": accuracy_protocol, "accuracy-pairs": accuracy_pairs,
-          "lr-sweep": lr_sweep}
+BLOCKS = {"fair-protocol": fair_protocol, "accuracy-quick": accuracy_quick, "accuracy-protocol": accuracy_protocol,
+          "accuracy-pairs": accuracy_pairs, "lr-sweep": lr_sweep}
