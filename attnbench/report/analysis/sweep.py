@@ -33,7 +33,7 @@ from attnbench.report.analysis.inference import holm
 from attnbench.report.analysis.protocol import impl_lr_grid
 from attnbench.report.analysis.table import Table
 
-__all__ = ["SOLVED", "SweepResult", "lr_sweeps", "sweep_tables"]
+__all__ = ["SOLVED", "SweepResult", "lr_sweeps", "sweep_tables", "tuned_verdicts"]
 
 SOLVED = 0.95  # top-1 a seed needs for "solved"
 LOSS_SLACK = 0.02  # a final training loss above (1 − this) × ln(classes) is at chance on the training set
@@ -91,19 +91,42 @@ def lr_sweeps(df: pd.DataFrame) -> pd.DataFrame:
         dataset, budget, res, patch, batch = key
         name = f"{dataset}, {budget} (samples × epochs), {int(res)}², patch {int(patch)}, batch {int(batch)}"
         cells = list(s.sort_values("lr", kind="stable").groupby(["task", "lr", "label"], sort=False))
-        chances = [chance_level(g) for _, g in cells]
-        raw = [_binomial_p(g, c) for (_, g), c in zip(cells, chances)]
-        flat = holm([p for ps in raw for p in ps]) if any(raw) else []
-        at = 0
-        for ((task, lr, label), g), chance, ps in zip(cells, chances, raw):
-            adjusted, at = flat[at:at + len(ps)], at + len(ps)
-            learnt = _learnt(g, chance)
-            solved = int(sum(v >= SOLVED and ok_ for v, ok_ in zip(g["value"], learnt))) if chance else 0
-            above = int(sum(p < ALPHA and ok_ for p, ok_ in zip(adjusted, learnt)))
-            rows.append({"sweep": name, "task": task, "lr": float(lr), "label": label,
-                         "metric": g["metric"].iloc[0], "seeds": len(g), "mean": g["value"].mean(),
-                         "std": g["value"].std(), "loss": g["final_loss"].mean(), "solved": solved, "above": above,
-                         "verdict": _verdict(solved, above, len(g)) if chance else ""})
+        rows += [{"sweep": name, **cell} for cell in _cell_verdicts(cells)]
+    return pd.DataFrame(rows)
+
+
+def _cell_verdicts(cells: list[tuple[tuple, pd.DataFrame]]) -> list[dict[str, object]]:
+    """Per ``((task, lr, label), seeds' rows)`` cell: mean, std, loss, solved and above-chance seed counts and the
+    verdict, the binomial tests Holm-adjusted across every seed of every cell given (one family)."""
+    chances = [chance_level(g) for _, g in cells]
+    raw = [_binomial_p(g, c) for (_, g), c in zip(cells, chances)]
+    flat = holm([p for ps in raw for p in ps]) if any(raw) else []
+    out, at = [], 0
+    for ((task, lr, label), g), chance, ps in zip(cells, chances, raw):
+        adjusted, at = flat[at:at + len(ps)], at + len(ps)
+        learnt = _learnt(g, chance)
+        solved = int(sum(v >= SOLVED and ok_ for v, ok_ in zip(g["value"], learnt))) if chance else 0
+        above = int(sum(p < ALPHA and ok_ for p, ok_ in zip(adjusted, learnt)))
+        out.append({"task": task, "lr": float(lr), "label": label, "metric": g["metric"].iloc[0], "seeds": len(g),
+                    "mean": g["value"].mean(), "std": g["value"].std(), "loss": g["final_loss"].mean(),
+                    "solved": solved, "above": above, "verdict": _verdict(solved, above, len(g)) if chance else ""})
+    return out
+
+
+def tuned_verdicts(df: pd.DataFrame) -> pd.DataFrame:
+    """The same per-seed rule for tuned classification tasks (learning rate chosen on validation): one row per
+    (task, mechanism) at its chosen rate, the binomial tests Holm-adjusted across each task's seeds. Columns as
+    :func:`lr_sweeps` without ``sweep``, plus ``dataset``; empty without such rows."""
+    ok = per_seed(df)
+    ok = ok[(ok["mode"] == "trained") & (ok["metric"] == "top1")
+            & ok["impl"].map(lambda s: bool(impl_lr_grid(s))).astype(bool)].copy()
+    if ok.empty:
+        return pd.DataFrame()
+    ok["lr"] = ok["impl"].map(_lr)
+    rows = []
+    for (dataset, _suite, _task), t in ok.groupby(["dataset", "suite", "task"], sort=False):
+        rows += [{"dataset": dataset, **cell} for cell in _cell_verdicts(list(t.groupby(["task", "lr", "label"],
+                                                                                          sort=False)))]
     return pd.DataFrame(rows)
 
 
