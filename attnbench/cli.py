@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("suites", nargs="+", metavar="SUITE", help="suite TOML file(s), e.g. suites/smoke.toml")
     run_options(p)
     p.add_argument("--only", default=None, metavar="NAMES",
-                   help="run only these tasks (accuracy) or attention labels, comma-separated")
+                   help="run only these tasks (accuracy), attention labels or TASK/LABEL pairs, comma-separated")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("plot", help="figures, scaling.md and accuracy.md from results CSV(s); never re-runs anything")

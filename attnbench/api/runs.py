@@ -82,7 +82,9 @@ def load_suites(suites: Paths, options: RunOptions | None = None) -> list[Suite]
         known = {name for s in loaded for c in s.cases for name in c.selectors}
         unknown = sorted(wanted - known)
         if unknown:
-            raise InputError(f"--only {','.join(unknown)}: no such task or label; known: {', '.join(sorted(known))}")
+            shown = sorted(n for n in known if "/" not in n)  # task/label pairs are implied by the two lists
+            pairs = ", or TASK/LABEL" if any("/" in n for n in known) else ""
+            raise InputError(f"--only {','.join(unknown)}: no such task or label; known: {', '.join(shown)}{pairs}")
         loaded = [dataclasses.replace(s, cases=tuple(c for c in s.cases if wanted & set(c.selectors)))
                   for s in loaded]
     return loaded

@@ -270,7 +270,8 @@ class TrainCase(Case):
 
     @property
     def selectors(self) -> tuple[str, ...]:
-        return (self.task, self.label)
+        """The task, the label, and ``task/label``: one mechanism on one task."""
+        return (self.task, self.label, f"{self.task}/{self.label}")
 
     @property
     def description(self) -> str:

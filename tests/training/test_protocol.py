@@ -142,3 +142,14 @@ def test_validation_splits_are_disjoint_from_training_and_test(tmp_path, monkeyp
     # a larger training draw of the same seed is a superset, so "after" always skips exactly the training picks
     assert set(train) <= set(fashion._balanced_subset(labels, 160, seed=3))
     assert set(train) | set(val) == set(fashion._balanced_subset(labels, 160, seed=3))
+
+
+def test_only_selects_one_mechanism_on_one_task(tmp_path, capsys):
+    path = tmp_path / "tune.toml"
+    path.write_text(SUITE)
+    assert main(["run", str(path), "--dry-run", "--only", "lr_tiny/full"]) == 0
+    out = capsys.readouterr().out
+    assert "lr_tiny full" in out and "linear" not in out
+    assert main(["run", str(path), "--dry-run", "--only", "lr_tiny/nope"]) == 2
+    err = capsys.readouterr().err
+    assert "no such task or label; known: full, linear, linear_narrow, lr_tiny, or TASK/LABEL" in err
