@@ -229,7 +229,8 @@ def test_darcy_claim_shows_the_baselines_on_the_same_budget() -> None:
     # full and swin reach the paper's number on the budget where mano does not: the row says so, no budget excuse
     claim = darcy([row("mano", 0.011), row("mano", 0.0112, 1), row("full", 0.007), row("swin", 0.0084)])
     assert claim["verdict"] == "not reproduced"
-    assert "same budget: full 0.007 (1 seed), swin 0.0084 (1 seed)" in claim["measured"]
+    measured = claim["measured"]
+    assert "mano 0.0111 ± 0.00014 over 2 seeds; same budget: full 0.007 (1 seed), swin 0.0084 (1 seed)" in measured
     assert "last quarter" not in claim["measured"] + claim["rule"]
     assert darcy([row("mano", 0.009)])["verdict"] == "reproduced"
 

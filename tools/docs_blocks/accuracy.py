@@ -91,11 +91,11 @@ def fair_protocol(page: Page) -> str:
     df = pd.concat([src.frame(p) for p in paths], ignore_index=True)
     parts = [f"From {', '.join(page.link(p) for p in paths)}."]
     for search in lr_search_tables(per_seed(df, search=True)):
-        parts += [f"**{search.title}.** {search.note[0].upper()}{search.note[1:]}:", "",
+        parts += [f"**{search.title}.** {search.note[0].upper()}{search.note[1:]}:",
                   table_markdown(search, heading=None)]
     table = accuracy_summary(df).select("task", "label", "eval_res", "mode", "metric", "value", "ci95", "seeds",
                                         "lr", "train_s", "params", "step_flops", "machines")
-    parts += [f"**Accuracy at the chosen learning rates.** {table.note[0].upper()}{table.note[1:]}:", "",
+    parts += [f"**Accuracy at the chosen learning rates.** {table.note[0].upper()}{table.note[1:]}:",
               table_markdown(table, heading=None)]
     return "\n\n".join(p.strip("\n") for p in parts)
 

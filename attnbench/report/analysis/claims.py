@@ -165,7 +165,8 @@ def _training_ratios(acc: pd.DataFrame) -> list[tuple[str, float]]:
     for group, g in ok.groupby("group", sort=False):
         times = {label: clean_train_time(g[g["label"] == label]) for label in (MECH, VIT)}
         a, b = times[MECH], times[VIT]
-        if a["train_n"] and b["train_n"] and a["train_machine"] == b["train_machine"]:
+        # one named machine for both: rows that record none (schema-1 legacy) could mix machines unseen
+        if a["train_n"] and b["train_n"] and a["train_machine"] and a["train_machine"] == b["train_machine"]:
             out.append((f"{group} on {a['train_machine']}", float(a["train_s"]) / float(b["train_s"])))
     return out
 
@@ -290,13 +291,16 @@ def _darcy(acc: pd.DataFrame) -> Verdict:
         return Verdict("no Darcy 16² rows", "", "not testable here")
     parts, best = [], np.inf
     for group, g in ok.groupby("group", sort=False):
+        mine = []
         for label, m in g.groupby("label", sort=False):
             if not str(label).startswith(MECH):
                 continue
             best = min(best, m["rel_mse"].mean())
             spread = f" ± {m['rel_mse'].std():.2g} over {len(m)} seeds" if len(m) > 1 else " (1 seed)"
+            mine.append(f"{label} {m['rel_mse'].mean():.3g}{spread}")
+        if mine:
             base = _baselines(g, "rel_mse")
-            parts.append(f"{label} ({group}): {m['rel_mse'].mean():.3g}{spread}, {int(m['epochs'].iloc[0])} epochs"
+            parts.append(f"{group}, {int(g['epochs'].iloc[0])} epochs: {', '.join(mine)}"
                          + (f"; same budget: {base}" if base else ""))
     if not parts:
         return Verdict("no mano rows on Darcy 16²", "", "not testable here")
