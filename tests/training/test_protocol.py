@@ -10,7 +10,7 @@ import pytest
 
 from attnbench.cli import main
 from attnbench.store.csvfile import read_results
-from tests.conftest import run_csv
+from conftest import run_csv
 
 SUITE = """
 name = "tune"
