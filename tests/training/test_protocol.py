@@ -10,6 +10,7 @@ import pytest
 
 from attnbench.cli import main
 from attnbench.store.csvfile import read_results
+
 from conftest import run_csv
 
 SUITE = """
