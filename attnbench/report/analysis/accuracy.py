@@ -20,8 +20,8 @@ from attnbench.report.analysis.table import Column, Table, mean_std
 from attnbench.store.status import Status
 
 __all__ = ["ALPHA", "LOAD_MARGIN", "LOWER_IS_BETTER", "MIN_SEEDS", "accuracy_comparisons", "accuracy_summary",
-           "accuracy_table", "chance_level", "ci95_half_width", "clean_train_time", "late_change", "late_index",
-           "mean_late_change", "pairs_table", "per_seed", "trained_curves"]
+           "accuracy_table", "chance_level", "ci95_half_width", "clean_time_rows", "clean_train_time", "late_change",
+           "late_index", "mean_late_change", "pairs_table", "per_seed", "trained_curves"]
 
 LOWER_IS_BETTER = {"rel_l2": True, "top1": False}
 
@@ -55,16 +55,25 @@ def _clean(r: pd.Series) -> bool | None:
     return max(float(v) for v in loads) <= float(r["threads"]) + LOAD_MARGIN
 
 
+def clean_time_rows(g: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``g`` whose training time counts: measured on an idle machine (or with the load not recorded),
+    all from the one machine with the most such rows (empty when none)."""
+    usable = g[g["time_clean"].map(lambda c: c is not False)]
+    if usable.empty:
+        return usable
+    machine = usable["machine"].astype(str).value_counts().index[0]
+    return usable[usable["machine"].astype(str) == machine]
+
+
 def clean_train_time(g: pd.DataFrame) -> dict[str, Any]:
     """The training time of one group of seeds, never mixing machines and never counting a loaded machine:
     ``train_s`` is the mean over the rows measured on an idle machine (or with the load not recorded) of the
     machine with the most such rows; ``train_n`` those rows, ``train_machine`` that machine, ``train_excluded``
     the rows left out (loaded, or from another machine)."""
-    usable = g[g["time_clean"].map(lambda c: c is not False)]
-    if usable.empty:
+    mine = clean_time_rows(g)
+    if mine.empty:
         return {"train_s": np.nan, "train_n": 0, "train_machine": "", "train_excluded": len(g)}
-    machine = usable["machine"].astype(str).value_counts().index[0]
-    mine = usable[usable["machine"].astype(str) == machine]
+    machine = str(mine["machine"].iloc[0])
     return {"train_s": float(mine["train_s"].mean()), "train_n": len(mine), "train_machine": machine,
             "train_excluded": len(g) - len(mine)}
 

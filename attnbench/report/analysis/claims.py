@@ -17,7 +17,7 @@ import pandas as pd
 from attnbench.report.analysis.accuracy import ALPHA, MIN_SEEDS, clean_train_time, per_seed
 from attnbench.report.analysis.fits import ratios, scaling_fits
 from attnbench.report.analysis.inference import MIN_POWER, margin_text, noninferiority
-from attnbench.report.analysis.protocol import impl_lr_grid
+from attnbench.report.analysis.protocol import tuned
 from attnbench.report.analysis.table import Column, Table
 from attnbench.store.status import Status
 
@@ -226,18 +226,13 @@ def _matched(t: pd.DataFrame) -> list[str]:
             if abs(float(g["params"].iloc[0]) / target - 1) <= MATCH_TOLERANCE]
 
 
-def _tuned(ok: pd.DataFrame) -> pd.Series:
-    """Rows of tasks whose learning rate was chosen on a validation split (the protocol's tasks)."""
-    return ok["impl"].map(lambda s: bool(impl_lr_grid(s))).astype(bool)
-
-
 def _rivals(acc: pd.DataFrame) -> Verdict:
     ok = _per_seed(acc)
     paper = ok[ok["dataset"].isin(PAPER_DATASETS)]
     if paper.empty:
         return Verdict("no accuracy rows of the paper's kinds of task", "", "not testable here")
-    untuned = sorted(set(paper.loc[~_tuned(paper), "group"]))
-    paper = paper[_tuned(paper)]
+    untuned = sorted(set(paper.loc[~tuned(paper), "group"]))
+    paper = paper[tuned(paper)]
     tests, short = [], []
     for group, t in paper.groupby("group", sort=False):
         metric = str(t["metric"].iloc[0])

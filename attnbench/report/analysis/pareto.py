@@ -22,7 +22,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from attnbench.report.analysis.accuracy import LOWER_IS_BETTER, accuracy_table, ci95_half_width, per_seed
+from attnbench.report.analysis.accuracy import (
+    LOWER_IS_BETTER,
+    accuracy_table,
+    ci95_half_width,
+    clean_time_rows,
+    per_seed,
+)
 from attnbench.report.analysis.families import label_families
 from attnbench.store.status import Status
 
@@ -83,10 +89,8 @@ def _train_costs(seeds: pd.DataFrame, column: str) -> dict[tuple[str, int], tupl
     """(label, training grid) → (mean over seeds, half-width of its 95 % CI) of ``column``."""
     out = {}
     for (label, res), g in seeds.groupby(["label", "train_res"], sort=False):
-        if column == "train_s":  # the times of one idle machine only (accuracy.clean_train_time's rule)
-            usable = g[g["time_clean"].map(lambda c: c is not False)]
-            machine = usable["machine"].astype(str).value_counts().index[0] if len(usable) else ""
-            g = usable[usable["machine"].astype(str) == machine]
+        if column == "train_s":  # the times of one idle machine only
+            g = clean_time_rows(g)
         values = g[column].astype(float).dropna()
         out[(label, int(res))] = (float(values.mean()) if len(values) else float("nan"),
                                   ci95_half_width(float(values.std()), len(values)))

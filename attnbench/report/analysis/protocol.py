@@ -17,7 +17,7 @@ import pandas as pd
 
 from attnbench.report.analysis.table import Table
 
-__all__ = ["CHOICE_KEYS", "chosen_only", "impl_lr", "impl_lr_grid", "lr_choices", "lr_search_tables"]
+__all__ = ["CHOICE_KEYS", "chosen_only", "impl_lr", "impl_lr_grid", "lr_choices", "lr_search_tables", "tuned"]
 
 # What one choice is made for: a mechanism on one task of one suite, at one budget and training grid.
 CHOICE_KEYS = ["suite", "task", "budget", "label", "train_res"]
@@ -37,6 +37,11 @@ def impl_lr_grid(text: object) -> tuple[float, ...]:
     return tuple(float(v) for v in _impl(text).get("lr_grid", ()))
 
 
+def tuned(rows: pd.DataFrame) -> pd.Series:
+    """Boolean mask of the rows whose task chose its learning rate on validation (``impl`` has an ``lr_grid``)."""
+    return rows["impl"].map(lambda s: bool(impl_lr_grid(s))).astype(bool)
+
+
 def lr_choices(ok: pd.DataFrame) -> pd.DataFrame:
     """One row per (suite, task, budget, label, train grid, learning rate) of the tuned tasks' trained rows at
     their tuning seed: ``val_value``, the ``metric``, ``seed`` (the tuning seed: the smallest seed that trained at
@@ -45,7 +50,7 @@ def lr_choices(ok: pd.DataFrame) -> pd.DataFrame:
     columns = [*CHOICE_KEYS, "lr", "seed", "metric", "val_value", "chosen"]
     if ok.empty:
         return pd.DataFrame(columns=columns)
-    t = ok[(ok["mode"] == "trained") & ok["impl"].map(lambda s: bool(impl_lr_grid(s)))].copy()
+    t = ok[(ok["mode"] == "trained") & tuned(ok)].copy()
     if t.empty:
         return pd.DataFrame(columns=columns)
     t["lr"] = t["impl"].map(impl_lr)
@@ -71,8 +76,8 @@ def chosen_only(ok: pd.DataFrame) -> pd.DataFrame:
     seed); rows of tasks that were not tuned, or whose search has no rows at two rates, are kept as they are."""
     if ok.empty:
         return ok
-    tuned = ok["impl"].map(lambda s: bool(impl_lr_grid(s)))
-    if not tuned.any():
+    mask = tuned(ok)
+    if not mask.any():
         return ok
     choices = lr_choices(ok)
     chosen = {tuple(r[k] for k in CHOICE_KEYS): r["lr"] for _, r in choices[choices["chosen"]].iterrows()}
@@ -80,7 +85,7 @@ def chosen_only(ok: pd.DataFrame) -> pd.DataFrame:
     # A group whose search is not recorded (a run stopped inside the grid) has no choice: its rows stay.
     searched = {tuple(r[k] for k in CHOICE_KEYS) for _, r in choices.iterrows()}
     keys = [tuple(r[k] for k in CHOICE_KEYS) for _, r in ok.iterrows()]
-    keep = [not t or k not in searched or chosen.get(k) == lr for t, lr, k in zip(tuned, lrs, keys)]
+    keep = [not t or k not in searched or chosen.get(k) == lr for t, lr, k in zip(mask, lrs, keys)]
     return ok[keep]
 
 

@@ -30,7 +30,7 @@ import pandas as pd
 
 from attnbench.report.analysis.accuracy import ALPHA, chance_level, per_seed
 from attnbench.report.analysis.inference import holm
-from attnbench.report.analysis.protocol import impl_lr_grid
+from attnbench.report.analysis.protocol import tuned
 from attnbench.report.analysis.table import Table
 
 __all__ = ["SOLVED", "SweepResult", "lr_sweeps", "sweep_tables", "tuned_verdicts"]
@@ -77,7 +77,7 @@ def lr_sweeps(df: pd.DataFrame) -> pd.DataFrame:
     ok = per_seed(df)  # a tuned task's other rates are its search, shown by validation (protocol.py), not here
     # Classification only: the question is whether a mechanism learns at all, read against the chance level.
     ok = ok[(ok["mode"] == "trained") & (ok["metric"] == "top1")
-            & ~ok["impl"].map(lambda s: bool(impl_lr_grid(s))).astype(bool)].copy()
+            & ~tuned(ok)].copy()
     if ok.empty:
         return pd.DataFrame()
     ok["lr"] = ok["impl"].map(_lr)
@@ -119,7 +119,7 @@ def tuned_verdicts(df: pd.DataFrame) -> pd.DataFrame:
     :func:`lr_sweeps` without ``sweep``, plus ``dataset``; empty without such rows."""
     ok = per_seed(df)
     ok = ok[(ok["mode"] == "trained") & (ok["metric"] == "top1")
-            & ok["impl"].map(lambda s: bool(impl_lr_grid(s))).astype(bool)].copy()
+            & tuned(ok)].copy()
     if ok.empty:
         return pd.DataFrame()
     ok["lr"] = ok["impl"].map(_lr)
