@@ -35,6 +35,7 @@ def test_wheel_contents(wheel: Path) -> None:
     shipped = {p.name for p in (ROOT / "attnbench" / "suites").glob("*.toml")}
     assert {n.split("/")[-1] for n in names if n.startswith("attnbench/suites/")} == shipped
     assert "attnbench/report/render/templates/report.html.j2" in names
+    assert "attnbench/attention/kernels/mano_windows.cpp" in names  # compiled on first use
     assert not [n for n in names if n.startswith(("tests/", "results/", "suites/"))]
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "attnbench = attnbench.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()

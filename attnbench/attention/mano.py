@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from attnbench.attention import kernels
 from attnbench.attention._patches import patch_conv, patch_conv_transpose
 from attnbench.attention.base import GridAttention, check_choice, check_dropout, check_heads, check_int
-from attnbench.attention.overlapping_windows import grouped_window_attention, overlapping_window_attention
-from attnbench.attention.packed_windows import (
-    CANVAS_MAX_TOKENS,
-    PACKED_MAX_TOKENS,
-    LevelCanvas,
-    LevelPlan,
-    level_canvas,
-    level_coverage,
-    level_plan,
-    packed_window_attention,
-)
+from attnbench.attention.mano_paths import NATIVE_MAX_WINDOW, WindowPaths
+from attnbench.attention.packed_windows import CANVAS_MAX_TOKENS
 from attnbench.registry import register_attention, register_config
-
-# Largest window the shifted formulation runs by default ("auto"); larger windows use one SDPA per window group.
-SHIFTED_MAX_WINDOW = 3
 
 
 @register_attention("mano")
-class MultipoleAttention(GridAttention):
+class MultipoleAttention(WindowPaths, GridAttention):
     """Multipole attention: one shared windowed softmax attention on every level of a V-cycle.
 
     Shapes: ``x [B, H, W, C] → [B, H, W, C]``, any grid the level rule admits.
@@ -53,28 +41,11 @@ class MultipoleAttention(GridAttention):
 
     Efficiency versus the reference (same outputs): both LayerNorms, the qkv projection and the output projection
     are token-wise, so they run once per token instead of once per window copy (``to_out`` commutes with the
-    coverage average). The windows themselves run on one of four paths (``path``):
-
-    - ``shifted`` (default for k <= 3, :mod:`attnbench.attention.overlapping_windows`): every score a window needs
-      is a query-key dot product at one of ``(2k-1)²`` fixed offsets, so the whole level takes ``(2k-1)²`` shifted
-      element-wise products for the scores, per-window softmaxes on a ``[k², k², ...]`` tensor, and ``(2k-1)²``
-      shifted multiply-adds for the averaged output; overlapping windows share their dot products. No per-window
-      launches, no window copies; a hand-written backward keeps only q, k, v and the window probabilities.
-    - ``sdpa`` (default for larger windows, where batched matmuls win): the overlapping windows as ``ceil(k/s)²``
-      groups of non-overlapping windows (strided views), each through ``scaled_dot_product_attention``.
-    - ``canvas`` (default for k <= 3 and calls of at most :data:`CANVAS_MAX_TOKENS` tokens B·H·W): the restriction
-      runs first (it needs only the inputs), the levels are laid out side by side on one grid
-      (:class:`~attnbench.attention.packed_windows.LevelCanvas`, built once per grid), normalised and projected once,
-      and one ``shifted`` pass covers all levels, the windows that straddle two levels masked out: the operators of
-      one level instead of one set per level, where on small grids launches, not arithmetic, set the time.
-    - ``packed`` (default for calls of at most :data:`PACKED_MAX_TOKENS` tokens): the levels' tokens concatenated,
-      every window of every level gathered by one precomputed index, attention inside all windows as k⁴ broadcast
-      products, one scatter-add to average (:mod:`attnbench.attention.packed_windows`) — about a dozen operators
-      for the whole V-cycle, but each token copied into its ``k²/s²`` windows, hence only for the tiniest calls.
-
-    On the ``canvas`` and ``packed`` paths the down and up convolutions (kernel = stride = r) run as matrix products
-    on the r×r patches, channels-last (:mod:`attnbench.attention._patches`): on small grids the convolution kernels
-    and the permutes around them cost more than the arithmetic; on large ones the patch copies cost memory and time.
+    coverage average). The windows themselves run on one of five paths (``path``), described in
+    :mod:`attnbench.attention.mano_paths`: ``native`` (one C++ operator for every level's windows, forward and
+    backward; the default on CPU in float32 / float64), ``shifted`` (shifted element-wise products per level),
+    ``sdpa`` (groups of non-overlapping windows through SDPA, for large windows), and ``canvas`` and ``packed``
+    (every level at once in Python, for small calls where the native kernel cannot run).
 
     Work per token, C = 64, 4 heads (d = 16), k = 2, s = 1, r = 2 (levels sum to about 4/3 N tokens): qkv and
     output projections 8·C² = 32 768 FLOPs per level-token, attention inside windows 4·k⁴·C = 4 096 FLOPs per
@@ -83,7 +54,8 @@ class MultipoleAttention(GridAttention):
 
     Complexity (N = H·W): time O(N k⁴ d / s² + N C²) — ``N/s²`` window positions per level, each ``k²`` queries
     against ``k²`` keys, plus the token-wise projections and the r×r convolutions (:meth:`flop_parts` counts it);
-    memory O(N C) in inference (each level's temporaries are freed as it goes); in training O(N (C + heads·k⁴/s²))
+    memory O(N C) in inference (each level's temporaries are freed as it goes); in training O(N C) on the native
+    path (qkv kept; the backward's per-token scratch is heads·(2k-1)² values), O(N (C + heads·k⁴/s²))
     on the shifted path, O(N k² C / s²) on the SDPA path (each group's window copy is kept for backward). What
     this layer removes relative to the reference is the ``k²/s²``-fold duplication of the norms and projections
     and the unfolded copy, not the O(k⁴) window attention the mechanism defines.
@@ -93,8 +65,8 @@ class MultipoleAttention(GridAttention):
         window: k >= 1. stride: 1 <= s <= k. rate: r >= 2. down: ``conv`` | ``pool``. up: ``conv`` | ``nearest``.
         level_weighting: ``paper`` | ``finest`` | ``sum`` (:meth:`level_weights`).
         max_levels: cap on the number of levels (None = no cap).
-        path: ``auto`` (:meth:`path_for`) | ``canvas`` | ``packed`` | ``shifted`` | ``sdpa``: how windows are
-            computed (the same outputs up to float rounding).
+        path: ``auto`` (:meth:`path_for`) | ``native`` | ``canvas`` | ``packed`` | ``shifted`` | ``sdpa``: how
+            windows are computed (the same outputs up to float rounding).
     """
 
     family = "multipole"
@@ -147,7 +119,14 @@ class MultipoleAttention(GridAttention):
             if up == "conv"
             else nn.Upsample(scale_factor=r, mode="nearest")
         )
-        self.path = check_choice(self, "path", path, ("auto", "packed", "canvas", "shifted", "sdpa"))
+        self.path = check_choice(self, "path", path, ("auto", "native", "packed", "canvas", "shifted", "sdpa"))
+        if self.path == "native":
+            reason = kernels.mano_windows_status() or (
+                f"window={k} > {NATIVE_MAX_WINDOW}" if k > NATIVE_MAX_WINDOW else "")
+            if reason:
+                raise ValueError(f"mano: path='native' is unavailable: {reason}; use path='auto'")
+        elif self.path == "auto" and k <= NATIVE_MAX_WINDOW:
+            kernels.prepare()  # build (or load) the kernel now, never inside a timed or memory-measured call
         self._constants: dict[tuple[Any, ...], Any] = {}  # per-grid window counts, level plans, canvases
         self._supported: set[tuple[Any, ...]] = set()  # grids whose not_supported_reasons came back empty
         self._last_levels: list[tuple[int, int]] = []
@@ -204,101 +183,6 @@ class MultipoleAttention(GridAttention):
             )
         return reasons
 
-    # ---------------------------------------------------------------------------------------- one level
-    def _constant(self, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
-        """A per-grid constant (window counts, level plan, canvas): built once, outside autograd, and cached under
-        ``key``; under ``torch.compile`` built inline and traced as a constant (a cache lookup would guard and
-        recompile per call)."""
-        if torch.compiler.is_compiling():
-            return build()
-        if key not in self._constants:
-            with torch.inference_mode(False):  # a constant built during inference must still serve training
-                self._constants[key] = build()
-        return self._constants[key]
-
-    def _count(self, h: int, w: int, x: torch.Tensor) -> torch.Tensor:
-        """``[h, w, 1]``: how many windows cover each token of an ``h × w`` level."""
-        return self._constant(("count", h, w, x.device, x.dtype), lambda: torch.tensor(
-            level_coverage(h, w, self.window, self.stride), device=x.device, dtype=x.dtype)[..., None])
-
-    def _plan(self, batch: int, shapes: list[tuple[int, int]], x: torch.Tensor) -> LevelPlan:
-        """The :class:`~attnbench.attention.packed_windows.LevelPlan` of levels ``shapes`` at ``batch`` entries."""
-        return self._constant(("plan", batch, tuple(shapes), x.device, x.dtype),
-                              lambda: level_plan(shapes, self.window, self.stride, batch, x.device, x.dtype))
-
-    def _canvas(self, shapes: list[tuple[int, int]], x: torch.Tensor) -> LevelCanvas:
-        """The :class:`~attnbench.attention.packed_windows.LevelCanvas` of levels ``shapes``."""
-        return self._constant(("canvas", tuple(shapes), x.device, x.dtype),
-                              lambda: level_canvas(shapes, self.window, self.stride, x.device, x.dtype))
-
-    def _packed_levels(self, x: torch.Tensor, shapes: list[tuple[int, int]]) -> list[torch.Tensor]:
-        """``W`` on every level at once (the ``packed`` path): ``x [B, H, W, C]`` with levels ``shapes`` → the
-        levels' outputs ``[B, h_l, w_l, C]``, finest first."""
-        B, _, _, C = x.shape
-        tokens = torch.cat([level.reshape(B, -1, C) for level in self._restrict(x, len(shapes))], dim=1)  # B, T, C
-        # Channel-first qkv [3·inner, B·T] straight from the matmul, the layout the kernel wants.
-        qkv = torch.mm(self.to_qkv.weight, self.norm2(self.norm1(tokens.view(-1, C))).t())
-        plan = self._plan(B, shapes, x)
-        out = packed_window_attention(qkv, plan, self.heads, self.dim_head, self.dropout if self.training else 0.0)
-        out = self.out_drop(self.to_out(out.t())).view(B, -1, C)  # B, T, C
-        return [t.reshape(B, h, w, -1) for t, (h, w) in zip(out.split([h * w for h, w in shapes], dim=1), shapes)]
-
-    def _canvas_levels(self, x: torch.Tensor, shapes: list[tuple[int, int]]) -> list[torch.Tensor]:
-        """``W`` on every level at once (the ``canvas`` path): ``x [B, H, W, C]`` with levels ``shapes`` → the
-        levels' outputs ``[B, h_l, w_l, C]`` (views of one output canvas), finest first."""
-        B, _, _, C = x.shape
-        canvas = self._canvas(shapes, x)
-        cells = canvas.place(self._restrict(x, len(shapes))).view(-1, C)  # B·height·width, C
-        # Channel-first qkv [3, heads, d, B, height, width] straight from the matmul (no transpose copy).
-        qkv = torch.mm(self.to_qkv.weight, self.norm2(self.norm1(cells)).t())
-        qkv = qkv.view(3, self.heads, self.dim_head, B, canvas.height, canvas.width)
-        del cells
-        out = overlapping_window_attention(qkv, self.window, self.stride, canvas.count,
-                                           self.dropout if self.training else 0.0, valid=canvas.valid)
-        out = self.out_drop(self.to_out(out.view(-1, B * canvas.height * canvas.width).t()))
-        return canvas.levels(out.view(B, canvas.height, canvas.width, C))
-
-    def _restrict(self, x: torch.Tensor, levels: int) -> list[torch.Tensor]:
-        """``[x, D(x), D(D(x)), …]``, ``levels`` grids, finest first (the restriction needs only the inputs, so the
-        packed paths run it for all levels before any attention)."""
-        out = [x]
-        for _ in range(levels - 1):
-            out.append(self._down(out[-1], patches=True))
-        return out
-
-    def window_attention(self, x: torch.Tensor, path: str | None = None) -> torch.Tensor:
-        """The shared per-level operator ``W`` on one level: ``[B, h, w, C] → [B, h, w, C]``, on the ``shifted`` or
-        ``sdpa`` path (default: the one :meth:`path_for` picks for a large grid)."""
-        B, h, w, C = x.shape
-        x = self.norm2(self.norm1(x)).reshape(B * h * w, C)
-        if (path or self.path_for()) == "shifted":
-            # qkv channel-first per head, [3, heads, d, B, h, w], straight from the matmul (no transpose copy).
-            qkv = torch.mm(self.to_qkv.weight, x.t()).view(3, self.heads, self.dim_head, B, h, w)
-            count = self._count(h, w, x)[..., 0]
-            del x  # inference frees each temporary as soon as it is consumed (training keeps what backward needs)
-            dropout = self.dropout if self.training else 0.0
-            out = overlapping_window_attention(qkv, self.window, self.stride, count, dropout)
-            del qkv
-            out = out.view(-1, B * h * w).t()
-        else:
-            qkv = self.to_qkv(x).view(B, h, w, -1)
-            out = grouped_window_attention(qkv, self.window, self.stride, self.heads, self._count(h, w, x),
-                                           self.dropout if self.training else 0.0).view(B * h * w, -1)
-        return self.out_drop(self.to_out(out).view(B, h, w, -1))
-
-    def path_for(self, tokens: int | None = None) -> str:
-        """Which formulation runs on a call of ``tokens`` = B·H·W (None: a large call) under ``path = "auto"``:
-        ``packed`` up to :data:`PACKED_MAX_TOKENS`, then ``canvas`` up to :data:`CANVAS_MAX_TOKENS` for k <= 3,
-        then ``shifted`` for k <= 3, else ``sdpa`` (where the formulations cross: ``packed_windows``)."""
-        if self.path != "auto":
-            return self.path
-        shifted = self.window <= SHIFTED_MAX_WINDOW
-        if tokens is not None and tokens <= PACKED_MAX_TOKENS:
-            return "packed"
-        if tokens is not None and tokens <= CANVAS_MAX_TOKENS and shifted:
-            return "canvas"
-        return "shifted" if shifted else "sdpa"
-
     # ------------------------------------------------------------------------------------------ V-cycle
     def _down(self, x: torch.Tensor, patches: bool = False) -> torch.Tensor:
         """``D``: ``[B, h, w, C] → [B, h/r, w/r, C]``; ``patches``: as a matrix product on the r×r patches."""
@@ -320,10 +204,17 @@ class MultipoleAttention(GridAttention):
             if reasons:
                 raise ValueError(f"mano: {'; '.join(reasons)}")
             self._supported.add(key)
-        path = self.path_for(B * H * W)
-        small = path in ("packed", "canvas")  # calls where operator overhead, not arithmetic, sets the time
+        path = self.path_for(B * H * W, x.device, x.dtype)
+        if path == "native" and not self.native_usable(x.device, x.dtype):
+            raise ValueError(f"mano: path='native' runs on CPU in float32/float64 without attention dropout; got "
+                             f"{x.device.type}, {x.dtype}, dropout {self.dropout if self.training else 0.0}")
+        # Calls where operator overhead, not arithmetic, sets the time: resample by matrix products on the patches
+        # (on large grids the patch copies cost more memory and time than the convolutions).
+        small = path in ("packed", "canvas") or (path == "native" and B * H * W <= CANVAS_MAX_TOKENS)
         shapes = self.level_shapes(H, W)
-        if small:
+        if path == "native":
+            outs = self._native_levels(x, shapes, patches=small)
+        elif small:
             outs = self._packed_levels(x, shapes) if path == "packed" else self._canvas_levels(x, shapes)
         else:
             outs = [self.window_attention(x, path)]
@@ -351,7 +242,9 @@ class MultipoleAttention(GridAttention):
     def extra_info(self) -> dict[str, Any]:
         shapes = self._last_levels
         return {"levels": len(shapes), "coarsest": f"{shapes[-1][0]}x{shapes[-1][1]}" if shapes else "",
-                "window_path": self._last_path or self.path_for()}
+                "window_path": self._last_path or self.path_for(),
+                **({"native": kernels.mano_windows_status()} if self.path == "auto" and self._last_path != "native"
+                   and self.window <= NATIVE_MAX_WINDOW and kernels.mano_windows_status() else {})}
 
     # ------------------------------------------------------------------------------------ weight copying
     def reference_pairs(self, ref: Any) -> list[tuple[nn.Module, nn.Module]]:

@@ -123,21 +123,29 @@ def test_level_weights_finest_keep_the_trained_levels_weights():
 
 
 def test_auto_path_follows_the_tokens_per_call():
-    """``auto`` picks packed up to PACKED_MAX_TOKENS tokens per call (B·H·W), the canvas up to CANVAS_MAX_TOKENS, the
-    per-level shifted path above; windows too large for the shifted formulation go from packed straight to sdpa.
-    The forward reports the path it ran."""
+    """``auto`` takes the native kernel on CPU in float32 / float64 for windows up to NATIVE_MAX_WINDOW (not while
+    training with attention dropout). Elsewhere (here: bfloat16) it picks packed up to PACKED_MAX_TOKENS tokens per
+    call (B·H·W), the canvas up to CANVAS_MAX_TOKENS, the per-level shifted path above; windows too large for the
+    shifted formulation go from packed straight to sdpa. The forward reports the path it ran."""
+    from attnbench.attention.mano_paths import NATIVE_MAX_WINDOW
     from attnbench.attention.packed_windows import CANVAS_MAX_TOKENS, PACKED_MAX_TOKENS
 
     mano = create_attention("mano", dim=16, heads=2)
-    assert [mano.path_for(t) for t in (PACKED_MAX_TOKENS, PACKED_MAX_TOKENS + 1, CANVAS_MAX_TOKENS,
-                                       CANVAS_MAX_TOKENS + 1, None)] == ["packed", "canvas", "canvas", "shifted",
-                                                                         "shifted"]
-    wide = create_attention("mano", dim=16, heads=2, window=4, stride=2, rate=4)
+    sizes = (PACKED_MAX_TOKENS, PACKED_MAX_TOKENS + 1, CANVAS_MAX_TOKENS, CANVAS_MAX_TOKENS + 1, None)
+    assert {mano.path_for(t) for t in sizes} == {mano.path_for(t, dtype=torch.float64) for t in sizes} == {"native"}
+    assert [mano.path_for(t, dtype=torch.bfloat16) for t in sizes] == ["packed", "canvas", "canvas", "shifted",
+                                                                       "shifted"]
+    assert mano.path_for(4, device="meta") == "packed"
+    wide = create_attention("mano", dim=16, heads=2, window=NATIVE_MAX_WINDOW + 1, stride=1, rate=2)
     assert [wide.path_for(t) for t in (PACKED_MAX_TOKENS, PACKED_MAX_TOKENS + 1)] == ["packed", "sdpa"]
+    dropping = create_attention("mano", dim=16, heads=2, dropout=0.1)
+    assert dropping.train().path_for(4) == "packed" and dropping.eval().path_for(4) == "native"
     assert create_attention("mano", dim=16, heads=2, path="shifted").path_for(4) == "shifted"
     with torch.no_grad():
-        for batch, expected in ((1, "packed"), (4, "canvas")):  # 256 and 1024 tokens of a 16x16 grid
-            mano(torch.randn(batch, 16, 16, 16))
+        for x, expected in ((torch.randn(1, 16, 16, 16), "native"),
+                            (torch.randn(1, 16, 16, 16, dtype=torch.bfloat16), "packed"),
+                            (torch.randn(4, 16, 16, 16, dtype=torch.bfloat16), "canvas")):
+            mano.to(x.dtype)(x)
             assert mano.extra_info()["window_path"] == expected
 
 
@@ -165,7 +173,7 @@ def test_level_canvas_holds_every_levels_windows_and_no_other(shapes, k, s):
     assert (canvas.count[owner == -1] == 1).all()  # never read, never divided by zero
 
 
-@pytest.mark.parametrize("path", ["canvas", "packed", "shifted"])
+@pytest.mark.parametrize("path", ["native", "canvas", "packed", "shifted"])
 def test_mano_traces_into_one_small_graph(path):
     """What ``torch.compile`` sees: one graph with no break and a bounded operator count. Building the level plans
     with tensor slice updates traced hundreds of tiny operators (compiling at 32² took over 7 minutes) and ``.tolist``

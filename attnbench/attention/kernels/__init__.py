@@ -1,0 +1,121 @@
+"""Native CPU kernels, compiled on first use with ``torch.utils.cpp_extension`` and cached per machine.
+
+One kernel today: MANO's window attention on every level of the V-cycle in one operator
+(:func:`mano_windows`, source ``mano_windows.cpp``). On the accuracy suites' small grids the Python formulations
+launch tens of tiny operators per layer (forward) and twice as many backward, and the launches, not the arithmetic,
+set the time; the kernel does the same arithmetic in one pass per direction.
+
+Building needs a C++ compiler and ninja (``pip install ninja``, a dependency). Where either is missing, or the build
+fails, or ``ATTNBENCH_NATIVE=0`` is set, :func:`mano_windows_status` says why and :mod:`attnbench.attention.mano`
+runs its Python paths instead (the same outputs up to float rounding; results rows name the path in ``impl``).
+
+The build goes to torch's extension cache (``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``),
+under a name that includes this machine's CPU model, since the code is compiled for the host's instruction set
+(``-march=native``); torch rebuilds when the source or flags change and serialises concurrent builds with a lock.
+:func:`prepare` builds ahead of time, so no timed or memory-measured call pays for compilation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+__all__ = ["mano_windows", "mano_windows_status", "prepare"]
+
+_SOURCE = Path(__file__).with_name("mano_windows.cpp")
+_state: dict[str, str | bool] = {}
+
+
+def _cpu_tag() -> str:
+    """A short stable tag of the host CPU (model name and ISA flags), so a shared cache never serves a build made
+    for another instruction set."""
+    text = platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = [line for line in f if line.startswith(("model name", "flags"))]
+        text += "".join(sorted(set(lines)))
+    except OSError:
+        text += platform.processor()
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def _load() -> None:
+    if os.environ.get("ATTNBENCH_NATIVE", "1") == "0":
+        _state.update(ok=False, reason="disabled by ATTNBENCH_NATIVE=0")
+        return
+    if platform.system() != "Linux":
+        _state.update(ok=False, reason=f"native kernels are built on Linux only (this is {platform.system()})")
+        return
+    try:
+        from torch.utils import cpp_extension
+
+        cpp_extension.load(
+            name=f"attnbench_mano_{_cpu_tag()}",
+            sources=[str(_SOURCE)],
+            extra_cflags=["-O3", "-march=native", "-fopenmp"],
+            extra_ldflags=["-fopenmp"],
+            is_python_module=False,
+            verbose=False,
+        )
+        _register_fakes()
+    except Exception as exc:  # no compiler, no ninja, a failed build: the Python paths serve instead
+        lines = str(exc).strip().splitlines()
+        first_error = next((line for line in lines if "error" in line.lower()), lines[-1] if lines else "")
+        _state.update(ok=False, reason=f"build failed: {type(exc).__name__}: {first_error.strip()}"[:300])
+        return
+    _state.update(ok=True, reason="")
+
+
+class _Windows(torch.autograd.Function):
+    """Autograd for the kernel. A plain Function rather than ``torch.library.register_autograd``: the latter's Python
+    wrapper cost about 0.35 ms per call on the 2-core VM (profiled), a tenth of a small layer's forward."""
+
+    @staticmethod
+    def forward(ctx, qkv, shapes, window, stride, scale):
+        ctx.save_for_backward(qkv)
+        ctx.geometry = (shapes, window, stride, scale)
+        return torch.ops.attnbench_mano.windows(qkv, shapes, window, stride, scale)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (qkv,) = ctx.saved_tensors
+        return torch.ops.attnbench_mano.windows_backward(grad_out, qkv, *ctx.geometry), None, None, None, None
+
+
+def _register_fakes() -> None:
+    """Output shapes for torch.compile's tracing: the operators stay opaque calls in a compiled graph."""
+
+    @torch.library.register_fake("attnbench_mano::windows")
+    def _(qkv, shapes, window, stride, scale):
+        B, T, _, heads, d = qkv.shape
+        return qkv.new_empty(B, T, heads, d)
+
+    @torch.library.register_fake("attnbench_mano::windows_backward")
+    def _(grad_out, qkv, shapes, window, stride, scale):
+        return torch.empty_like(qkv)
+
+
+def prepare() -> bool:
+    """Build (or load the cached build of) the kernels once per process; True when they are usable."""
+    if "ok" not in _state:
+        _load()
+    return bool(_state["ok"])
+
+
+def mano_windows_status() -> str:
+    """'' when the MANO window kernel is usable, else why not (building it first if no attempt was made)."""
+    prepare()
+    return str(_state["reason"])
+
+
+def mano_windows(qkv: torch.Tensor, shapes: list[int], window: int, stride: int, scale: float) -> torch.Tensor:
+    """Window attention on every level at once: ``qkv [B, T, 3, heads, d]`` (contiguous; the levels' tokens
+    concatenated finest first, each row-major), ``shapes = [h_0, w_0, h_1, w_1, …]`` → ``[B, T, heads, d]``: per
+    token, the mean over the ``window × window`` windows (``stride`` apart, inside its level) that contain it of
+    that window's softmax attention output, scores scaled by ``scale``. Differentiable in ``qkv``; CPU, float32 or
+    float64, window <= 4. Call :func:`prepare` first."""
+    return _Windows.apply(qkv, shapes, window, stride, scale)
