@@ -12,27 +12,49 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["patch_conv", "patch_conv_transpose"]
+__all__ = ["conv_matrix", "conv_transpose_matrix", "patch_conv", "patch_conv_transpose", "patch_conv_transpose_patches"]
 
 
-def patch_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+def conv_matrix(conv: nn.Conv2d) -> torch.Tensor:
+    """``conv``'s weight ``[C_out, C_in, r, r]`` as the ``[C_out, r·r·C_in]`` matrix of the patch product (one copy:
+    a caller resampling several grids with the same module makes it once and passes it on)."""
+    weight = conv.weight
+    return weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1)
+
+
+def conv_transpose_matrix(conv: nn.ConvTranspose2d) -> torch.Tensor:
+    """``conv``'s weight ``[C_in, C_out, r, r]`` as the ``[C_in, r·r·C_out]`` matrix of the patch product."""
+    weight = conv.weight
+    return weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1)
+
+
+def patch_conv(x: torch.Tensor, conv: nn.Conv2d, matrix: torch.Tensor | None = None) -> torch.Tensor:
     """``conv`` (kernel = stride = r, no padding; its bias, if any, added) on ``x [B, h, w, C_in]`` →
-    ``[B, h/r, w/r, C_out]``."""
+    ``[B, h/r, w/r, C_out]``; ``matrix``: :func:`conv_matrix` of ``conv``, if the caller has it."""
     B, h, w, C = x.shape
     r = conv.stride[0]
     patches = x.view(B, h // r, r, w // r, r, C).transpose(2, 3).reshape(B, h // r, w // r, r * r * C)
-    weight = conv.weight  # [C_out, C_in, r, r] → [C_out, (r, r, C_in)], the patches' order
-    return F.linear(patches, weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1), conv.bias)
+    return F.linear(patches, conv_matrix(conv) if matrix is None else matrix, conv.bias)
+
+
+def patch_conv_transpose_patches(x: torch.Tensor, conv: nn.ConvTranspose2d,
+                                 matrix: torch.Tensor | None = None) -> torch.Tensor:
+    """``conv`` (kernel = stride = r, no padding, no bias) on ``x [B, h, w, C_in]``, left in patch layout:
+    ``[B, h, w, r, r, C_out]``, element ``[b, i, j, u, v]`` the output pixel ``(i·r + u, j·r + v)`` (one matrix
+    product; a caller adding the result to a grid can take the sum through a patch view of the grid instead of
+    laying the patches out first). ``matrix``: :func:`conv_transpose_matrix` of ``conv``, if the caller has it."""
+    if conv.bias is not None:
+        raise ValueError("patch_conv_transpose: bias is not supported (a bias-free ConvTranspose2d is expected)")
+    B, h, w, C = x.shape
+    r = conv.stride[0]
+    matrix = conv_transpose_matrix(conv) if matrix is None else matrix
+    return (x.reshape(-1, C) @ matrix).view(B, h, w, r, r, -1)
 
 
 def patch_conv_transpose(x: torch.Tensor, conv: nn.ConvTranspose2d) -> torch.Tensor:
     """``conv`` (kernel = stride = r, no padding, no bias) on ``x [B, h, w, C_in]`` → ``[B, h·r, w·r, C_out]``: one
     product to ``r²·C_out`` channels per token, then the patches laid out on the grid."""
-    if conv.bias is not None:
-        raise ValueError("patch_conv_transpose: bias is not supported (a bias-free ConvTranspose2d is expected)")
-    B, h, w, C = x.shape
+    B, h, w, _ = x.shape
     r = conv.stride[0]
-    weight = conv.weight  # [C_in, C_out, r, r] → [C_in, (r, r, C_out)]
-    c_out = weight.shape[1]
-    patches = x.reshape(-1, C) @ weight.permute(0, 2, 3, 1).reshape(C, -1)  # B·h·w, r·r·C_out
-    return patches.view(B, h, w, r, r, c_out).transpose(2, 3).reshape(B, h * r, w * r, c_out)
+    patches = patch_conv_transpose_patches(x, conv)
+    return patches.transpose(2, 3).reshape(B, h * r, w * r, patches.shape[-1])

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from attnbench.attention import kernels
-from attnbench.attention._patches import patch_conv, patch_conv_transpose
+from attnbench.attention._patches import conv_matrix, conv_transpose_matrix, patch_conv, patch_conv_transpose_patches
 from attnbench.attention.base import GridAttention, check_choice, check_dropout, check_heads, check_int
 from attnbench.attention.mano_paths import NATIVE_MAX_WINDOW, WindowPaths
 from attnbench.attention.packed_windows import CANVAS_MAX_TOKENS
@@ -184,17 +184,35 @@ class MultipoleAttention(WindowPaths, GridAttention):
         return reasons
 
     # ------------------------------------------------------------------------------------------ V-cycle
-    def _down(self, x: torch.Tensor, patches: bool = False) -> torch.Tensor:
-        """``D``: ``[B, h, w, C] → [B, h/r, w/r, C]``; ``patches``: as a matrix product on the r×r patches."""
+    def _down(self, x: torch.Tensor, patches: bool = False, matrix: torch.Tensor | None = None) -> torch.Tensor:
+        """``D``: ``[B, h, w, C] → [B, h/r, w/r, C]``; ``patches``: as a matrix product on the r×r patches
+        (``matrix``: the convolution's patch matrix, made once per forward by the caller)."""
         if patches and isinstance(self.down, nn.Conv2d):
-            return patch_conv(x, self.down)
+            return patch_conv(x, self.down, matrix)
         return self.down(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
-    def _up(self, x: torch.Tensor, patches: bool = False) -> torch.Tensor:
-        """``U``: ``[B, h, w, C] → [B, h·r, w·r, C]``; ``patches``: as a matrix product and a patch layout."""
+    def _restrict(self, x: torch.Tensor, levels: int, patches: bool = True) -> list[torch.Tensor]:
+        """``[x, D(x), D(D(x)), …]``, ``levels`` grids, finest first (the restriction needs only the inputs, so the
+        all-level paths run it for all levels before any attention)."""
+        matrix = conv_matrix(self.down) if patches and isinstance(self.down, nn.Conv2d) and levels > 1 else None
+        out = [x]
+        for _ in range(levels - 1):
+            out.append(self._down(out[-1], patches, matrix))
+        return out
+
+    def _prolongate(self, fine: torch.Tensor, coarse: torch.Tensor, weight: float, patches: bool,
+                    matrix: torch.Tensor | None = None) -> torch.Tensor:
+        """One step up the V-cycle, ``fine + weight · U(coarse)``: ``fine [B, h·r, w·r, C]``, ``coarse [B, h, w, C]``.
+        With ``patches``, ``U``'s matrix product stays in patch layout and the sum is taken through a patch view of
+        ``fine`` (one operator where laying the patches out, scaling and adding took three; ``matrix``: the
+        transposed convolution's patch matrix, made once per forward by the caller)."""
         if patches and isinstance(self.up, nn.ConvTranspose2d):
-            return patch_conv_transpose(x, self.up)
-        return self.up(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+            B, h, w, C = coarse.shape
+            r = self.rate
+            up = patch_conv_transpose_patches(coarse, self.up, matrix)  # B, h, w, r, r, C
+            out = torch.add(fine.view(B, h, r, w, r, -1), up.transpose(2, 3), alpha=weight)
+            return out.reshape(B, h * r, w * r, -1)
+        return torch.add(fine, self.up(coarse.permute(0, 3, 1, 2)).permute(0, 2, 3, 1), alpha=weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, H, W, C = self._check_input(x)
@@ -224,8 +242,9 @@ class MultipoleAttention(WindowPaths, GridAttention):
         self._last_levels, self._last_path = shapes, path
         res = outs.pop()
         weights = self.level_weights(len(shapes))
+        matrix = conv_transpose_matrix(self.up) if small and isinstance(self.up, nn.ConvTranspose2d) and outs else None
         for level in range(len(outs) - 1, -1, -1):  # coarse to fine
-            res = outs[level] + weights[level] * self._up(res, patches=small)
+            res = self._prolongate(outs[level], res, weights[level], small, matrix)
         return res
 
     def level_weights(self, levels: int) -> list[float]:

@@ -67,7 +67,7 @@ NATIVE_DTYPES = (torch.float32, torch.float64)
 
 class WindowPaths(nn.Module):
     """The window formulations of a MANO layer. The layer provides the shared modules and options declared below
-    (its constructor sets them) and ``_down``, the restriction ``D`` (the all-level paths restrict first)."""
+    (its constructor sets them) and ``_restrict``, the V-cycle's restriction (the all-level paths restrict first)."""
 
     norm1: nn.LayerNorm
     norm2: nn.LayerNorm
@@ -82,8 +82,8 @@ class WindowPaths(nn.Module):
     path: str
     _constants: dict[tuple[Any, ...], Any]
 
-    def _down(self, x: torch.Tensor, patches: bool = False) -> torch.Tensor:
-        """The layer's restriction ``D``, ``[B, h, w, C] → [B, h/r, w/r, C]``."""
+    def _restrict(self, x: torch.Tensor, levels: int, patches: bool = True) -> list[torch.Tensor]:
+        """The layer's restriction: ``[x, D(x), D(D(x)), …]``, ``levels`` grids, finest first."""
         raise NotImplementedError
 
     def _constant(self, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
@@ -151,14 +151,6 @@ class WindowPaths(nn.Module):
                                    self.dim_head**-0.5)
         out = self.out_drop(self.to_out(out.view(B, T, -1)))
         return [t.view(B, h, w, -1) for t, (h, w) in zip(out.split([h * w for h, w in shapes], dim=1), shapes)]
-
-    def _restrict(self, x: torch.Tensor, levels: int, patches: bool = True) -> list[torch.Tensor]:
-        """``[x, D(x), D(D(x)), …]``, ``levels`` grids, finest first (the restriction needs only the inputs, so the
-        all-level paths run it for all levels before any attention)."""
-        out = [x]
-        for _ in range(levels - 1):
-            out.append(self._down(out[-1], patches=patches))
-        return out
 
     def window_attention(self, x: torch.Tensor, path: str | None = None) -> torch.Tensor:
         """The shared per-level operator ``W`` on one level: ``[B, h, w, C] → [B, h, w, C]``, on the ``native``,
