@@ -8,6 +8,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from native_kernel import native_available, native_expected, needs_native
 
 from attnbench import create_attention
 
@@ -122,6 +123,7 @@ def test_level_weights_finest_keep_the_trained_levels_weights():
     assert torch.isfinite(finest(x)).all() and one_level.level_weights(1) == []
 
 
+@needs_native
 def test_auto_path_follows_the_tokens_per_call():
     """``auto`` takes the native kernel on CPU in float32 / float64 for windows up to NATIVE_MAX_WINDOW (not while
     training with attention dropout). Elsewhere (here: bfloat16) it picks packed up to PACKED_MAX_TOKENS tokens per
@@ -178,6 +180,8 @@ def test_mano_traces_into_one_small_graph(path):
     """What ``torch.compile`` sees: one graph with no break and a bounded operator count. Building the level plans
     with tensor slice updates traced hundreds of tiny operators (compiling at 32² took over 7 minutes) and ``.tolist``
     or ``bincount`` broke the graph."""
+    if path == "native" and not native_expected() and not native_available():
+        pytest.skip("MANO's native kernel is not built here (no C++ compiler, or ATTNBENCH_NATIVE=0)")
     torch._dynamo.reset()
     mano = create_attention("mano", dim=16, heads=2, path=path)
     explained = torch._dynamo.explain(mano)(torch.randn(1, 16, 16, 16))

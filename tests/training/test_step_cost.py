@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from native_kernel import native_available
 
 from attnbench.spec.suite import load_suite
 from attnbench.spec.validate import SuiteError
@@ -29,7 +30,8 @@ def test_a_train_step_is_timed_and_updates_the_model(monkeypatch):
                              calls_per_block=1)
     assert row["time_n"] >= 3 and row["time_ms_median"] > 0 and row["peak_mib"] > 0
     impl = json.loads(row["impl"])
-    assert impl["depth"] == DEPTH and impl["optimiser"] == "AdamW" and impl["window_path"] == "native"
+    assert impl["depth"] == DEPTH and impl["optimiser"] == "AdamW"
+    assert impl["window_path"] == ("native" if native_available() else "packed")  # without a C++ compiler: packed
     (model,) = built
     assert len(model.blocks) == DEPTH and row["params"] == sum(p.numel() for p in model.parameters())
     torch.manual_seed(0)  # the same initial weights measure_train_step drew ...
