@@ -27,3 +27,9 @@ needs_native = pytest.mark.skipif(
     reason=f"MANO's native kernel is not built here and not expected (no C++ compiler, or ATTNBENCH_NATIVE=0): "
            f"{kernels.mano_windows_status()}",
 )
+
+
+def skip_unless_native() -> None:
+    """Inside a test: skip, as :data:`needs_native` would, when the kernel is neither built nor expected here."""
+    if not native_expected() and not native_available():
+        pytest.skip("MANO's native kernel is not built here (no C++ compiler, or ATTNBENCH_NATIVE=0)")

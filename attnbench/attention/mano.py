@@ -223,7 +223,7 @@ class MultipoleAttention(WindowPaths, GridAttention):
                 raise ValueError(f"mano: {'; '.join(reasons)}")
             self._supported.add(key)
         path = self.path_for(B * H * W, x.device, x.dtype)
-        if path == "native" and not self.native_usable(x.device, x.dtype):
+        if self.path == "native" and not self.native_usable(x.device, x.dtype):  # auto checked it in path_for
             raise ValueError(f"mano: path='native' runs on CPU in float32/float64 without attention dropout; got "
                              f"{x.device.type}, {x.dtype}, dropout {self.dropout if self.training else 0.0}")
         # Calls where operator overhead, not arithmetic, sets the time: resample by matrix products on the patches
@@ -263,10 +263,11 @@ class MultipoleAttention(WindowPaths, GridAttention):
 
     def extra_info(self) -> dict[str, Any]:
         shapes = self._last_levels
-        return {"levels": len(shapes), "coarsest": f"{shapes[-1][0]}x{shapes[-1][1]}" if shapes else "",
-                "window_path": self._last_path or self.path_for(),
-                **({"native": kernels.mano_windows_status()} if self.path == "auto" and self._last_path != "native"
-                   and self.window <= NATIVE_MAX_WINDOW and kernels.mano_windows_status() else {})}
+        info = {"levels": len(shapes), "coarsest": f"{shapes[-1][0]}x{shapes[-1][1]}" if shapes else "",
+                "window_path": self._last_path or self.path_for()}
+        # Why auto could not take the native kernel, where it would have (a machine without a compiler).
+        reason = kernels.mano_windows_status() if self.path == "auto" and self.window <= NATIVE_MAX_WINDOW else ""
+        return {**info, "native": reason} if reason else info
 
     # ------------------------------------------------------------------------------------ weight copying
     def reference_pairs(self, ref: Any) -> list[tuple[nn.Module, nn.Module]]:

@@ -8,7 +8,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from native_kernel import native_available, native_expected, needs_native
+from native_kernel import needs_native, skip_unless_native
 
 from attnbench import create_attention
 
@@ -180,8 +180,8 @@ def test_mano_traces_into_one_small_graph(path):
     """What ``torch.compile`` sees: one graph with no break and a bounded operator count. Building the level plans
     with tensor slice updates traced hundreds of tiny operators (compiling at 32² took over 7 minutes) and ``.tolist``
     or ``bincount`` broke the graph."""
-    if path == "native" and not native_expected() and not native_available():
-        pytest.skip("MANO's native kernel is not built here (no C++ compiler, or ATTNBENCH_NATIVE=0)")
+    if path == "native":
+        skip_unless_native()
     torch._dynamo.reset()
     mano = create_attention("mano", dim=16, heads=2, path=path)
     explained = torch._dynamo.explain(mano)(torch.randn(1, 16, 16, 16))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from native_kernel import native_available, native_expected, needs_native
+from native_kernel import needs_native, skip_unless_native
 
 from attnbench import create_attention
 from attnbench.attention.linear import elu_feature_map
@@ -118,8 +118,8 @@ def test_mano_equals_reference(case, path):
     H, k, s, r, down, up = case
     if H == 128 and path != "native":
         pytest.skip("the large case runs on the default path only (time)")
-    if path == "native" and not native_expected() and not native_available():
-        pytest.skip("MANO's native kernel is not built here (no C++ compiler, or ATTNBENCH_NATIVE=0)")
+    if path == "native":
+        skip_unless_native()
     torch.manual_seed(0)
     C = 64 if H == 128 else 32
     ref = create_attention("mano_reference", dim=C, heads=4, image_size=H, window=k, stride=s, rate=r,

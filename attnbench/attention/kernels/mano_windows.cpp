@@ -167,6 +167,11 @@ struct Geometry {
   int64_t T, heads, d, token_stride, part, offsets;
 };
 
+Geometry geometry_of(const at::Tensor& qkv, int64_t window) {  // qkv checked by levels_of
+  const int64_t heads = qkv.size(3), d = qkv.size(4);
+  return {qkv.size(1), heads, d, 3 * heads * d, heads * d, (2 * window - 1) * (2 * window - 1)};
+}
+
 constexpr int64_t kGrain = 64;  // tokens per parallel task at least (each costs heads·(2k-1)² dot products)
 
 template <typename T, int64_t K, int64_t DH>
@@ -289,9 +294,9 @@ void with_geometry(int64_t k, int64_t d, F&& f) {
 at::Tensor windows_forward(const at::Tensor& qkv, at::IntArrayRef shapes, int64_t window, int64_t stride,
                            double scale) {
   const auto levels = levels_of(qkv, shapes, window, stride);
-  const int64_t B = qkv.size(0), T_ = qkv.size(1), heads = qkv.size(3), d = qkv.size(4);
-  const Geometry g{T_, heads, d, 3 * heads * d, heads * d, (2 * window - 1) * (2 * window - 1)};
-  auto out = at::empty({B, T_, heads, d}, qkv.options());
+  const Geometry g = geometry_of(qkv, window);
+  const int64_t B = qkv.size(0), d = g.d;
+  auto out = at::empty({B, g.T, g.heads, d}, qkv.options());
   AT_DISPATCH_FLOATING_TYPES(qkv.scalar_type(), "mano_windows_forward", [&] {
     with_geometry(window, d, [&](auto k, auto dh) {
       forward_kernel<scalar_t, decltype(k)::value, decltype(dh)::value>(
@@ -304,14 +309,14 @@ at::Tensor windows_forward(const at::Tensor& qkv, at::IntArrayRef shapes, int64_
 at::Tensor windows_backward(const at::Tensor& grad_out_, const at::Tensor& qkv, at::IntArrayRef shapes,
                             int64_t window, int64_t stride, double scale) {
   const auto levels = levels_of(qkv, shapes, window, stride);
-  const int64_t B = qkv.size(0), T_ = qkv.size(1), heads = qkv.size(3), d = qkv.size(4);
-  TORCH_CHECK(grad_out_.sizes() == at::IntArrayRef({B, T_, heads, d}),
+  const Geometry g = geometry_of(qkv, window);
+  const int64_t B = qkv.size(0), d = g.d;
+  TORCH_CHECK(grad_out_.sizes() == at::IntArrayRef({B, g.T, g.heads, d}),
               "mano windows: grad_out must be [B, T, heads, d], got ", grad_out_.sizes());
-  const Geometry g{T_, heads, d, 3 * heads * d, heads * d, (2 * window - 1) * (2 * window - 1)};
   const auto grad_out = grad_out_.contiguous();
   auto grad = at::empty_like(qkv);  // every element is written: q rows in pass 1, k and v rows in pass 2
-  auto weights = at::empty({B, T_, heads, g.offsets}, qkv.options());
-  auto score_grads = at::empty({B, T_, heads, g.offsets}, qkv.options());
+  auto weights = at::empty({B, g.T, g.heads, g.offsets}, qkv.options());
+  auto score_grads = at::empty({B, g.T, g.heads, g.offsets}, qkv.options());
   AT_DISPATCH_FLOATING_TYPES(qkv.scalar_type(), "mano_windows_backward", [&] {
     with_geometry(window, d, [&](auto k, auto dh) {
       backward_kernel<scalar_t, decltype(k)::value, decltype(dh)::value>(
