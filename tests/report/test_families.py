@@ -286,3 +286,19 @@ def test_plot_and_report_hold_family_figures_leaderboards_and_pareto(tmp_path: P
     assert "s: fwd leaderboard at 64²" in summary and "s: fwd leaderboard at 32²" in summary
     assert html.count('<details class="collapsed-table">') == 3  # fwd at 32² and 64², fwd_bwd at 16²
     assert "cls_pareto" in html and "s_fwd_runtime_operator" in html
+
+
+def test_accuracy_figures_are_drawn_one_at_a_time() -> None:
+    """A report draws dozens of accuracy figures: each is drawn only when asked for, so a caller that closes each
+    one before the next never holds more than one open (matplotlib warns past 20)."""
+    import matplotlib.pyplot as plt
+
+    from attnbench.report.render.accuracy_figures import accuracy_figures
+
+    plt.close("all")
+    rows = [_accuracy_rows(task, "top1", {k: v[0] for k, v in POINTS.items()}) for task in ("cls", "cls2")]
+    open_at_each = []
+    for _, fig in accuracy_figures(_frame(rows[0] + rows[1]), _frame(_layer_rows(POINTS))):
+        open_at_each.append(len(plt.get_fignums()))
+        plt.close(fig)
+    assert len(open_at_each) >= 2 and max(open_at_each) == 1

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Iterator
 from typing import Any
 
 import matplotlib
@@ -251,39 +252,40 @@ def _curve_figure(stem: str, curves: dict[str, list[dict]]) -> plt.Figure:
     return fig
 
 
-def accuracy_figures(df: pd.DataFrame, cost: pd.DataFrame | None = None) -> list[tuple[str, plt.Figure]]:
+def accuracy_figures(df: pd.DataFrame, cost: pd.DataFrame | None = None) -> Iterator[tuple[str, plt.Figure]]:
     """``(file stem, figure)``: per task and budget accuracy vs resolution (only where it was evaluated at two or
     more grids; one grid is a table row, not a figure) and the accuracy-versus-cost Pareto view; per dataset and
     budget trained at several grids the resolution study; per dataset zero-shot vs trained.
+
+    A generator: each figure is drawn when the caller asks for it, so a caller that saves and closes each one
+    (``save_figure``, ``svg_text``) never holds more than one open (a report draws dozens).
 
     ``cost``: cost rows loaded with the accuracy rows ``df`` (any suite); where they time every mechanism of a
     task at its grid, the Pareto view's cost is the layer's time per call instead of the training time.
     """
     table = accuracy_table(df)
-    out = []
     budgets = table.groupby("task")["budget"].nunique()
     both = df if cost is None or cost.empty else pd.concat([df, cost[cost["kind"] == "cost"]], ignore_index=True)
     for (task, budget), t in table.groupby(["task", "budget"], sort=False):
         stem = task if budgets[task] == 1 else f"{task}_{budget.replace('×', 'x')}"
         chance = chance_level(t)
         if t["eval_res"].nunique() > 1:
-            out.append((f"{stem}_accuracy_vs_resolution", _resolution_figure(stem, t, chance)))
+            yield (f"{stem}_accuracy_vs_resolution", _resolution_figure(stem, t, chance))
         pareto = _pareto_figure(str(task), str(budget), stem, both, chance)
         if pareto is not None:
-            out.append((f"{stem}_pareto", pareto))
+            yield (f"{stem}_pareto", pareto)
     rows = per_seed(df)
     for (task, budget), r in rows.groupby(["task", "budget"], sort=False):
         curves = trained_curves(r)
         if curves:
             stem = task if budgets[task] == 1 else f"{task}_{budget.replace('×', 'x')}"
-            out.append((f"{stem}_loss_curves", _curve_figure(stem, curves)))
+            yield (f"{stem}_loss_curves", _curve_figure(stem, curves))
     for (dataset, budget), s in table.groupby(["dataset", "budget"], sort=False):
         if s["train_res"].nunique() > 1:
-            out.append((f"{dataset}_{budget.replace('×', 'x')}_across_resolutions",
-                        _study_figure(dataset, budget, s, chance_level(s))))
+            yield (f"{dataset}_{budget.replace('×', 'x')}_across_resolutions",
+                   _study_figure(dataset, budget, s, chance_level(s)))
     zs = table[table["mode"] == "zero_shot"]
     for dataset, zd in zs.groupby("dataset", sort=False):  # never mixing metrics in one figure
         fig = _zero_shot_figure(dataset, zd, table)
         if fig is not None:
-            out.append((f"{dataset}_zero_shot_vs_trained", fig))
-    return out
+            yield (f"{dataset}_zero_shot_vs_trained", fig)
