@@ -18,9 +18,11 @@ under a name that includes this machine's CPU model, since the code is compiled 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import platform
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -43,6 +45,20 @@ def _cpu_tag() -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
+def _import_cpp_extension() -> Any:
+    """``torch.utils.cpp_extension``, imported without its CUDA_HOME warning: on import it looks for a CUDA toolkit
+    and, where it finds ``nvcc`` but no GPU, logs "No CUDA runtime is found" on stderr. That says nothing about a
+    CPU build, and it would turn a one-line error of a run that builds the kernel into two lines."""
+    log = logging.getLogger("torch.utils.cpp_extension")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        from torch.utils import cpp_extension
+    finally:
+        log.setLevel(level)
+    return cpp_extension
+
+
 def _load() -> None:
     if os.environ.get("ATTNBENCH_NATIVE", "1") == "0":
         _state.update(ok=False, reason="disabled by ATTNBENCH_NATIVE=0")
@@ -51,8 +67,7 @@ def _load() -> None:
         _state.update(ok=False, reason=f"native kernels are built on Linux only (this is {platform.system()})")
         return
     try:
-        from torch.utils import cpp_extension
-
+        cpp_extension = _import_cpp_extension()
         cpp_extension.load(
             name=f"attnbench_mano_{_cpu_tag()}",
             sources=[str(_SOURCE)],
