@@ -22,8 +22,13 @@ def native_available() -> bool:
     return kernels.mano_windows_status() == ""
 
 
+def native_skipped() -> bool:
+    """Neither built nor expected here: the tests that need the kernel skip."""
+    return not native_expected() and not native_available()
+
+
 needs_native = pytest.mark.skipif(
-    not native_expected() and not native_available(),
+    native_skipped(),
     reason=f"MANO's native kernel is not built here and not expected (no C++ compiler, or ATTNBENCH_NATIVE=0): "
            f"{kernels.mano_windows_status()}",
 )
@@ -31,5 +36,5 @@ needs_native = pytest.mark.skipif(
 
 def skip_unless_native() -> None:
     """Inside a test: skip, as :data:`needs_native` would, when the kernel is neither built nor expected here."""
-    if not native_expected() and not native_available():
+    if native_skipped():
         pytest.skip("MANO's native kernel is not built here (no C++ compiler, or ATTNBENCH_NATIVE=0)")

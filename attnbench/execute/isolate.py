@@ -13,7 +13,6 @@ child is killed); the child dying without an answer → ``crashed`` with the sig
 from __future__ import annotations
 
 import importlib
-import logging
 import multiprocessing as mp
 import os
 import resource
@@ -24,14 +23,14 @@ from collections.abc import Callable
 from typing import Any
 
 from attnbench.attention import CORE_MODULES
+from attnbench.attention.kernels import quiet_cpp_extension_log
 from attnbench.execute.guard import die_with_parent
 from attnbench.spec.case import Case
 from attnbench.store.status import Status
 
 __all__ = ["START_TIMEOUT", "classify_exception", "configure", "run_in_child", "run_isolated"]
 
-# torch.utils.benchmark imports cpp_extension, which warns about a missing CUDA toolkit on CPU-only machines.
-logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+quiet_cpp_extension_log()  # torch.utils.benchmark imports cpp_extension, which warns where nvcc has no GPU
 
 _OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory", "bad_alloc")
 

@@ -22,11 +22,10 @@ import logging
 import os
 import platform
 from pathlib import Path
-from typing import Any
 
 import torch
 
-__all__ = ["mano_windows", "mano_windows_status", "prepare"]
+__all__ = ["mano_windows", "mano_windows_status", "prepare", "quiet_cpp_extension_log"]
 
 _SOURCE = Path(__file__).with_name("mano_windows.cpp")
 _state: dict[str, str | bool] = {}
@@ -45,18 +44,12 @@ def _cpu_tag() -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
-def _import_cpp_extension() -> Any:
-    """``torch.utils.cpp_extension``, imported without its CUDA_HOME warning: on import it looks for a CUDA toolkit
-    and, where it finds ``nvcc`` but no GPU, logs "No CUDA runtime is found" on stderr. That says nothing about a
-    CPU build, and it would turn a one-line error of a run that builds the kernel into two lines."""
-    log = logging.getLogger("torch.utils.cpp_extension")
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        from torch.utils import cpp_extension
-    finally:
-        log.setLevel(level)
-    return cpp_extension
+def quiet_cpp_extension_log() -> None:
+    """Silence ``torch.utils.cpp_extension``'s import-time warning, for this process: on import it looks for a CUDA
+    toolkit and, where it finds ``nvcc`` but no GPU, logs "No CUDA runtime is found" on stderr. That says nothing
+    about a CPU build, and it would turn a one-line error into two. Called before this module builds the kernel and
+    by the case processes (``torch.utils.benchmark`` imports ``cpp_extension`` too)."""
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 
 
 def _load() -> None:
@@ -67,7 +60,9 @@ def _load() -> None:
         _state.update(ok=False, reason=f"native kernels are built on Linux only (this is {platform.system()})")
         return
     try:
-        cpp_extension = _import_cpp_extension()
+        quiet_cpp_extension_log()
+        from torch.utils import cpp_extension
+
         cpp_extension.load(
             name=f"attnbench_mano_{_cpu_tag()}",
             sources=[str(_SOURCE)],

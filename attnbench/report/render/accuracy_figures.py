@@ -266,8 +266,12 @@ def accuracy_figures(df: pd.DataFrame, cost: pd.DataFrame | None = None) -> Iter
     table = accuracy_table(df)
     budgets = table.groupby("task")["budget"].nunique()
     both = df if cost is None or cost.empty else pd.concat([df, cost[cost["kind"] == "cost"]], ignore_index=True)
+
+    def stem_of(task: str, budget: str) -> str:  # a task trained on one budget keeps its plain name
+        return task if budgets[task] == 1 else f"{task}_{budget.replace('×', 'x')}"
+
     for (task, budget), t in table.groupby(["task", "budget"], sort=False):
-        stem = task if budgets[task] == 1 else f"{task}_{budget.replace('×', 'x')}"
+        stem = stem_of(task, budget)
         chance = chance_level(t)
         if t["eval_res"].nunique() > 1:
             yield (f"{stem}_accuracy_vs_resolution", _resolution_figure(stem, t, chance))
@@ -278,7 +282,7 @@ def accuracy_figures(df: pd.DataFrame, cost: pd.DataFrame | None = None) -> Iter
     for (task, budget), r in rows.groupby(["task", "budget"], sort=False):
         curves = trained_curves(r)
         if curves:
-            stem = task if budgets[task] == 1 else f"{task}_{budget.replace('×', 'x')}"
+            stem = stem_of(task, budget)
             yield (f"{stem}_loss_curves", _curve_figure(stem, curves))
     for (dataset, budget), s in table.groupby(["dataset", "budget"], sort=False):
         if s["train_res"].nunique() > 1:
