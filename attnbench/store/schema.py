@@ -73,7 +73,8 @@ SCHEMA: tuple[Column, ...] = (
         metric:str:rel_l2|top1; value:float; rel_l2:float; rel_mse:float; top1:float; train_res:int; eval_res:int;
         token_height:int; token_width:int; patch:int; window_ratio:float:what one layer reaches / token grid side;
         step_flops:int:FLOPs of one training step (forward and backward of one batch) as torch's FlopCounterMode
-        counts them (matmuls, convolutions, attention), the compute per step beside params;
+        counts them, mended (attention as the math kernel's matmuls, grouped convolutions' weight gradients at
+        their real size, FFTs and elementwise work not counted), the compute per step beside params;
         n_train:int; n_test:int; n_val:int:validation samples (training distribution, disjoint from train and
         test); val_value:float:the metric on the validation split at the training grid — what a tuned task's
         learning rate is chosen on; epochs:int; train_s:float:s, training wall time (curve evaluations left out);

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from attnbench.measure.flops import count_flops
 from attnbench.registry import capability_reasons, receptive_field
 from attnbench.training.metrics import rel_l2, rel_mse, top1
 from attnbench.training.models import attention_layers
@@ -82,27 +83,28 @@ def window_ratio(model: nn.Module, side: int) -> float:
 
 def step_flops(model: nn.Module, data: TaskData, run: TrainingRun,
                norm: tuple[Normaliser, Normaliser] | None) -> int | None:
-    """FLOPs of one training step's forward and backward on one batch of the training set, as
-    ``torch.utils.flop_counter.FlopCounterMode`` counts them (matmuls, convolutions, SDPA; elementwise work is not
+    """FLOPs of one training step's forward and backward on one batch of the training set, counted by
+    :func:`attnbench.measure.flops.count_flops` (torch's ``FlopCounterMode``, mended: attention as the math SDPA
+    kernel's matmuls, grouped convolutions' weight gradients at their real size; FFTs and elementwise work are not
     counted): the compute per step that sits beside a model's parameter count. The gradients it leaves are
     cleared; None where the counter cannot trace the model."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     x, y = data.train
     xb, yb = x[:run.settings.batch].to(run.device), y[:run.settings.batch].to(run.device)
     if norm is not None:
         xb = norm[0].encode(xb)
     model.train()
+
+    def step() -> None:
+        out = model(xb.to(getattr(torch, run.dtype))).float()
+        loss = rel_l2(_decode(norm, out), yb).mean() if data.problem == "regression" else F.cross_entropy(out, yb)
+        loss.backward()
+
     try:
-        with FlopCounterMode(display=False) as counter:
-            out = model(xb.to(getattr(torch, run.dtype))).float()
-            loss = rel_l2(_decode(norm, out), yb).mean() if data.problem == "regression" else F.cross_entropy(out, yb)
-            loss.backward()
+        return count_flops(step)
     except Exception:  # noqa: BLE001 - a count is a fact to record, never a reason to fail the training case
         return None
     finally:
         model.zero_grad(set_to_none=True)
-    return int(counter.get_total_flops())
 
 
 def train_model(model: nn.Module, data: TaskData, run: TrainingRun, progress: Callable[[str], None],

@@ -52,11 +52,18 @@ dim = 8
 """
 
 
-def test_a_tuned_run_chooses_the_learning_rate_on_validation_and_trains_the_other_seeds_at_it(tmp_path):
+@pytest.fixture(scope="module")
+def tuned_run(tmp_path_factory):
+    """The results CSV of one run of SUITE (shared: the tests below only read it, or copy it)."""
+    tmp_path = tmp_path_factory.mktemp("tune")
     path = tmp_path / "tune.toml"
     path.write_text(SUITE)
     assert main(["run", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 0
-    rows = [r for r in read_results(run_csv(tmp_path / "out", "tune")) if r["eval_res"] == "16"]
+    return run_csv(tmp_path / "out", "tune")
+
+
+def test_a_tuned_run_chooses_the_learning_rate_on_validation_and_trains_the_other_seeds_at_it(tuned_run):
+    rows = [r for r in read_results(tuned_run) if r["eval_res"] == "16"]
     lr = {(r["label"], int(r["seed"]), json.loads(r["impl"])["lr"]): r for r in rows}
     # seed 0: both rates of the grid, each with its validation score; seed 1 (and linear's extra seed 5): one rate
     assert sorted(k for k in lr if k[1] == 0) == [("full", 0, 1e-4), ("full", 0, 3e-3), ("linear", 0, 1e-4),
@@ -76,6 +83,54 @@ def test_a_tuned_run_chooses_the_learning_rate_on_validation_and_trains_the_othe
         assert {lr[k]["config_id"] for k in later} == {lr[(label, 0, best)]["config_id"]}
     assert sorted(k[1] for k in lr if k[0] == "linear") == [0, 0, 1, 5]
     assert {r["dim"] for r in rows if r["label"] == "linear_narrow"} == {"8"}
+
+
+def _recount_tool():
+    """``tools/recount_step_flops.py``, imported from its path (it lives in the checkout, not in the package)."""
+    import importlib.util
+    from pathlib import Path
+
+    tool = Path(__file__).resolve().parents[2] / "tools" / "recount_step_flops.py"
+    spec = importlib.util.spec_from_file_location("attnbench_recount_tool", tool)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_recounting_step_flops_rebuilds_each_rows_count_and_changes_nothing_else(tuned_run, tmp_path, capsys):
+    import csv
+    import shutil
+
+    shutil.copytree(tuned_run.parent, tmp_path / "run")
+    path = tmp_path / "run" / tuned_run.name
+    text = path.read_text()
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        r["step_flops"] = "7"  # what an older counter might have written
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    tool = _recount_tool()
+    assert tool.main([str(path)]) == 0
+    assert path.read_text() == text  # every count rebuilt as the run made it, every other byte kept
+    assert "step_flops_recounted" in json.loads(path.with_suffix(".json").read_text())
+    # a file from before the column (schema 7) gets it filled in
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[c for c in rows[0] if c != "step_flops"], lineterminator="\n",
+                                extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows({**r, "schema_version": "7"} for r in rows)
+    assert tool.main([str(path)]) == 0
+    assert path.read_text() == text
+    # a row whose model the suite no longer builds (another parameter count) stops the tool, the file untouched
+    path.write_text(text.replace(f",{rows[0]['params']},", ",1,", 1))
+    before = path.read_text()
+    with pytest.raises(SystemExit, match="the suite builds .* parameters, the row has 1"):
+        tool.main([str(path)])
+    assert path.read_text() == before
 
 
 @pytest.mark.parametrize("old,new,fragment", [

@@ -157,7 +157,8 @@ def accuracy_summary(df: pd.DataFrame) -> Table:
                  "over the seeds trained on one machine (named) whose load average stayed within their threads + "
                  f"{LOAD_MARGIN} (rows with no load recorded count), the rest left out; peak MiB: mean over seeds; "
                  "GFLOP / step: one training step's forward and backward on one batch, as torch's FlopCounterMode "
-                 "counts them",
+                 "counts them with attention as the math kernel's matmuls and grouped convolutions' weight gradients "
+                 "at their real size (FFTs, elementwise work and norms not counted)",
                  "No accuracy rows.")
 
 
