@@ -36,7 +36,7 @@ def _count(case, row: dict[str, str]) -> int | None:
     impl = json.loads(row["impl"])
     classes = int(impl.get("classes", 1))
     torch.manual_seed(0)
-    model = case.build_model(classes)
+    model = case.build_counting_model(classes)
     params = sum(p.numel() for p in model.parameters())
     if str(params) != row["params"]:
         raise SystemExit(f"{row['task']}/{row['label']} seed {row['seed']}: the suite builds {params} parameters, "

@@ -12,8 +12,10 @@ Two mends, both found by comparing its counts with the mechanisms' own formulas 
   (= channels) times its work — about 22× too much compute per step for efficientvit. Here it is divided by
   ``groups``.
 
-Not counted, as by the counter: FFTs (``fno``, ``afno``), elementwise work, softmax, norms. A count needs one
-forward (and backward) of the module; it is a count of operations, not a time, so it may run anywhere.
+Not counted, as by the counter: FFTs (``fno``, ``afno``), elementwise work, softmax, norms — and whatever a custom
+kernel computes inside (``mano``'s native window path): count such a mechanism built with its
+``flop_counter_kwargs`` (``TrainCase.build_counting_model`` does). A count needs one forward (and backward) of the
+module; it is a count of operations, not a time, so it may run anywhere.
 """
 
 from __future__ import annotations

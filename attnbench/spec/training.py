@@ -287,19 +287,38 @@ class TrainCase(Case):
     def classes(self) -> int:
         return 10 if self.settings.problem == "classification" else 1
 
-    def build_model(self, classes: int) -> Any:
-        """The task's model with this case's attention (a ``torch.nn.Module``)."""
+    def build_model(self, classes: int, extra: dict[str, Any] | None = None) -> Any:
+        """The task's model with this case's attention (a ``torch.nn.Module``); ``extra``: attention keyword
+        arguments on top of the case's."""
         from attnbench.training.models import MODELS
 
         s = self.settings
         if s.model == "operator":
             kwargs = {k: v for k, v in s.model_kwargs.items() if k != "attention"}
-            return MODELS["operator"](s.model_kwargs["attention"], in_channels=1, out_channels=1, **kwargs)
+            return MODELS["operator"](s.model_kwargs["attention"], in_channels=1, out_channels=1,
+                                      **{**kwargs, **(extra or {})})
         tokens = self.height // s.patch
-        return MODELS["backbone"](self.attention, self.kwargs, in_channels=1, out_channels=classes, dim=s.dim,
-                                  depth=s.depth, heads=s.heads, mlp_ratio=s.mlp_ratio, patch=s.patch,
-                                  stem=s.stem, head="dense" if s.problem == "regression" else "classify",
-                                  dropout=s.dropout, token_grid=(tokens, tokens))
+        return MODELS["backbone"](self.attention, {**self.kwargs, **(extra or {})}, in_channels=1,
+                                  out_channels=classes, dim=s.dim, depth=s.depth, heads=s.heads,
+                                  mlp_ratio=s.mlp_ratio, patch=s.patch, stem=s.stem,
+                                  head="dense" if s.problem == "regression" else "classify", dropout=s.dropout,
+                                  token_grid=(tokens, tokens))
+
+    def build_counting_model(self, classes: int) -> Any:
+        """The model :meth:`build_model` makes, for counting FLOPs: where the mechanism's fast path computes its
+        operations in a form the FLOP counter does not see (``mano``'s native kernel), built with the mechanism's
+        ``flop_counter_kwargs``, under which the same operations run as matmuls / SDPA. The same parameters;
+        built without touching the global random state, so the trained model's initialisation and data order stay
+        as they were."""
+        import torch
+
+        from attnbench.training.models import attention_layers
+
+        with torch.random.fork_rng(devices=[]):
+            model = self.build_model(classes)
+            layers = attention_layers(model)
+            extra = dict(getattr(type(layers[0]), "flop_counter_kwargs", {})) if layers else {}
+            return self.build_model(classes, extra) if extra else model
 
     @classmethod
     def prepare(cls, cases: Sequence[Case]) -> None:
@@ -341,7 +360,9 @@ class TrainCase(Case):
         model = model.to(device=self.device, dtype=getattr(torch, self.dtype))
         params = sum(p.numel() for p in model.parameters())
         norm = (Normaliser(data.train[0]), Normaliser(data.train[1])) if data.problem == "regression" else None
-        flops = step_flops(model, data, self, norm)  # before training: the first batch, gradients cleared after
+        counting = self.build_counting_model(data.classes if data.problem == "classification" else 1)
+        flops = step_flops(counting.to(device=self.device, dtype=getattr(torch, self.dtype)), data, self, norm)
+        del counting
         base = start_peak(self.device)
         load_start = load_average()
         train_s, final_loss, curve = train_model(model, data, self, progress, norm)

@@ -58,6 +58,19 @@ def _trains_on_cpu(name: str) -> bool:
 TRAINABLE = [n for n in list_attentions() if _trains_on_cpu(n)]
 
 
+def test_the_counting_model_runs_what_the_fast_path_hides_and_leaves_the_random_state_alone():
+    from attnbench.training.models import attention_layers
+
+    case = _case("mano")  # its native / packed window paths compute attention as elementwise products
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    counting = case.build_counting_model(1)
+    assert torch.equal(torch.get_rng_state(), state)  # the trained model's initialisation does not move
+    assert {layer.extra_info()["window_path"] for layer in attention_layers(counting)} == {"sdpa"}
+    params = sum(p.numel() for p in case.build_model(1).parameters())
+    assert sum(p.numel() for p in counting.parameters()) == params
+
+
 @pytest.mark.parametrize("name", TRAINABLE)
 def test_two_epochs_reduce_the_training_loss(name):
     from attnbench.data import darcy
