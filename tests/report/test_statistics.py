@@ -241,3 +241,18 @@ def test_compare_of_training_runs(capsys):
     print_accuracy_comparison(table, console, "A", "B")
     out = capsys.readouterr().out
     assert "no cost cases in common" in out and "0.8" in out
+
+
+def test_compute_spent_counts_each_training_case_once_whatever_grids_it_is_evaluated_on():
+    from attnbench.report.analysis.accuracy import compute_spent
+    from attnbench.report.analysis.frame import case_wall_total
+
+    rows = [  # two training cases evaluated at two grids each (one wall time per case, on both rows), two machines
+        {"run_id": "a", "machine": "m1", "threads": 2, "case_key": f"full|train|32x32|cfg{seed}|eval{res}",
+         "case_wall_s": 600.0 * (seed + 1)} for seed in (0, 1) for res in (32, 64)
+    ] + [{"run_id": "b", "machine": "m2", "threads": 2, "case_key": "mano|train|32x32|cfg|eval32", "case_wall_s": 36.0}]
+    df = pd.DataFrame(rows)
+    assert case_wall_total(df) == 600 + 1200 + 36
+    spent = {r["machine"]: r for r in compute_spent(df).records}
+    assert spent["m1"]["cases"] == 2 and spent["m1"]["hours"] == pytest.approx(0.5)
+    assert spent["m2"]["cases"] == 1 and spent["m2"]["runs"] == 1 and spent["m2"]["hours"] == pytest.approx(0.01)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from attnbench.report.analysis.accuracy import accuracy_summary, pairs_table, per_seed
+from attnbench.report.analysis.accuracy import accuracy_summary, compute_spent, pairs_table, per_seed
 from attnbench.report.analysis.protocol import lr_search_tables
 from attnbench.report.render.markdown import sweep_markdown, table_markdown
 from docs_blocks.sources import Page, Sources
@@ -97,6 +97,8 @@ def fair_protocol(page: Page) -> str:
                                         "lr", "train_s", "params", "step_flops", "machines")
     parts += [f"**Accuracy at the chosen learning rates.** {table.note[0].upper()}{table.note[1:]}:",
               table_markdown(table, heading=None)]
+    spent = compute_spent(df)
+    parts += [f"**{spent.title}.** {spent.note[0].upper()}{spent.note[1:]}:", table_markdown(spent, heading=None)]
     return "\n\n".join(p.strip("\n") for p in parts)
 
 

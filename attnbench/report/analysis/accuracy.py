@@ -14,14 +14,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from attnbench.report.analysis.frame import case_wall_total, one_row_per_case
 from attnbench.report.analysis.inference import holm
 from attnbench.report.analysis.protocol import chosen_only, impl_lr
 from attnbench.report.analysis.table import Column, Table, mean_std
 from attnbench.store.status import Status
 
 __all__ = ["ALPHA", "LOAD_MARGIN", "LOWER_IS_BETTER", "MIN_SEEDS", "accuracy_comparisons", "accuracy_summary",
-           "accuracy_table", "chance_level", "ci95_half_width", "clean_time_rows", "clean_train_time", "late_change",
-           "late_index", "mean_late_change", "pairs_table", "per_seed", "trained_curves"]
+           "accuracy_table", "chance_level", "ci95_half_width", "clean_time_rows", "clean_train_time", "compute_spent",
+           "late_change", "late_index", "mean_late_change", "pairs_table", "per_seed", "trained_curves"]
 
 LOWER_IS_BETTER = {"rel_l2": True, "top1": False}
 
@@ -160,6 +161,22 @@ def accuracy_summary(df: pd.DataFrame) -> Table:
                  "counts them with attention as the math kernel's matmuls and grouped convolutions' weight gradients "
                  "at their real size (FFTs, elementwise work and norms not counted)",
                  "No accuracy rows.")
+
+
+def compute_spent(df: pd.DataFrame) -> Table:
+    """Training compute per machine: runs, training cases and the hours their cases ran (each case once)."""
+    records = []
+    for machine, g in df.groupby("machine", sort=True):
+        records.append({"machine": machine, "runs": g["run_id"].nunique(), "cases": len(one_row_per_case(g)),
+                        "hours": case_wall_total(g) / 3600,
+                        "threads": ", ".join(sorted({f"{t:.0f}" for t in g["threads"]}))})
+    return Table("compute", "Compute spent", (Column("machine", "machine"), Column("runs", "runs", "d"),
+                                              Column("cases", "training cases", "d"), Column("threads", "threads"),
+                                              Column("hours", "case hours", ".2f")),
+                 tuple(records), "per machine: the runs, their training cases (one per mechanism, learning rate and "
+                 "seed, whatever grids it is evaluated on) and the hours of wall time the cases ran, each case once "
+                 "(training, evaluation and process start; data generation before the cases is not counted)",
+                 "No runs.")
 
 
 def accuracy_comparisons(df: pd.DataFrame) -> pd.DataFrame:

@@ -15,8 +15,8 @@ from attnbench.store.layout import results_files
 from attnbench.store.migrate import upgrade_row
 from attnbench.store.schema import COLUMNS, NUMERIC, series_label
 
-__all__ = ["BASELINE", "CONTEXT", "NotResultsError", "baseline_label", "load_frame", "machine_line",
-           "parse_samples", "prepare"]
+__all__ = ["BASELINE", "CONTEXT", "NotResultsError", "baseline_label", "case_wall_total", "load_frame",
+           "machine_line", "one_row_per_case", "parse_samples", "prepare"]
 
 # The label ratios and crossovers are measured against: global softmax attention, the quadratic reference.
 BASELINE = "full"
@@ -117,6 +117,18 @@ def _series_ids(df: pd.DataFrame) -> pd.Series:
             rest = {k: v for k, v in facts.items() if k != "lr"}
             out[i] = "tuned:" + json.dumps([rest, *(str(df.at[i, c]) for c in DISTINGUISHING)], sort_keys=True)
     return out
+
+
+def one_row_per_case(df: pd.DataFrame) -> pd.DataFrame:
+    """The first row of each case of each run: a training case writes one row per evaluation grid (``case_key``
+    ending in ``|eval<res>``), and every one of them carries the whole case's ``case_wall_s``."""
+    case = df["case_key"].astype(str).str.replace(r"\|eval\d+$", "", regex=True)
+    return df.assign(_case=case).drop_duplicates(["run_id", "_case"]).drop(columns="_case")
+
+
+def case_wall_total(df: pd.DataFrame) -> float:
+    """Seconds the cases of ``df`` ran, each case once (see :func:`one_row_per_case`)."""
+    return float(one_row_per_case(df)["case_wall_s"].sum()) if not df.empty else 0.0
 
 
 def machine_line(df: pd.DataFrame) -> str:

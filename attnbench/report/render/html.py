@@ -27,7 +27,7 @@ from attnbench.report.analysis.attainable import roofline_fraction
 from attnbench.report.analysis.claims import MECH, claims_table
 from attnbench.report.analysis.compare import ALPHA as COMPARE_ALPHA
 from attnbench.report.analysis.compare import THRESHOLD, compare, compare_accuracy
-from attnbench.report.analysis.frame import load_frame
+from attnbench.report.analysis.frame import case_wall_total, load_frame
 from attnbench.report.analysis.leaderboard import leaderboard_tables
 from attnbench.report.analysis.protocol import lr_search_tables
 from attnbench.report.analysis.scaling import recorded_roofline, scaling_notes, scaling_tables
@@ -147,13 +147,14 @@ def _machines(df: pd.DataFrame, states: dict[tuple[str, str], str]) -> HtmlTable
                      (str(r["torch"]), None), (str(r["python"]), None),
                      (", ".join(sorted(set(g["code_version"].astype(str)))), None),
                      (f"{peaks} GFLOP/s{copy}" if roof else "not measured", None), _cell(len(g), "d"),
-                     _cell(float(g["case_wall_s"].sum()) / 60, ".1f"),
+                     _cell(case_wall_total(g) / 60, ".1f"),
                      (states.get((str(run), str(suite)), "unknown"), None)])
     return HtmlTable("machines", "Machines and provenance", ["run", "suite", "machine", "device", "CPU", "threads",
                      "dtype", "TF32", "torch", "python", "code version", "roofline", "rows", "case time [min]",
                      "finished"], rows,
                      "one row per run and suite; the code version is the git commit (with a dirty-tree suffix for "
-                     "uncommitted code)")
+                     "uncommitted code); case time: the cases' wall times, each case once (data generation before "
+                     "the cases is not counted)")
 
 
 def _cost_section(suite: str, g: pd.DataFrame, min_tokens: int, baseline: str | None) -> Section:
