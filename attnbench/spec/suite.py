@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from attnbench.spec.cost import load_cost_suite
-from attnbench.spec.training import load_training_suite
+from attnbench.spec.training_suite import load_training_suite
 from attnbench.spec.validate import Checker, Suite, SuiteError, apply_overrides, tomllib
 
 __all__ = ["KINDS", "SUITES_DIR", "default_suites", "load_suite", "packaged_suites", "resolve_suite"]
