@@ -44,6 +44,7 @@ __all__ = [
     "capability_reasons",
     "cost_model",
     "create_attention",
+    "flop_counter_kwargs",
     "get_attention",
     "list_attentions",
     "list_configs",
@@ -245,6 +246,12 @@ def get_attention(name: str) -> type[nn.Module]:
     close = difflib.get_close_matches(str(name), known + sorted(_CONFIGS), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise UnknownAttentionError(f"unknown attention {name!r}{hint} Known: {', '.join(known)}")
+
+
+def flop_counter_kwargs(name: str) -> dict[str, Any]:
+    """Options under which every FLOP of mechanism (or configuration) ``name`` runs as an operation torch's FLOP
+    counter sees (``flop_counter_kwargs`` on the class; empty for most): what a FLOP count builds it with."""
+    return dict(getattr(get_attention(name), "flop_counter_kwargs", {}))
 
 
 def _lookup(name: str) -> type[nn.Module] | None:

@@ -16,46 +16,57 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import torch
 
+from attnbench.measure.provenance import code_version
 from attnbench.spec.suite import load_suite
+from attnbench.store.csvfile import is_locked
 from attnbench.store.schema import COLUMNS, SCHEMA_VERSION
-from attnbench.training.loop import step_flops
 from attnbench.training.tasks import Normaliser, TaskData
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _count(case, row: dict[str, str]) -> int | None:
+def _count(path: Path, case, row: dict[str, str]) -> int:
+    """The row's step count, recounted on CPU in float32 (a count depends on neither)."""
     impl = json.loads(row["impl"])
     classes = int(impl.get("classes", 1))
+    case = dataclasses.replace(case, device="cpu", dtype="float32")
     torch.manual_seed(0)
-    model = case.build_counting_model(classes)
-    params = sum(p.numel() for p in model.parameters())
+    params = sum(p.numel() for p in case.build_model(classes).parameters())
+    where = f"{path}: {row['task']}/{row['label']} seed {row['seed']}"
     if str(params) != row["params"]:
-        raise SystemExit(f"{row['task']}/{row['label']} seed {row['seed']}: the suite builds {params} parameters, "
-                         f"the row has {row['params']}; the suite changed since the run, so it cannot be recounted")
-    res, batch = int(row["train_res"]), int(impl["batch"])
+        raise SystemExit(f"{where}: the suite builds {params} parameters, the row has {row['params']}; the suite "
+                         "changed since the run, so it cannot be recounted")
+    res = int(row["train_res"])
+    batch = min(int(impl["batch"]), int(row["n_train"]))  # the run counted the first batch of its training set
     x = torch.randn(batch, 1, res, res)
     if case.settings.problem == "regression":
         y = torch.randn(batch, 1, res, res)
         data, norm = TaskData("regression", (x, y), {}), (Normaliser(x), Normaliser(y))
     else:
         data, norm = TaskData("classification", (x, torch.randint(classes, (batch,))), {}, classes), None
-    return step_flops(model, data, case, norm)
+    flops = case.count_step_flops(data, norm)
+    if flops is None:
+        raise SystemExit(f"{where}: the FLOP counter could not trace the model; nothing was written")
+    return flops
 
 
-def recount(path: Path) -> int:
-    """Rewrite ``path``'s step_flops; returns how many values changed."""
+def recount(path: Path, code_version: str) -> int:
+    """Rewrite ``path``'s step_flops; returns how many values changed. Every count is made before anything is
+    written, so an error leaves the file as it was."""
+    if is_locked(path):
+        raise SystemExit(f"{path}: a run is still writing it (its lock is held); recount it when the run is over")
     meta_path = path.with_suffix(".json")
     meta = json.loads(meta_path.read_text())
     suite = load_suite(ROOT / meta["suite_file"])
+    # every learning rate of one task, label and seed builds the same model: one count serves them all
     cases = {(c.task, c.label, str(c.seed)): c for c in suite.cases}
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
@@ -67,7 +78,7 @@ def recount(path: Path) -> int:
         fields = list(COLUMNS)
         for row in rows:
             row["step_flops"], row["schema_version"] = "", str(SCHEMA_VERSION)
-    counted: dict[tuple[str, str, str], int | None] = {}
+    counted: dict[tuple[str, str, str], int] = {}
     changed = 0
     for row in rows:
         if not row["params"] or not (row["step_flops"] or upgraded):  # no model built (a fault), or none counted
@@ -76,19 +87,19 @@ def recount(path: Path) -> int:
         if key not in cases:
             raise SystemExit(f"{path}: {'/'.join(key[:2])} seed {key[2]} is not a case of {meta['suite_file']}")
         if key not in counted:
-            counted[key] = _count(cases[key], row)
-        new = "" if counted[key] is None else str(counted[key])
-        changed += new != row["step_flops"]
-        row["step_flops"] = new
+            counted[key] = _count(path, cases[key], row)
+        changed += str(counted[key]) != row["step_flops"]
+        row["step_flops"] = str(counted[key])
     tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
-    sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                         check=True).stdout.strip()
-    meta["step_flops_recounted"] = {"code_version": sha, "tool": "tools/recount_step_flops.py",
+    try:
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    meta["step_flops_recounted"] = {"code_version": code_version, "tool": "tools/recount_step_flops.py",
                                     **({"schema_upgraded_to": SCHEMA_VERSION} if upgraded else {})}
     meta_path.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
     return changed
@@ -99,8 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("csv", nargs="+", type=Path)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    version = code_version()  # the commit (with a dirty-tree suffix) whose counter the runs' JSON will name
     for path in args.csv:
-        print(f"{path}: {recount(path)} step_flops values changed", flush=True)
+        print(f"{path}: {recount(path, version)} step_flops values changed", flush=True)
     return 0
 
 

@@ -137,20 +137,29 @@ class TrainCase(Case):
                                   token_grid=(tokens, tokens))
 
     def build_counting_model(self, classes: int) -> Any:
-        """The model :meth:`build_model` makes, for counting FLOPs: where the mechanism's fast path computes its
-        operations in a form the FLOP counter does not see (``mano``'s native kernel), built with the mechanism's
-        ``flop_counter_kwargs``, under which the same operations run as matmuls / SDPA. The same parameters;
-        built without touching the global random state, so the trained model's initialisation and data order stay
-        as they were."""
+        """The model :meth:`build_model` makes, for counting FLOPs: built with its mechanism's
+        ``flop_counter_kwargs``, under which a fast path that computes its operations in a form the counter does not
+        see (``mano``'s native kernel) runs them as matmuls / SDPA; the same parameters. Built without touching the
+        global random state."""
         import torch
 
-        from attnbench.training.models import attention_layers
+        from attnbench.registry import flop_counter_kwargs
 
+        s = self.settings
+        extra = flop_counter_kwargs(s.model_kwargs["attention"] if s.model == "operator" else self.attention)
         with torch.random.fork_rng(devices=[]):
-            model = self.build_model(classes)
-            layers = attention_layers(model)
-            extra = dict(getattr(type(layers[0]), "flop_counter_kwargs", {})) if layers else {}
-            return self.build_model(classes, extra) if extra else model
+            return self.build_model(classes, extra)
+
+    def count_step_flops(self, data: Any, norm: Any) -> int | None:
+        """FLOPs of one training step on the first batch of ``data`` (a ``TaskData``; ``norm`` its normalisers or
+        None), counted on :meth:`build_counting_model`'s model on this case's device and dtype (see
+        :func:`attnbench.training.loop.step_flops`); None where the counter cannot trace it."""
+        import torch
+
+        from attnbench.training.loop import step_flops
+
+        model = self.build_counting_model(data.classes if data.problem == "classification" else 1)
+        return step_flops(model.to(device=self.device, dtype=getattr(torch, self.dtype)), data, self, norm)
 
     @classmethod
     def prepare(cls, cases: Sequence[Case]) -> None:
@@ -182,7 +191,7 @@ class TrainCase(Case):
 
         from attnbench.measure.memory import read_peak, start_peak
         from attnbench.measure.provenance import load_average
-        from attnbench.training.loop import evaluate, model_reasons, step_flops, train_model, window_ratio
+        from attnbench.training.loop import evaluate, model_reasons, train_model, window_ratio
         from attnbench.training.tasks import Normaliser, load_task
 
         s = self.settings
@@ -192,9 +201,6 @@ class TrainCase(Case):
         model = model.to(device=self.device, dtype=getattr(torch, self.dtype))
         params = sum(p.numel() for p in model.parameters())
         norm = (Normaliser(data.train[0]), Normaliser(data.train[1])) if data.problem == "regression" else None
-        counting = self.build_counting_model(data.classes if data.problem == "classification" else 1)
-        flops = step_flops(counting.to(device=self.device, dtype=getattr(torch, self.dtype)), data, self, norm)
-        del counting
         base = start_peak(self.device)
         load_start = load_average()
         train_s, final_loss, curve = train_model(model, data, self, progress, norm)
@@ -212,7 +218,7 @@ class TrainCase(Case):
         common = {"impl": json.dumps(impl, sort_keys=True), "params": params, "n_train": data.train[0].shape[0],
                   "epochs": s.epochs, "train_s": train_s, "final_loss": final_loss,
                   "curve": json.dumps(curve, separators=(",", ":")), "load_start": load_start,
-                  "load_end": load_end, "step_flops": flops, **validation,
+                  "load_end": load_end, **validation,
                   "peak_mib": peak.peak_bytes / 2**20 if peak else None, "mem_kind": peak.kind if peak else "",
                   "train_res": self.height, "patch": s.patch, "status": Status.OK}
         rows = []
@@ -228,7 +234,9 @@ class TrainCase(Case):
                 progress(f"evaluating at {res}x{res}")
                 row.update(evaluate(model, data, res, self, norm))
             rows.append(row)
-        return {"status": Status.OK, "rows": rows}
+        # counted last, on a model of its own: nothing it allocates or draws can touch training or its peak memory
+        flops = self.count_step_flops(data, norm)
+        return {"status": Status.OK, "rows": [{**row, "step_flops": flops} for row in rows]}
 
     def rows(self, outcome: dict[str, Any]) -> list[dict[str, Any]]:
         """One row per evaluation grid; a failed case gives every evaluation row its status."""

@@ -17,7 +17,7 @@ import torch
 from flop_counting import counted_flops
 
 from attnbench import list_attentions
-from attnbench.registry import build_for_grid, capability_reasons
+from attnbench.registry import build_for_grid, capability_reasons, flop_counter_kwargs
 
 GRIDS = [(16, 16), (8, 12)]
 
@@ -26,8 +26,7 @@ GRIDS = [(16, 16), (8, 12)]
 @pytest.mark.parametrize("name", list_attentions())
 def test_flop_formula_matches_the_counter(name, grid):
     h, w = grid
-    module = build_for_grid(name, 32, 4, h, w)
-    module = build_for_grid(name, 32, 4, h, w, kwargs=dict(getattr(type(module), "flop_counter_kwargs", {})))
+    module = build_for_grid(name, 32, 4, h, w, kwargs=flop_counter_kwargs(name))
     if capability_reasons(module, h, w, backward=True) or getattr(module, "flop_parts", None) is None:
         pytest.skip("cannot run backward here, or no FLOP formula")
     parts = module.flop_parts(2, h, w)

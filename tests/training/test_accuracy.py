@@ -58,14 +58,22 @@ def _trains_on_cpu(name: str) -> bool:
 TRAINABLE = [n for n in list_attentions() if _trains_on_cpu(n)]
 
 
-def test_the_counting_model_runs_what_the_fast_path_hides_and_leaves_the_random_state_alone():
+@pytest.mark.parametrize("model", ["backbone", "operator"])
+def test_the_counting_model_runs_what_the_fast_path_hides_and_leaves_the_random_state_alone(model):
+    import dataclasses
+
     from attnbench.training.models import attention_layers
 
     case = _case("mano")  # its native / packed window paths compute attention as elementwise products
+    if model == "operator":  # the authors' Darcy layout: the attention is named in model_kwargs
+        settings = dataclasses.replace(case.settings, model="operator", model_name="mano_paper",
+                                       model_kwargs={"attention": "mano", "dim": 16, "depth": 1, "heads": 2,
+                                                     "mlp_dim": 16, "dropout": 0.0})
+        case = dataclasses.replace(case, settings=settings)
     torch.manual_seed(0)
     state = torch.get_rng_state()
     counting = case.build_counting_model(1)
-    assert torch.equal(torch.get_rng_state(), state)  # the trained model's initialisation does not move
+    assert torch.equal(torch.get_rng_state(), state)
     assert {layer.extra_info()["window_path"] for layer in attention_layers(counting)} == {"sdpa"}
     params = sum(p.numel() for p in case.build_model(1).parameters())
     assert sum(p.numel() for p in counting.parameters()) == params

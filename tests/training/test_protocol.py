@@ -107,6 +107,7 @@ def test_recounting_step_flops_rebuilds_each_rows_count_and_changes_nothing_else
     text = path.read_text()
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
+    assert all(int(r["step_flops"]) > 0 for r in rows)  # the run counted every case: a recount must match it
     for r in rows:
         r["step_flops"] = "7"  # what an older counter might have written
     with path.open("w", newline="") as f:
