@@ -169,13 +169,14 @@ def compute_spent(df: pd.DataFrame) -> Table:
     for machine, g in df.groupby("machine", sort=True):
         records.append({"machine": machine, "runs": g["run_id"].nunique(), "cases": len(one_row_per_case(g)),
                         "hours": case_wall_total(g) / 3600,
-                        "threads": ", ".join(sorted({f"{t:.0f}" for t in g["threads"]}))})
+                        "threads": ", ".join(sorted({f"{t:.0f}" for t in g["threads"].dropna()}))})
     return Table("compute", "Compute spent", (Column("machine", "machine"), Column("runs", "runs", "d"),
                                               Column("cases", "training cases", "d"), Column("threads", "threads"),
                                               Column("hours", "case hours", ".2f")),
                  tuple(records), "per machine: the runs, their training cases (one per mechanism, learning rate and "
                  "seed, whatever grids it is evaluated on) and the hours of wall time the cases ran, each case once "
-                 "(training, evaluation and process start; data generation before the cases is not counted)",
+                 "(training, evaluation and process start; a case that failed counts the time it ran; data generation "
+                 "before the cases is not counted)",
                  "No runs.")
 
 

@@ -127,8 +127,8 @@ def one_row_per_case(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def case_wall_total(df: pd.DataFrame) -> float:
-    """Seconds the cases of ``df`` ran, each case once (see :func:`one_row_per_case`)."""
-    return float(one_row_per_case(df)["case_wall_s"].sum()) if not df.empty else 0.0
+    """Seconds the cases of ``df`` ran, each case once (see :func:`one_row_per_case`); NaN when no row records it."""
+    return float(one_row_per_case(df)["case_wall_s"].sum(min_count=1))
 
 
 def machine_line(df: pd.DataFrame) -> str:
