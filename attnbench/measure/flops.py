@@ -15,7 +15,9 @@ Two mends, both found by comparing its counts with the mechanisms' own formulas 
 Not counted, as by the counter: FFTs (``fno``, ``afno``), elementwise work, softmax, norms — and whatever a custom
 kernel computes inside (``mano``'s native window path): count such a mechanism built with its
 ``flop_counter_kwargs`` (``TrainCase.build_counting_model`` does). A count needs one forward (and backward) of the
-module; it is a count of operations, not a time, so it may run anywhere.
+module; it is a count of operations, not a time, so it may run on any device — but the math kernel holds the full
+``B·heads·N²`` score matrix, so counting global attention on a large grid needs that much memory (a training
+case's count that fails records no value rather than failing the case).
 """
 
 from __future__ import annotations
