@@ -108,22 +108,20 @@ def test_recounting_step_flops_rebuilds_each_rows_count_and_changes_nothing_else
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
     assert all(int(r["step_flops"]) > 0 for r in rows)  # the run counted every case: a recount must match it
-    for r in rows:
-        r["step_flops"] = "7"  # what an older counter might have written
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+
+    def write(fields: list[str], changed: dict[str, str]) -> None:
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows({**r, **changed} for r in rows)
+
+    write(list(rows[0]), {"step_flops": "7"})  # what an older counter might have written
     tool = _recount_tool()
     assert tool.main([str(path)]) == 0
     assert path.read_text() == text  # every count rebuilt as the run made it, every other byte kept
     assert "step_flops_recounted" in json.loads(path.with_suffix(".json").read_text())
     # a file from before the column (schema 7) gets it filled in
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=[c for c in rows[0] if c != "step_flops"], lineterminator="\n",
-                                extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows({**r, "schema_version": "7"} for r in rows)
+    write([c for c in rows[0] if c != "step_flops"], {"schema_version": "7"})
     assert tool.main([str(path)]) == 0
     assert path.read_text() == text
     # a row whose model the suite no longer builds (another parameter count) stops the tool, the file untouched

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from attnbench.report.analysis.frame import case_wall_total, one_row_per_case
+from attnbench.report.analysis.frame import one_row_per_case
 from attnbench.report.analysis.inference import holm
 from attnbench.report.analysis.protocol import chosen_only, impl_lr
 from attnbench.report.analysis.table import Column, Table, mean_std
@@ -167,8 +167,9 @@ def compute_spent(df: pd.DataFrame) -> Table:
     """Training compute per machine: runs, training cases and the hours their cases ran (each case once)."""
     records = []
     for machine, g in df.groupby("machine", sort=True):
-        records.append({"machine": machine, "runs": g["run_id"].nunique(), "cases": len(one_row_per_case(g)),
-                        "hours": case_wall_total(g) / 3600,
+        cases = one_row_per_case(g)
+        records.append({"machine": machine, "runs": g["run_id"].nunique(), "cases": len(cases),
+                        "hours": cases["case_wall_s"].sum(min_count=1) / 3600,
                         "threads": ", ".join(sorted({f"{t:.0f}" for t in g["threads"].dropna()}))})
     return Table("compute", "Compute spent", (Column("machine", "machine"), Column("runs", "runs", "d"),
                                               Column("cases", "training cases", "d"), Column("threads", "threads"),
