@@ -206,13 +206,16 @@ class MultipoleAttention(WindowPaths, GridAttention):
         With ``patches``, ``U``'s matrix product stays in patch layout and the sum is taken through a patch view of
         ``fine`` (one operator where laying the patches out, scaling and adding took three; ``matrix``: the
         transposed convolution's patch matrix, made once per forward by the caller)."""
+        # Without autograd the sum goes into ``fine`` (a level's output, which nothing else holds): no new grid-sized
+        # allocation per level, so fewer fresh pages to fault in per call on large grids.
+        add = torch.Tensor.add_ if not torch.is_grad_enabled() else torch.add
         if patches and isinstance(self.up, nn.ConvTranspose2d):
             B, h, w, C = coarse.shape
             r = self.rate
             up = patch_conv_transpose_patches(coarse, self.up, matrix)  # B, h, w, r, r, C
-            out = torch.add(fine.view(B, h, r, w, r, -1), up.transpose(2, 3), alpha=weight)
+            out = add(fine.view(B, h, r, w, r, -1), up.transpose(2, 3), alpha=weight)
             return out.reshape(B, h * r, w * r, -1)
-        return torch.add(fine, self.up(coarse.permute(0, 3, 1, 2)).permute(0, 2, 3, 1), alpha=weight)
+        return add(fine, self.up(coarse.permute(0, 3, 1, 2)).permute(0, 2, 3, 1), alpha=weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, H, W, C = self._check_input(x)

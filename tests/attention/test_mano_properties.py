@@ -175,6 +175,25 @@ def test_level_canvas_holds_every_levels_windows_and_no_other(shapes, k, s):
     assert (canvas.count[owner == -1] == 1).all()  # never read, never divided by zero
 
 
+@pytest.mark.parametrize("path", ["native", "canvas", "packed", "shifted", "sdpa"])
+@pytest.mark.parametrize("batch,side", [(1, 16), (3, 64)])  # 3·64² tokens: above CANVAS_MAX_TOKENS, level by level
+def test_inference_equals_training_mode_and_leaves_its_input_alone(path, batch, side):
+    """Without autograd the V-cycle sums each prolongated level into the finer level's output in place, and the
+    kernel runs without its autograd Function: the output must equal the differentiable forward's, and the input
+    (which the in-place sums must never reach) must come back unchanged."""
+    if path == "native":
+        skip_unless_native()
+    torch.manual_seed(0)
+    mano = create_attention("mano", dim=16, heads=2, path=path)
+    x = torch.randn(batch, side, side, 16)
+    kept = x.clone()
+    expected = mano(x)
+    with torch.no_grad():
+        got = mano(x)
+    torch.testing.assert_close(got, expected.detach(), rtol=1e-6, atol=1e-6)
+    assert torch.equal(x, kept)
+
+
 @pytest.mark.parametrize("path", ["native", "canvas", "packed", "shifted"])
 def test_mano_traces_into_one_small_graph(path):
     """What ``torch.compile`` sees: one graph with no break and a bounded operator count. Building the level plans
