@@ -206,9 +206,11 @@ class MultipoleAttention(WindowPaths, GridAttention):
         With ``patches``, ``U``'s matrix product stays in patch layout and the sum is taken through a patch view of
         ``fine`` (one operator where laying the patches out, scaling and adding took three; ``matrix``: the
         transposed convolution's patch matrix, made once per forward by the caller)."""
-        # Without autograd the sum goes into ``fine`` (a level's output, which nothing else holds): no new grid-sized
-        # allocation per level, so fewer fresh pages to fault in per call on large grids.
-        add = torch.Tensor.add_ if not torch.is_grad_enabled() else torch.add
+        # Without autograd, on the level-by-level path (``patches`` False: each level's output is a tensor of its
+        # own, which nothing else holds), the sum goes into ``fine``: no new grid-sized allocation per level, so
+        # fewer fresh pages to fault in per call on large grids. The all-level paths' outputs are views of one
+        # tensor: summing into them would return a view of all levels' memory, strided over the batch.
+        add = torch.Tensor.add_ if not (patches or torch.is_grad_enabled()) else torch.add
         if patches and isinstance(self.up, nn.ConvTranspose2d):
             B, h, w, C = coarse.shape
             r = self.rate

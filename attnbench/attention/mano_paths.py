@@ -145,9 +145,8 @@ class WindowPaths(nn.Module):
         levels' outputs ``[B, h_l, w_l, C]`` (views of one output), finest first."""
         B, _, _, C = x.shape
         levels = self._restrict(x, len(shapes), patches)
-        # One level (the level-by-level path on large calls) needs no concatenation: a copy of the whole grid, and
-        # on a 128² grid the allocation that pushed the heap past glibc's trim threshold, so that every call
-        # faulted its temporaries' pages in afresh (about 6 000 minor faults per call before, 800 after).
+        # One level (the level-by-level path on large calls) needs no concatenation: it would copy the whole grid
+        # into a fresh grid-sized block (one more block whose pages glibc may return and a call fault in afresh).
         tokens = levels[0].reshape(B, -1, C) if len(levels) == 1 else torch.cat(
             [level.reshape(B, -1, C) for level in levels], dim=1)
         del levels
