@@ -151,11 +151,15 @@ class WindowPaths(nn.Module):
             [level.reshape(B, -1, C) for level in levels], dim=1)
         del levels
         T = tokens.shape[1]
-        qkv = self.to_qkv(self.norm2(self.norm1(tokens))).view(B, T, 3, self.heads, self.dim_head)
+        # Channel-first qkv [3, heads, d, B, T] straight from the matmul (no transpose copy), the kernel's layout;
+        # its output [heads, d, B, T] enters the output projection as a transposed view.
+        qkv = torch.mm(self.to_qkv.weight, self.norm2(self.norm1(tokens)).view(-1, C).t())
         del tokens
-        out = kernels.mano_windows(qkv, [side for shape in shapes for side in shape], self.window, self.stride,
+        out = kernels.mano_windows(qkv.view(3, self.heads, self.dim_head, B, T),
+                                   [side for shape in shapes for side in shape], self.window, self.stride,
                                    self.dim_head**-0.5)
-        out = self.out_drop(self.to_out(out.view(B, T, -1)))
+        del qkv  # inference frees the largest temporary before the output projection allocates
+        out = self.out_drop(self.to_out(out.view(-1, B * T).t())).view(B, T, -1)
         return [t.view(B, h, w, -1) for t, (h, w) in zip(out.split([h * w for h, w in shapes], dim=1), shapes)]
 
     def window_attention(self, x: torch.Tensor, path: str | None = None) -> torch.Tensor:

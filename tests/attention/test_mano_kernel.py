@@ -23,16 +23,14 @@ def _flat(shapes):
 
 
 def _oracle(qkv, shapes, k, s):
-    """The per-level shifted path: ``qkv [B, T, 3, heads, d]`` → ``[B, T, heads, d]``."""
-    B = qkv.shape[0]
+    """The per-level shifted path: ``qkv [3, heads, d, B, T]`` → ``[heads, d, B, T]``."""
     outs, offset = [], 0
     for h, w in shapes:
-        level = qkv[:, offset : offset + h * w].reshape(B, h, w, *qkv.shape[2:]).permute(3, 4, 5, 0, 1, 2)
+        level = qkv[..., offset : offset + h * w].unflatten(-1, (h, w))  # 3, heads, d, B, h, w
         count = torch.tensor(level_coverage(h, w, k, s), dtype=qkv.dtype)
-        out = overlapping_window_attention(level, k, s, count)  # heads, d, B, h, w
-        outs.append(out.permute(2, 3, 4, 0, 1).reshape(B, h * w, *out.shape[:2]))
+        outs.append(overlapping_window_attention(level, k, s, count).flatten(-2))  # heads, d, B, h·w
         offset += h * w
-    return torch.cat(outs, 1)
+    return torch.cat(outs, -1)
 
 
 def test_the_kernel_builds_here():
@@ -57,10 +55,10 @@ def test_kernel_equals_the_shifted_formulation(shapes, k, s, heads, d):
     """Outputs and qkv gradients of three batch entries (so the token chunks of the parallel loop cross entries)."""
     torch.manual_seed(0)
     T = sum(h * w for h, w in shapes)
-    qkv = torch.randn(3, T, 3, heads, d, dtype=torch.float64, requires_grad=True)
+    qkv = torch.randn(3, heads, d, 3, T, dtype=torch.float64, requires_grad=True)
     out = kernels.mano_windows(qkv, _flat(shapes), k, s, d**-0.5)
     expected = _oracle(qkv, shapes, k, s)
-    assert out.shape == expected.shape == (3, T, heads, d)
+    assert out.shape == expected.shape == (heads, d, 3, T)
     assert (out - expected).abs().max().item() < 1e-12
     grad_out = torch.randn_like(out)
     (mine,) = torch.autograd.grad(out, qkv, grad_out)
@@ -70,7 +68,7 @@ def test_kernel_equals_the_shifted_formulation(shapes, k, s, heads, d):
 
 def test_kernel_gradients_pass_gradcheck():
     shapes = [(4, 4), (2, 2)]
-    qkv = torch.randn(2, 20, 3, 2, 3, dtype=torch.float64, requires_grad=True)
+    qkv = torch.randn(3, 2, 3, 2, 20, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: kernels.mano_windows(t, _flat(shapes), 2, 1, 0.5), (qkv,))
 
 
@@ -80,7 +78,7 @@ def test_a_window_far_below_the_tokens_top_score_keeps_its_own_softmax():
     ±several hundred in float32 reach that case for many tokens; the result must still match the float64 oracle."""
     torch.manual_seed(1)
     shapes = [(8, 8), (4, 4)]
-    qkv = torch.randn(2, 80, 3, 2, 4, dtype=torch.float64) * 12
+    qkv = torch.randn(3, 2, 4, 2, 80, dtype=torch.float64) * 12
     out = kernels.mano_windows(qkv.float(), _flat(shapes), 2, 1, 4**-0.5)  # the oracle's scale, d^-0.5
     expected = _oracle(qkv, shapes, 2, 1)
     assert torch.isfinite(out).all()
@@ -91,8 +89,8 @@ def test_results_do_not_depend_on_the_thread_count():
     """Each token's output and each key's and value's gradient is computed by one task, whatever the split: the
     results are bitwise the same on 1 and 2 threads (a race in the backward's accumulation would break this)."""
     shapes = [(16, 16), (8, 8), (4, 4), (2, 2)]
-    qkv = torch.randn(4, 340, 3, 4, 16, dtype=torch.float64, requires_grad=True)
-    grad_out = torch.randn(4, 340, 4, 16, dtype=torch.float64)
+    qkv = torch.randn(3, 4, 16, 4, 340, dtype=torch.float64, requires_grad=True)
+    grad_out = torch.randn(4, 16, 4, 340, dtype=torch.float64)
     threads = torch.get_num_threads()
     results = []
     try:
@@ -106,10 +104,10 @@ def test_results_do_not_depend_on_the_thread_count():
 
 
 @pytest.mark.parametrize("qkv,shapes,k,message", [
-    (torch.zeros(1, 19, 3, 2, 4), [4, 4, 2, 2], 2, "T = 20 tokens"),
-    (torch.zeros(1, 16, 3, 2, 4), [4, 4], 5, "window must be in"),
-    (torch.zeros(1, 16, 3, 2, 4), [4, 4, 2], 2, "shapes must be"),
-    (torch.zeros(1, 16, 3, 2, 4).transpose(3, 4), [4, 4], 2, "contiguous"),
+    (torch.zeros(3, 2, 4, 1, 19), [4, 4, 2, 2], 2, "T = 20 tokens"),
+    (torch.zeros(3, 2, 4, 1, 16), [4, 4], 5, "window must be in"),
+    (torch.zeros(3, 2, 4, 1, 16), [4, 4, 2], 2, "shapes must be"),
+    (torch.zeros(3, 4, 2, 1, 16).transpose(1, 2), [4, 4], 2, "contiguous"),
 ])
 def test_bad_kernel_input_is_one_clear_error(qkv, shapes, k, message):
     with pytest.raises(RuntimeError, match=message):

@@ -101,8 +101,8 @@ def _register_fakes() -> None:
 
     @torch.library.register_fake("attnbench_mano::windows")
     def _(qkv, shapes, window, stride, scale):
-        B, T, _, heads, d = qkv.shape
-        return qkv.new_empty(B, T, heads, d)
+        _, heads, d, B, T = qkv.shape
+        return qkv.new_empty(heads, d, B, T)
 
     @torch.library.register_fake("attnbench_mano::windows_backward")
     def _(grad_out, qkv, shapes, window, stride, scale):
@@ -123,8 +123,9 @@ def mano_windows_status() -> str:
 
 
 def mano_windows(qkv: torch.Tensor, shapes: list[int], window: int, stride: int, scale: float) -> torch.Tensor:
-    """Window attention on every level at once: ``qkv [B, T, 3, heads, d]`` (contiguous; the levels' tokens
-    concatenated finest first, each row-major), ``shapes = [h_0, w_0, h_1, w_1, …]`` → ``[B, T, heads, d]``: per
+    """Window attention on every level at once: ``qkv [3, heads, d, B, T]`` (contiguous, channel-first: the layout
+    ``W · xᵀ`` gives; the levels' tokens concatenated finest first, each row-major), ``shapes = [h_0, w_0, h_1, w_1,
+    …]`` → ``[heads, d, B, T]``: per
     token, the mean over the ``window × window`` windows (``stride`` apart, inside its level) that contain it of
     that window's softmax attention output, scores scaled by ``scale``. Differentiable in ``qkv``; CPU, float32 or
     float64, window <= 4. Call :func:`prepare` first."""

@@ -4,21 +4,28 @@
 // averaged per token: the operator W of attnbench/attention/mano.py, registered as the torch operators
 // attnbench_mano::windows and attnbench_mano::windows_backward (autograd is attached in kernels/__init__.py).
 //
-// Layout: qkv [B, T, 3, heads, d], contiguous, the levels' tokens concatenated along T (finest first, each level
-// row-major); shapes = [h_0, w_0, h_1, w_1, ...]. Output [B, T, heads, d].
+// Layout, channel-first: qkv [3, heads, d, B, T] contiguous (what the projection W · xᵀ gives without a transpose
+// copy), the levels' tokens concatenated along T (finest first, each level row-major); shapes = [h_0, w_0, h_1,
+// w_1, ...]. Output [heads, d, B, T]. One channel of one head is thus a contiguous row of a level's tokens.
 //
 // Per query token i of a level, everything it needs is local: its dot products with the keys at the (2k-1)²
 // offsets δ that a window containing i can reach, one softmax per window containing i (over that window's k²
 // offsets), the per-offset weight W_δ summed over those windows and divided by their count, and the output
-// Σ_δ W_δ v_{i+δ}. So no per-window copies and no probability tensor: the backward recomputes the scores (flash
-// attention's trade) and saves only qkv. Work per token and head: 2·(2k-1)² dot products or multiply-adds of
-// length d forward, about twice that backward.
+// Σ_δ W_δ v_{i+δ}. In the flattened level an offset δ = (dy, dx) is a fixed distance dy·w + dx, so the kernel
+// takes a block of L consecutive tokens (one vector register: 16 in float32) and computes all of the above for
+// the block's tokens at once, one lane per token: a score is d multiply-adds of whole vectors (q of the block
+// times k of the block moved by δ), and the softmaxes are vector arithmetic across lanes. Lanes whose key at δ
+// lies outside the level (across its left or right edge, or above or below it) read another row's, level's or
+// entry's values and are masked out; only near the ends of a tensor is a load checked lane by lane.
 //
-// Parallel over chunks of tokens, all heads of a token together (a token's q, k and v rows are read while in
-// cache, which matters on large grids, and a batch of one still splits across threads). The backward runs in two
-// passes so that no two tokens write the same memory: the first gives every query its gradient and stores, per
-// query and offset, the weight W_δ and the score gradient; the second gathers each key's and value's gradient from
-// the queries that reached it.
+// No per-window copies and no probability tensor: the backward recomputes the scores (flash attention's trade)
+// and keeps only qkv. Work per token and head: 2·(2k-1)² multiply-adds of length d forward, about twice that
+// backward. Parallel over blocks (entry, level, L tokens), all heads of a block in one task; every output element
+// is written by one task, so results do not depend on the thread count. The backward runs in two passes so that no
+// two tasks write the same memory: the first gives every query its gradient and stores, per query and offset, the
+// weight W_δ and the score gradient; the second gathers each key's and value's gradient from the queries that
+// reached it. (A token-at-a-time kernel, with horizontal sums per dot product and scalar softmaxes, was 2.7-3.4×
+// slower forward: profiled with perf and measured, see results/investigations/mano-native.)
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -29,13 +36,66 @@
 #include <torch/library.h>
 
 #include <algorithm>
-#include <type_traits>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 namespace {
 
-constexpr int64_t kMaxWindow = 4;  // the largest window compiled (with_geometry): mano.NATIVE_MAX_WINDOW
+constexpr int64_t kMaxWindow = 4;  // the largest window compiled (with_window): mano.NATIVE_MAX_WINDOW
+
+// One vector register of lanes (GCC / Clang vector extensions: the compiler emits the host's widest instructions,
+// and splits them where the host has narrower ones).
+typedef float VecF __attribute__((vector_size(64)));
+typedef double VecD __attribute__((vector_size(64)));
+typedef int32_t VecI __attribute__((vector_size(64)));
+
+template <typename T>
+struct Lanes;
+template <>
+struct Lanes<float> {
+  using V = VecF;
+  static constexpr int64_t n = 16;
+};
+template <>
+struct Lanes<double> {
+  using V = VecD;
+  static constexpr int64_t n = 8;
+};
+
+template <typename V, typename T>
+inline V splat(T a) {
+  return V{} + a;
+}
+
+// e^x on float lanes: Cephes' expf (range reduction by ln 2 in two parts, a degree-6 polynomial, the exponent set
+// by bits), within about 1 ulp of the library's over [-87, 0] (checked on a sample); inputs are clamped to
+// [-87, 88] (e^-87 is about 1e-38).
+inline VecF exp_lanes(VecF x) {
+  const VecF lo = splat<VecF>(-87.0f), hi = splat<VecF>(88.0f), magic = splat<VecF>(12582912.0f);
+  VecF v = x < lo ? lo : x;
+  v = v > hi ? hi : v;
+  const VecF n = (v * 1.44269504088896341f + magic) - magic;  // round(v / ln 2) by the 1.5 · 2^23 trick
+  v -= n * 0.693359375f;
+  v -= n * -2.12194440e-4f;
+  VecF y = splat<VecF>(1.9875691500e-4f);
+  y = y * v + 1.3981999507e-3f;
+  y = y * v + 8.3334519073e-3f;
+  y = y * v + 4.1665795894e-2f;
+  y = y * v + 1.6666665459e-1f;
+  y = y * v + 5.0000001201e-1f;
+  y = y * v * v + v + 1.0f;
+  const VecI bits = (__builtin_convertvector(n, VecI) + 127) << 23;
+  return y * (VecF)bits;  // a cast between vector types of one size keeps the bits
+}
+
+inline VecD exp_lanes(VecD x) {  // float64 (the tests' precision): the library's exponential, lane by lane
+  VecD out;
+  for (int l = 0; l < 8; ++l) out[l] = std::exp(x[l]);
+  return out;
+}
 
 struct Level {
   int64_t offset, h, w;
@@ -54,253 +114,333 @@ std::vector<Level> levels_of(const at::Tensor& qkv, at::IntArrayRef shapes, int6
     levels.push_back({offset, h, w});
     offset += h * w;
   }
-  TORCH_CHECK(qkv.dim() == 5 && qkv.size(2) == 3 && qkv.size(1) == offset,
-              "mano windows: qkv must be [B, T, 3, heads, d] with T = ", offset, " tokens, got ", qkv.sizes());
+  TORCH_CHECK(qkv.dim() == 5 && qkv.size(0) == 3 && qkv.size(4) == offset,
+              "mano windows: qkv must be [3, heads, d, B, T] with T = ", offset, " tokens, got ", qkv.sizes());
   TORCH_CHECK(qkv.is_contiguous() && qkv.device().is_cpu(), "mano windows: qkv must be a contiguous CPU tensor");
   return levels;
 }
 
-template <typename T>
-inline T dot(const T* a, const T* b, int64_t n) {
-  T acc = 0;
-#pragma omp simd reduction(+ : acc)
-  for (int64_t c = 0; c < n; ++c) acc += a[c] * b[c];
-  return acc;
-}
-
-template <typename T>
-inline void axpy(T alpha, const T* x, T* y, int64_t n) {
-#pragma omp simd
-  for (int64_t c = 0; c < n; ++c) y[c] += alpha * x[c];
-}
-
-// One query token's windows, for window K (a template parameter, so the loops over a window's keys and over
-// the (2K-1)² offsets unroll): the offsets its windows reach, their scores and softmaxes, the averaged weights.
-template <typename T, int64_t K>
-struct Query {
-  static constexpr int64_t D = 2 * K - 1, kOffsets = D * D;
-  int64_t s;
-  int64_t roles = 0;           // windows containing the token
-  int64_t corner[K * K];       // each window's first key as an offset index (its top-left minus the token)
-  bool reach[kOffsets];        // offsets some window of the token contains
-  T score[kOffsets];           // scale · q · k_{i+δ}
-  T prob[K * K][K * K];        // per window, softmax over its K² keys (row-major inside the window)
-  T weight[kOffsets];          // Σ over windows of prob, divided by the window count
-
-  // Windows of a level h × w containing token (y, x): top-left (y - ay, x - ax) for 0 <= ay, ax < K on the
-  // window grid (multiples of s, at most h - K / w - K).
-  inline void find(int64_t y, int64_t x, int64_t h, int64_t w) {
-    roles = 0;
-    std::fill(reach, reach + kOffsets, false);
-    for (int64_t ay = 0; ay < K; ++ay) {
-      const int64_t ty = y - ay;
-      if (ty < 0 || ty > h - K || ty % s) continue;
-      for (int64_t ax = 0; ax < K; ++ax) {
-        const int64_t tx = x - ax;
-        if (tx < 0 || tx > w - K || tx % s) continue;
-        const int64_t first = (K - 1 - ay) * D + (K - 1 - ax);
-        corner[roles++] = first;
-        for (int64_t u = 0; u < K; ++u)
-          for (int64_t v = 0; v < K; ++v) reach[first + u * D + v] = true;
-      }
-    }
-  }
-
-  // Exponentials are shared between a token's windows (they overlap): one per reached offset against the largest
-  // reached score, instead of one per (window, key). A window whose own largest score is far below that maximum
-  // (its exponentials could underflow) takes its own.
-  inline void softmaxes() {
-    constexpr T kSafeGap = sizeof(T) == 4 ? T(40) : T(300);  // exp(-gap) stays a normal number with full precision
-    T top = -INFINITY;
-    for (int64_t o = 0; o < kOffsets; ++o)
-      if (reach[o]) top = std::max(top, score[o]);
-    T shared[kOffsets];
-    for (int64_t o = 0; o < kOffsets; ++o) shared[o] = reach[o] ? std::exp(score[o] - top) : T(0);
-    std::fill(weight, weight + kOffsets, T(0));
-    for (int64_t r = 0; r < roles; ++r) {
-      const int64_t first = corner[r];
-      T m = -INFINITY;
-      for (int64_t u = 0; u < K; ++u)
-        for (int64_t v = 0; v < K; ++v) m = std::max(m, score[first + u * D + v]);
-      const bool own = top - m > kSafeGap;
-      T sum = 0;
-      for (int64_t u = 0; u < K; ++u)
-        for (int64_t v = 0; v < K; ++v) {
-          const int64_t o = first + u * D + v;
-          sum += (prob[r][u * K + v] = own ? std::exp(score[o] - m) : shared[o]);
-        }
-      const T inv = T(1) / sum;
-      for (int64_t u = 0; u < K; ++u)
-        for (int64_t v = 0; v < K; ++v) weight[first + u * D + v] += (prob[r][u * K + v] *= inv);
-    }
-    const T inv_count = T(1) / T(roles);  // every token lies in >= 1 window: levels_of checked the window grid
-    for (int64_t o = 0; o < kOffsets; ++o) weight[o] *= inv_count;
-  }
-};
-
-// The token index of offset o from token i on a level of width w.
-template <int64_t K>
-inline int64_t neighbour_of(int64_t i, int64_t o, int64_t w) {
-  constexpr int64_t D = 2 * K - 1;
-  return i + (o / D - K + 1) * w + (o % D - K + 1);
-}
-
-// Calls f(b, level, y, x, i) for the tokens [begin, end) of the B·T tokens (b = entry, i = token in the entry).
-template <typename F>
-inline void for_tokens(const std::vector<Level>& levels, int64_t T_, int64_t begin, int64_t end, F&& f) {
-  int64_t b = begin / T_, i = begin % T_;
-  size_t l = 0;
-  while (i >= levels[l].offset + levels[l].h * levels[l].w) ++l;
-  for (int64_t n = begin; n < end; ++n) {
-    const Level& level = levels[l];
-    const int64_t local = i - level.offset;
-    f(b, level, local / level.w, local % level.w, i);
-    if (++i == T_) i = 0, ++b, l = 0;
-    else if (i == level.offset + level.h * level.w) ++l;
-  }
-}
-
-// Memory of one entry's tokens: qkv rows of token_stride elements (q at 0, k at part, v at 2·part, head h at
-// h·d inside each); output and its gradient rows of part elements; the backward's per-query scratch rows of
-// heads·(2k-1)² elements.
+// Sizes: qkv [3, heads, d, B, T]; a part (q, k or v) is heads·d rows of B·T tokens.
 struct Geometry {
-  int64_t T, heads, d, token_stride, part, offsets;
+  int64_t heads, d, B, T;
+  int64_t channel() const { return B * T; }
+  int64_t part() const { return heads * d * B * T; }
 };
 
-Geometry geometry_of(const at::Tensor& qkv, int64_t window) {  // qkv checked by levels_of
-  const int64_t heads = qkv.size(3), d = qkv.size(4);
-  return {qkv.size(1), heads, d, 3 * heads * d, heads * d, (2 * window - 1) * (2 * window - 1)};
+// Vector loads from a tensor's memory [begin, end). Checked: lanes outside take 0 (only near the tensor's ends).
+template <typename T, bool Checked>
+struct Loader {
+  using V = typename Lanes<T>::V;
+  const T* base;
+  int64_t size;
+  inline V operator()(int64_t at) const {
+    V v;
+    if (!Checked || (at >= 0 && at + Lanes<T>::n <= size)) {
+      std::memcpy(&v, base + at, sizeof v);
+      return v;
+    }
+    for (int64_t l = 0; l < Lanes<T>::n; ++l) v[l] = at + l >= 0 && at + l < size ? base[at + l] : T(0);
+    return v;
+  }
+};
+
+template <typename T>
+inline void store(T* p, const typename Lanes<T>::V& v, int64_t n) {
+  if (n == Lanes<T>::n) std::memcpy(p, &v, sizeof v);
+  else for (int64_t l = 0; l < n; ++l) p[l] = v[l];
 }
 
-constexpr int64_t kGrain = 64;  // tokens per parallel task at least (each costs heads·(2k-1)² dot products)
+// One block of L consecutive tokens of a level, for window K (a template parameter, so the loops over offsets and
+// windows unroll and their vectors stay in registers).
+template <typename T, int64_t K>
+struct Block {
+  using V = typename Lanes<T>::V;
+  static constexpr int64_t L = Lanes<T>::n, D = 2 * K - 1, kOffsets = D * D, kRoles = K * K;
+  int64_t t0, n;            // the block's first token in the level, and how many of its lanes are tokens (<= L)
+  int64_t shift[kOffsets];  // the offset's distance in the flattened level: dy·w + dx
+  V key_ok[kOffsets];       // 1 where the lane's key at the offset lies in the level
+  V window_ok[kRoles];      // 1 where the lane's window of role (ay, ax) — top-left (y - ay, x - ax) — exists
+  V inv_count;              // 1 / the number of windows containing the lane's token
 
-template <typename T, int64_t K, int64_t DH>
-void forward_kernel(const std::vector<Level>& levels, const Geometry& g, int64_t B, int64_t s, T scale, const T* qkv,
-                    T* out) {
-  const int64_t d = DH ? DH : g.d;
-  at::parallel_for(0, B * g.T, kGrain, [&](int64_t begin, int64_t end) {
-    Query<T, K> query;
-    query.s = s;
-    for_tokens(levels, g.T, begin, end, [&](int64_t b, const Level& level, int64_t y, int64_t x, int64_t i) {
-      query.find(y, x, level.h, level.w);
-      const T* entry = qkv + b * g.T * g.token_stride;
-      for (int64_t h = 0; h < g.heads; ++h) {
-        const T* q = entry + i * g.token_stride + h * d;
-        for (int64_t o = 0; o < query.kOffsets; ++o)
-          if (query.reach[o])
-            query.score[o] = scale * dot(q, entry + neighbour_of<K>(i, o, level.w) * g.token_stride + g.part + h * d, d);
-        query.softmaxes();
-        T* o_ptr = out + (b * g.T + i) * g.part + h * d;
-        std::fill(o_ptr, o_ptr + d, T(0));
-        for (int64_t o = 0; o < query.kOffsets; ++o)
-          if (query.reach[o])
-            axpy(query.weight[o], entry + neighbour_of<K>(i, o, level.w) * g.token_stride + 2 * g.part + h * d, o_ptr, d);
+  static constexpr int64_t offset_of(int64_t role, int64_t u, int64_t v) {  // key (u, v) of a role's window
+    return (K - 1 - role / K + u) * D + (K - 1 - role % K + v);
+  }
+  static constexpr int64_t mirror(int64_t o) { return kOffsets - 1 - o; }  // -δ
+
+  void place(const Level& level, int64_t first, int64_t s) {
+    t0 = first, n = std::min(L, level.h * level.w - first);
+    V yy, xx;
+    int64_t y = first / level.w, x = first % level.w;
+    for (int64_t l = 0; l < L; ++l) {  // lanes past the level's end take positions past its last row: masked out
+      yy[l] = T(y), xx[l] = T(x);
+      if (++x == level.w) x = 0, ++y;
+    }
+    const V zero = V{}, one = splat<V>(T(1)), h = splat<V>(T(level.h)), w = splat<V>(T(level.w));
+    for (int64_t o = 0; o < kOffsets; ++o) {
+      const int64_t dy = o / D - (K - 1), dx = o % D - (K - 1);
+      shift[o] = dy * level.w + dx;
+      const V y2 = yy + T(dy), x2 = xx + T(dx);
+      key_ok[o] = (y2 >= zero) & (y2 < h) & (x2 >= zero) & (x2 < w) ? one : zero;
+    }
+    const V last_row = splat<V>(T(level.h - K)), last_col = splat<V>(T(level.w - K));
+    V count = zero;
+    for (int64_t r = 0; r < kRoles; ++r) {
+      const V ty = yy - T(r / K), tx = xx - T(r % K);
+      window_ok[r] = (ty >= zero) & (ty <= last_row) & (tx >= zero) & (tx <= last_col) ? one : zero;
+      if (s > 1)  // windows start on multiples of the stride
+        for (int64_t l = 0; l < L; ++l)
+          if (int64_t(ty[l]) % s || int64_t(tx[l]) % s) window_ok[r][l] = T(0);
+      count += window_ok[r];
+    }
+    inv_count = one / (count > zero ? count : one);  // every token of the level lies in >= 1 window (levels_of)
+  }
+
+  // From the raw scores q · k_{i+δ} of every offset: S scaled (and -inf where the key lies outside), P each
+  // window role's softmax (0 where the window does not exist), W the averaged weights. Exponentials are shared
+  // between a token's windows (they overlap): one per offset against the largest score of the token's windows,
+  // instead of one per (window, key). A window whose own largest score is far below that (its exponentials could
+  // underflow) takes its own, in those lanes.
+  inline void softmaxes(V* S, T scale, V (*P)[K * K], V* W) const {
+    constexpr T kSafeGap = sizeof(T) == 4 ? T(40) : T(300);  // exp(-gap) stays a normal number with full precision
+    const V ninf = splat<V>(-INFINITY), zero = V{};
+    for (int64_t o = 0; o < kOffsets; ++o) S[o] = key_ok[o] > zero ? S[o] * scale : ninf;
+    V top = ninf, own_max[kRoles];
+    for (int64_t r = 0; r < kRoles; ++r) {
+      V m = ninf;
+      for (int64_t u = 0; u < K; ++u)
+        for (int64_t v = 0; v < K; ++v) m = S[offset_of(r, u, v)] > m ? S[offset_of(r, u, v)] : m;
+      own_max[r] = m;
+      top = (window_ok[r] > zero) & (m > top) ? m : top;
+    }
+    V E[kOffsets];
+    for (int64_t o = 0; o < kOffsets; ++o) {
+      const V e = S[o] - top;  // an offset outside every window of a lane may lie above the top: clamp, unused
+      E[o] = exp_lanes(e < zero ? e : zero);
+      W[o] = zero;
+    }
+    for (int64_t r = 0; r < kRoles; ++r) {
+      V z = zero;
+      for (int64_t u = 0; u < K; ++u)
+        for (int64_t v = 0; v < K; ++v) z += (P[r][u * K + v] = E[offset_of(r, u, v)]);
+      const auto own = (window_ok[r] > zero) & (top - own_max[r] > kSafeGap);
+      bool any = false;
+      for (int64_t l = 0; l < L; ++l) any |= own[l] != 0;
+      for (int64_t l = 0; any && l < L; ++l) {  // rare
+        if (!own[l]) continue;
+        T sum = 0;
+        for (int64_t u = 0; u < K; ++u)
+          for (int64_t v = 0; v < K; ++v)
+            sum += (P[r][u * K + v][l] = std::exp(S[offset_of(r, u, v)][l] - own_max[r][l]));
+        z[l] = sum;
       }
+      const V inv = window_ok[r] > zero ? T(1) / z : zero;
+      for (int64_t u = 0; u < K; ++u)
+        for (int64_t v = 0; v < K; ++v) W[offset_of(r, u, v)] += (P[r][u * K + v] *= inv);
+    }
+    for (int64_t o = 0; o < kOffsets; ++o) W[o] *= inv_count;
+  }
+};
+
+// Blocks of all levels of one entry: the first block index of each level, and the total.
+template <int64_t L>
+std::vector<int64_t> block_starts(const std::vector<Level>& levels) {
+  std::vector<int64_t> starts{0};
+  for (const Level& level : levels) starts.push_back(starts.back() + (level.h * level.w + L - 1) / L);
+  return starts;
+}
+
+// Calls f(level, first token) for every block of the tasks [begin, end) of B · blocks, with b the entry.
+template <typename F>
+inline void for_blocks(const std::vector<Level>& levels, const std::vector<int64_t>& starts, int64_t L,
+                       int64_t begin, int64_t end, F&& f) {
+  const int64_t blocks = starts.back();
+  for (int64_t task = begin; task < end; ++task) {
+    const int64_t b = task / blocks, block = task % blocks;
+    size_t l = 0;
+    while (block >= starts[l + 1]) ++l;
+    f(b, levels[l], (block - starts[l]) * L);
+  }
+}
+
+// Whether a block's loads from a [heads, d, B, T]-shaped part stay inside [0, size) at every shift: then none is
+// checked. reach = (K-1)·(w+1), the largest |shift|.
+inline bool inside(int64_t lowest, int64_t highest, int64_t size) { return lowest >= 0 && highest <= size; }
+
+constexpr int64_t kGrain = 4;  // blocks per parallel task at least
+
+template <typename T, int64_t K>
+void forward_kernel(const std::vector<Level>& levels, const Geometry& g, int64_t s, T scale, const T* qkv, T* out) {
+  using B_ = Block<T, K>;
+  using V = typename B_::V;
+  constexpr int64_t L = B_::L, kOffsets = B_::kOffsets;
+  const int64_t ch = g.channel(), part = g.part();
+  const auto starts = block_starts<L>(levels);
+  at::parallel_for(0, g.B * starts.back(), kGrain, [&](int64_t begin, int64_t end) {
+    B_ block;
+    for_blocks(levels, starts, L, begin, end, [&](int64_t b, const Level& level, int64_t t0) {
+      block.place(level, t0, s);
+      const int64_t first = b * g.T + level.offset + t0, reach = (K - 1) * (level.w + 1);
+      auto heads = [&](auto checked) {
+        const Loader<T, decltype(checked)::value> load{qkv, 3 * part};
+        for (int64_t head = 0; head < g.heads; ++head) {
+          const int64_t q = head * g.d * ch + first, k = part + q, v = 2 * part + q;
+          V S[kOffsets], P[B_::kRoles][K * K], W[kOffsets];
+          for (int64_t o = 0; o < kOffsets; ++o) S[o] = V{};
+          for (int64_t c = 0; c < g.d; ++c) {
+            const V qc = load(q + c * ch);
+#pragma GCC unroll 64
+            for (int64_t o = 0; o < kOffsets; ++o) S[o] += qc * load(k + c * ch + block.shift[o]);
+          }
+          block.softmaxes(S, scale, P, W);
+          for (int64_t c = 0; c < g.d; ++c) {
+            V acc = V{};
+#pragma GCC unroll 64
+            for (int64_t o = 0; o < kOffsets; ++o) acc += W[o] * load(v + c * ch + block.shift[o]);
+            store<T>(out + q + c * ch, acc, block.n);
+          }
+        }
+      };
+      if (inside(first - reach, 2 * part + (g.heads * g.d - 1) * ch + first + L + reach, 3 * part))
+        heads(std::false_type{});
+      else
+        heads(std::true_type{});
     });
   });
 }
 
-template <typename T, int64_t K, int64_t DH>
-void backward_kernel(const std::vector<Level>& levels, const Geometry& g, int64_t B, int64_t s, T scale,
-                     const T* qkv, const T* grad_out, T* grad, T* weights, T* score_grads) {
-  const int64_t d = DH ? DH : g.d;
-  constexpr int64_t D = 2 * K - 1, kOffsets = D * D;
+// scratch: [B, heads, offsets, T] rows of the weights W_δ and of scale · dscore_δ per query, with `pad` elements
+// before and after, so that a block's loads at any shift stay inside the allocation.
+template <typename T, int64_t K>
+void backward_kernel(const std::vector<Level>& levels, const Geometry& g, int64_t s, T scale, const T* qkv,
+                     const T* grad_out, T* grad, T* weights, T* score_grads) {
+  using B_ = Block<T, K>;
+  using V = typename B_::V;
+  constexpr int64_t L = B_::L, kOffsets = B_::kOffsets, kRoles = B_::kRoles;
+  const int64_t ch = g.channel(), part = g.part();
+  const auto starts = block_starts<L>(levels);
+  auto row_of = [&](int64_t b, int64_t head, int64_t o) { return ((b * g.heads + head) * kOffsets + o) * g.T; };
   // Pass 1, per query: recompute the windows' softmaxes; out_i = Σ_δ W_δ v_{i+δ} gives dW_δ = g_i · v_{i+δ};
   // W_δ is the windows' probabilities summed over their count, and each window's softmax backward gives the
-  // score gradients; score_δ = scale · q_i · k_{i+δ} gives dq_i. W_δ and scale · dscore_δ are kept per (i, head, δ),
-  // zero where no window of i reaches δ.
-  at::parallel_for(0, B * g.T, kGrain, [&](int64_t begin, int64_t end) {
-    Query<T, K> query;
-    query.s = s;
-    T grad_weight[kOffsets];
-    for_tokens(levels, g.T, begin, end, [&](int64_t b, const Level& level, int64_t y, int64_t x, int64_t i) {
-      query.find(y, x, level.h, level.w);
-      const T* entry = qkv + b * g.T * g.token_stride;
-      const T inv_count = T(1) / T(query.roles);
-      for (int64_t h = 0; h < g.heads; ++h) {
-        const T* q = entry + i * g.token_stride + h * d;
-        const T* go = grad_out + (b * g.T + i) * g.part + h * d;
-        for (int64_t o = 0; o < kOffsets; ++o) {
-          if (!query.reach[o]) continue;
-          const T* row = entry + neighbour_of<K>(i, o, level.w) * g.token_stride + h * d;
-          query.score[o] = scale * dot(q, row + g.part, d);
-          grad_weight[o] = inv_count * dot(go, row + 2 * g.part, d);
-        }
-        query.softmaxes();
-        T* w_row = weights + ((b * g.T + i) * g.heads + h) * kOffsets;
-        T* gs_row = score_grads + ((b * g.T + i) * g.heads + h) * kOffsets;
-        for (int64_t o = 0; o < kOffsets; ++o) w_row[o] = query.weight[o], gs_row[o] = T(0);
-        for (int64_t r = 0; r < query.roles; ++r) {  // dscore = p (dp - Σ p dp), per window
-          const int64_t first = query.corner[r];
-          T inner = 0;
-          for (int64_t u = 0; u < K; ++u)
-            for (int64_t v = 0; v < K; ++v) inner += query.prob[r][u * K + v] * grad_weight[first + u * D + v];
-          for (int64_t u = 0; u < K; ++u)
-            for (int64_t v = 0; v < K; ++v) {
-              const int64_t o = first + u * D + v;
-              gs_row[o] += scale * query.prob[r][u * K + v] * (grad_weight[o] - inner);
+  // score gradients; score_δ = scale · q_i · k_{i+δ} gives dq_i.
+  at::parallel_for(0, g.B * starts.back(), kGrain, [&](int64_t begin, int64_t end) {
+    B_ block;
+    for_blocks(levels, starts, L, begin, end, [&](int64_t b, const Level& level, int64_t t0) {
+      block.place(level, t0, s);
+      const int64_t first = b * g.T + level.offset + t0, reach = (K - 1) * (level.w + 1);
+      auto heads = [&](auto checked) {
+        constexpr bool kChecked = decltype(checked)::value;
+        const Loader<T, kChecked> load{qkv, 3 * part};
+        const Loader<T, kChecked> load_grad{grad_out, part};
+        for (int64_t head = 0; head < g.heads; ++head) {
+          const int64_t q = head * g.d * ch + first, k = part + q, v = 2 * part + q;
+          V S[kOffsets], P[kRoles][K * K], W[kOffsets], GW[kOffsets], dS[kOffsets];
+          for (int64_t o = 0; o < kOffsets; ++o) S[o] = GW[o] = dS[o] = V{};
+          for (int64_t c = 0; c < g.d; ++c) {
+            const V qc = load(q + c * ch), gc = load_grad(q + c * ch);
+#pragma GCC unroll 64
+            for (int64_t o = 0; o < kOffsets; ++o) {
+              S[o] += qc * load(k + c * ch + block.shift[o]);
+              GW[o] += gc * load(v + c * ch + block.shift[o]);
             }
+          }
+          block.softmaxes(S, scale, P, W);
+          for (int64_t r = 0; r < kRoles; ++r) {  // dscore = p (dp - Σ p dp) per window, dp = dW / count
+            V inner = V{};
+            for (int64_t u = 0; u < K; ++u)
+              for (int64_t v2 = 0; v2 < K; ++v2) inner += P[r][u * K + v2] * GW[B_::offset_of(r, u, v2)];
+            for (int64_t u = 0; u < K; ++u)
+              for (int64_t v2 = 0; v2 < K; ++v2) {
+                const int64_t o = B_::offset_of(r, u, v2);
+                dS[o] += P[r][u * K + v2] * (GW[o] - inner);
+              }
+          }
+          for (int64_t o = 0; o < kOffsets; ++o) {
+            dS[o] *= block.inv_count * scale;  // P is zero where no window exists, so dS is zero outside
+            store<T>(weights + row_of(b, head, o) + level.offset + t0, W[o], block.n);
+            store<T>(score_grads + row_of(b, head, o) + level.offset + t0, dS[o], block.n);
+          }
+          for (int64_t c = 0; c < g.d; ++c) {  // dq
+            V acc = V{};
+#pragma GCC unroll 64
+            for (int64_t o = 0; o < kOffsets; ++o) acc += dS[o] * load(k + c * ch + block.shift[o]);
+            store<T>(grad + q + c * ch, acc, block.n);
+          }
         }
-        T* grad_q = grad + (b * g.T + i) * g.token_stride + h * d;
-        std::fill(grad_q, grad_q + d, T(0));
-        for (int64_t o = 0; o < kOffsets; ++o)
-          if (query.reach[o]) axpy(gs_row[o], entry + neighbour_of<K>(i, o, level.w) * g.token_stride + g.part + h * d, grad_q, d);
-      }
+      };
+      if (inside(first - reach, 2 * part + (g.heads * g.d - 1) * ch + first + L + reach, 3 * part))
+        heads(std::false_type{});
+      else
+        heads(std::true_type{});
     });
   });
   // Pass 2, per key / value token j: dk_j = Σ_δ (scale · dscore_δ of query j-δ) q_{j-δ}, dv_j = Σ_δ W_δ(j-δ) g_{j-δ},
-  // over the queries j-δ of j's level (the stored zeros cover the offsets a query did not reach).
-  at::parallel_for(0, B * g.T, kGrain, [&](int64_t begin, int64_t end) {
-    for_tokens(levels, g.T, begin, end, [&](int64_t b, const Level& level, int64_t y, int64_t x, int64_t j) {
-      const T* entry = qkv + b * g.T * g.token_stride;
-      T* grad_row = grad + (b * g.T + j) * g.token_stride;
-      std::fill(grad_row + g.part, grad_row + 3 * g.part, T(0));
-      for (int64_t o = 0; o < kOffsets; ++o) {
-        const int64_t qy = y - (o / D - K + 1), qx = x - (o % D - K + 1);  // the query that reaches j at offset o
-        if (qy < 0 || qy >= level.h || qx < 0 || qx >= level.w) continue;
-        const int64_t i = level.offset + qy * level.w + qx;
-        const T* w_row = weights + (b * g.T + i) * g.heads * kOffsets + o;
-        const T* gs_row = score_grads + (b * g.T + i) * g.heads * kOffsets + o;
-        for (int64_t h = 0; h < g.heads; ++h) {
-          axpy(gs_row[h * kOffsets], entry + i * g.token_stride + h * d, grad_row + g.part + h * d, d);
-          axpy(w_row[h * kOffsets], grad_out + (b * g.T + i) * g.part + h * d, grad_row + 2 * g.part + h * d, d);
+  // over the queries j-δ of j's level: a lane whose query at -δ lies outside the level takes 0 (whatever the
+  // scratch holds there).
+  at::parallel_for(0, g.B * starts.back(), kGrain, [&](int64_t begin, int64_t end) {
+    B_ block;
+    for_blocks(levels, starts, L, begin, end, [&](int64_t b, const Level& level, int64_t t0) {
+      block.place(level, t0, s);
+      const int64_t first = b * g.T + level.offset + t0, reach = (K - 1) * (level.w + 1);
+      auto heads = [&](auto checked) {
+        constexpr bool kChecked = decltype(checked)::value;
+        const Loader<T, kChecked> load{qkv, 3 * part};
+        const Loader<T, kChecked> load_grad{grad_out, part};
+        for (int64_t head = 0; head < g.heads; ++head) {
+          const int64_t q = head * g.d * ch + first;
+          V cS[kOffsets], cW[kOffsets];
+          for (int64_t o = 0; o < kOffsets; ++o) {
+            const int64_t at = level.offset + t0 - block.shift[o];
+            const V ok = block.key_ok[B_::mirror(o)];
+            V x;
+            std::memcpy(&x, score_grads + row_of(b, head, o) + at, sizeof x);
+            cS[o] = ok > V{} ? x : V{};
+            std::memcpy(&x, weights + row_of(b, head, o) + at, sizeof x);
+            cW[o] = ok > V{} ? x : V{};
+          }
+          for (int64_t c = 0; c < g.d; ++c) {
+            V dk = V{}, dv = V{};
+#pragma GCC unroll 64
+            for (int64_t o = 0; o < kOffsets; ++o) {
+              dk += cS[o] * load(q + c * ch - block.shift[o]);
+              dv += cW[o] * load_grad(q + c * ch - block.shift[o]);
+            }
+            store<T>(grad + part + q + c * ch, dk, block.n);
+            store<T>(grad + 2 * part + q + c * ch, dv, block.n);
+          }
         }
-      }
+      };
+      // q (part 0) and grad_out (one part) are read at -shift: the same bounds as the forward's, part by part.
+      if (inside(first - reach, (g.heads * g.d - 1) * ch + first + L + reach, part))
+        heads(std::false_type{});
+      else
+        heads(std::true_type{});
     });
   });
 }
 
-// Calls f(K, DH) with compile-time constants for the runtime window k (1..kMaxWindow) and head width d: DH = d
-// for the common head widths (the dot products and multiply-adds then unroll to a few vector instructions), else
-// 0 (d read at run time).
+// Calls f(K) with a compile-time constant for the runtime window k (1..kMaxWindow).
 template <typename F>
-void with_geometry(int64_t k, int64_t d, F&& f) {
-  auto with_d = [&](auto K) {
-    switch (d) {
-      case 16: f(K, std::integral_constant<int64_t, 16>{}); break;
-      case 32: f(K, std::integral_constant<int64_t, 32>{}); break;
-      default: f(K, std::integral_constant<int64_t, 0>{});
-    }
-  };
+void with_window(int64_t k, F&& f) {
   switch (k) {
-    case 1: with_d(std::integral_constant<int64_t, 1>{}); break;
-    case 2: with_d(std::integral_constant<int64_t, 2>{}); break;
-    case 3: with_d(std::integral_constant<int64_t, 3>{}); break;
-    case 4: with_d(std::integral_constant<int64_t, 4>{}); break;
+    case 1: f(std::integral_constant<int64_t, 1>{}); break;
+    case 2: f(std::integral_constant<int64_t, 2>{}); break;
+    case 3: f(std::integral_constant<int64_t, 3>{}); break;
+    case 4: f(std::integral_constant<int64_t, 4>{}); break;
     default: TORCH_CHECK(false, "mano windows: window must be in [1, ", kMaxWindow, "], got ", k);
   }
 }
 
+Geometry geometry_of(const at::Tensor& qkv) { return {qkv.size(1), qkv.size(2), qkv.size(3), qkv.size(4)}; }
+
 at::Tensor windows_forward(const at::Tensor& qkv, at::IntArrayRef shapes, int64_t window, int64_t stride,
                            double scale) {
   const auto levels = levels_of(qkv, shapes, window, stride);
-  const Geometry g = geometry_of(qkv, window);
-  const int64_t B = qkv.size(0), d = g.d;
-  auto out = at::empty({B, g.T, g.heads, d}, qkv.options());
+  const Geometry g = geometry_of(qkv);
+  auto out = at::empty({g.heads, g.d, g.B, g.T}, qkv.options());
   AT_DISPATCH_FLOATING_TYPES(qkv.scalar_type(), "mano_windows_forward", [&] {
-    with_geometry(window, d, [&](auto k, auto dh) {
-      forward_kernel<scalar_t, decltype(k)::value, decltype(dh)::value>(
-          levels, g, B, stride, scalar_t(scale), qkv.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>());
+    with_window(window, [&](auto k) {
+      forward_kernel<scalar_t, decltype(k)::value>(levels, g, stride, scalar_t(scale), qkv.const_data_ptr<scalar_t>(),
+                                                   out.mutable_data_ptr<scalar_t>());
     });
   });
   return out;
@@ -309,20 +449,24 @@ at::Tensor windows_forward(const at::Tensor& qkv, at::IntArrayRef shapes, int64_
 at::Tensor windows_backward(const at::Tensor& grad_out_, const at::Tensor& qkv, at::IntArrayRef shapes,
                             int64_t window, int64_t stride, double scale) {
   const auto levels = levels_of(qkv, shapes, window, stride);
-  const Geometry g = geometry_of(qkv, window);
-  const int64_t B = qkv.size(0), d = g.d;
-  TORCH_CHECK(grad_out_.sizes() == at::IntArrayRef({B, g.T, g.heads, d}),
-              "mano windows: grad_out must be [B, T, heads, d], got ", grad_out_.sizes());
+  const Geometry g = geometry_of(qkv);
+  TORCH_CHECK(grad_out_.sizes() == at::IntArrayRef({g.heads, g.d, g.B, g.T}),
+              "mano windows: grad_out must be [heads, d, B, T], got ", grad_out_.sizes());
   const auto grad_out = grad_out_.contiguous();
   auto grad = at::empty_like(qkv);  // every element is written: q rows in pass 1, k and v rows in pass 2
-  auto weights = at::empty({B, g.T, g.heads, g.offsets}, qkv.options());
-  auto score_grads = at::empty({B, g.T, g.heads, g.offsets}, qkv.options());
+  // Scratch rows of the weights and score gradients, padded so that pass 2's loads at any shift stay inside.
+  int64_t widest = 0;
+  for (const Level& level : levels) widest = std::max(widest, level.w);
+  const int64_t offsets = (2 * window - 1) * (2 * window - 1), rows = g.B * g.heads * offsets * g.T;
+  const int64_t pad = (window - 1) * (widest + 1) + 16;
+  auto weights = at::empty({rows + 2 * pad}, qkv.options());
+  auto score_grads = at::empty({rows + 2 * pad}, qkv.options());
   AT_DISPATCH_FLOATING_TYPES(qkv.scalar_type(), "mano_windows_backward", [&] {
-    with_geometry(window, d, [&](auto k, auto dh) {
-      backward_kernel<scalar_t, decltype(k)::value, decltype(dh)::value>(
-          levels, g, B, stride, scalar_t(scale), qkv.const_data_ptr<scalar_t>(), grad_out.const_data_ptr<scalar_t>(),
-          grad.mutable_data_ptr<scalar_t>(), weights.mutable_data_ptr<scalar_t>(),
-          score_grads.mutable_data_ptr<scalar_t>());
+    with_window(window, [&](auto k) {
+      backward_kernel<scalar_t, decltype(k)::value>(
+          levels, g, stride, scalar_t(scale), qkv.const_data_ptr<scalar_t>(), grad_out.const_data_ptr<scalar_t>(),
+          grad.mutable_data_ptr<scalar_t>(), weights.mutable_data_ptr<scalar_t>() + pad,
+          score_grads.mutable_data_ptr<scalar_t>() + pad);
     });
   });
   return grad;
