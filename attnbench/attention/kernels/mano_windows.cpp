@@ -127,19 +127,25 @@ struct Geometry {
   int64_t part() const { return heads * d * B * T; }
 };
 
-// Vector loads from a tensor's memory [begin, end). Checked: lanes outside take 0 (only near the tensor's ends).
+// The lanes of base[at, at + L) that lie in [0, size), zeros elsewhere. Out of line and cold: it serves only blocks
+// near a tensor's ends, and inlined at every load it tripled the kernel's code (which a first call pages in).
+template <typename T>
+__attribute__((noinline, cold)) typename Lanes<T>::V load_lanes(const T* base, int64_t size, int64_t at) {
+  typename Lanes<T>::V v;
+  for (int64_t l = 0; l < Lanes<T>::n; ++l) v[l] = at + l >= 0 && at + l < size ? base[at + l] : T(0);
+  return v;
+}
+
+// Vector loads from a tensor's memory [0, size). Checked: lanes outside take 0 (only near the tensor's ends).
 template <typename T, bool Checked>
 struct Loader {
   using V = typename Lanes<T>::V;
   const T* base;
   int64_t size;
   inline V operator()(int64_t at) const {
+    if (Checked && (at < 0 || at + Lanes<T>::n > size)) return load_lanes(base, size, at);
     V v;
-    if (!Checked || (at >= 0 && at + Lanes<T>::n <= size)) {
-      std::memcpy(&v, base + at, sizeof v);
-      return v;
-    }
-    for (int64_t l = 0; l < Lanes<T>::n; ++l) v[l] = at + l >= 0 && at + l < size ? base[at + l] : T(0);
+    std::memcpy(&v, base + at, sizeof v);
     return v;
   }
 };
