@@ -290,6 +290,19 @@ def case_walls(page: Page, *csvs: str) -> str:
     return markdown_table(["task", "attention", "seed", *heads], rows)
 
 
+def flop_ratios(page: Page, csv: str) -> str:
+    """Counted FLOPs of two mechanisms side by side (``csv``, from the repository root, as
+    ``results/investigations/mano-native/flop_ratio.py`` writes it): per comparison, mode and grid both counts and
+    their ratio, the floor under a time ratio of the two."""
+    path = page.sources.root / csv
+    df = pd.read_csv(path)
+    rows = [[r["what"], r["mode"], f"{r['grid']}×{r['grid']}", f"{r['a']} / {r['b']}",
+             f"{r['flops_a'] / 1e6:.4g} / {r['flops_b'] / 1e6:.4g}", f"{r['ratio']:.3g}"] for _, r in df.iterrows()]
+    head = f"{page.link(path)} (git {df['git'].iloc[0]}, torch {df['torch'].iloc[0]}):"
+    return head + "\n\n" + markdown_table(["what", "mode", "grid", "mechanisms", "MFLOP", "FLOP ratio"], rows)
+
+
 BLOCKS = {"cost-fwd": cost_fwd, "cost-plot": cost_plot, "cost-exponents": cost_exponents, "claims": claims,
           "targets": targets, "before-after": before_after,
-          "paired-ratios": paired_ratios, "compile-ratios": compile_ratios, "case-walls": case_walls}
+          "paired-ratios": paired_ratios, "compile-ratios": compile_ratios, "case-walls": case_walls,
+          "flop-ratios": flop_ratios}
