@@ -247,6 +247,28 @@ struct Block {
   }
 };
 
+// dst[c] = Σ_δ coef_δ · src[c] moved by δ, for the d channels c of one head (rows `channel` apart, src at the block's
+// first token): the forward's output (coef = W, src = v) and the backward's dq (coef = dscore, src = k).
+template <typename T, int64_t K, typename Load>
+inline void gather(const Block<T, K>& block, const typename Lanes<T>::V* coef, const Load& load, int64_t src,
+                   int64_t channel, int64_t d, T* dst) {
+  using V = typename Lanes<T>::V;
+  for (int64_t c = 0; c < d; ++c) {
+    V acc = V{};
+#pragma GCC unroll 64
+    for (int64_t o = 0; o < Block<T, K>::kOffsets; ++o) acc += coef[o] * load(src + c * channel + block.shift[o]);
+    store<T>(dst + c * channel, acc, block.n);
+  }
+}
+
+// Calls f(std::false_type) when a block's loads all stay inside their tensors (none is checked), else
+// f(std::true_type).
+template <typename F>
+inline void with_checks(bool inside, F&& f) {
+  if (inside) f(std::false_type{});
+  else f(std::true_type{});
+}
+
 // Blocks of all levels of one entry: the first block index of each level, and the total.
 template <int64_t L>
 std::vector<int64_t> block_starts(const std::vector<Level>& levels) {
@@ -274,43 +296,45 @@ inline bool inside(int64_t lowest, int64_t highest, int64_t size) { return lowes
 
 constexpr int64_t kGrain = 4;  // blocks per parallel task at least
 
+// Calls f(block, b, level, first, reach) for every block of every entry b, in parallel, the block placed (its masks
+// and shifts); first = the block's first token in a row of B·T tokens, reach = (K-1)·(w+1), the largest |shift|.
+template <typename T, int64_t K, typename F>
+void parallel_blocks(const std::vector<Level>& levels, const Geometry& g, int64_t s, F&& f) {
+  constexpr int64_t L = Lanes<T>::n;
+  const auto starts = block_starts<L>(levels);
+  at::parallel_for(0, g.B * starts.back(), kGrain, [&](int64_t begin, int64_t end) {
+    Block<T, K> block;
+    for_blocks(levels, starts, L, begin, end, [&](int64_t b, const Level& level, int64_t t0) {
+      block.place(level, t0, s);
+      f(block, b, level, b * g.T + level.offset + t0, (K - 1) * (level.w + 1));
+    });
+  });
+}
+
 template <typename T, int64_t K>
 void forward_kernel(const std::vector<Level>& levels, const Geometry& g, int64_t s, T scale, const T* qkv, T* out) {
   using B_ = Block<T, K>;
   using V = typename B_::V;
   constexpr int64_t L = B_::L, kOffsets = B_::kOffsets;
   const int64_t ch = g.channel(), part = g.part();
-  const auto starts = block_starts<L>(levels);
-  at::parallel_for(0, g.B * starts.back(), kGrain, [&](int64_t begin, int64_t end) {
-    B_ block;
-    for_blocks(levels, starts, L, begin, end, [&](int64_t b, const Level& level, int64_t t0) {
-      block.place(level, t0, s);
-      const int64_t first = b * g.T + level.offset + t0, reach = (K - 1) * (level.w + 1);
-      auto heads = [&](auto checked) {
-        const Loader<T, decltype(checked)::value> load{qkv, 3 * part};
-        for (int64_t head = 0; head < g.heads; ++head) {
-          const int64_t q = head * g.d * ch + first, k = part + q, v = 2 * part + q;
-          V S[kOffsets], P[B_::kRoles][K * K], W[kOffsets];
-          for (int64_t o = 0; o < kOffsets; ++o) S[o] = V{};
-          for (int64_t c = 0; c < g.d; ++c) {
-            const V qc = load(q + c * ch);
+  parallel_blocks<T, K>(levels, g, s, [&](const B_& block, int64_t /*b*/, const Level& /*level*/, int64_t first,
+                                           int64_t reach) {
+    auto heads = [&](auto checked) {
+      const Loader<T, decltype(checked)::value> load{qkv, 3 * part};
+      for (int64_t head = 0; head < g.heads; ++head) {
+        const int64_t q = head * g.d * ch + first, k = part + q, v = 2 * part + q;
+        V S[kOffsets], P[B_::kRoles][K * K], W[kOffsets];
+        for (int64_t o = 0; o < kOffsets; ++o) S[o] = V{};
+        for (int64_t c = 0; c < g.d; ++c) {
+          const V qc = load(q + c * ch);
 #pragma GCC unroll 64
-            for (int64_t o = 0; o < kOffsets; ++o) S[o] += qc * load(k + c * ch + block.shift[o]);
-          }
-          block.softmaxes(S, scale, P, W);
-          for (int64_t c = 0; c < g.d; ++c) {
-            V acc = V{};
-#pragma GCC unroll 64
-            for (int64_t o = 0; o < kOffsets; ++o) acc += W[o] * load(v + c * ch + block.shift[o]);
-            store<T>(out + q + c * ch, acc, block.n);
-          }
+          for (int64_t o = 0; o < kOffsets; ++o) S[o] += qc * load(k + c * ch + block.shift[o]);
         }
-      };
-      if (inside(first - reach, 2 * part + (g.heads * g.d - 1) * ch + first + L + reach, 3 * part))
-        heads(std::false_type{});
-      else
-        heads(std::true_type{});
-    });
+        block.softmaxes(S, scale, P, W);
+        gather(block, W, load, v, ch, g.d, out + q);
+      }
+    };
+    with_checks(inside(first - reach, 2 * part + (g.heads * g.d - 1) * ch + first + L + reach, 3 * part), heads);
   });
 }
 
@@ -323,104 +347,84 @@ void backward_kernel(const std::vector<Level>& levels, const Geometry& g, int64_
   using V = typename B_::V;
   constexpr int64_t L = B_::L, kOffsets = B_::kOffsets, kRoles = B_::kRoles;
   const int64_t ch = g.channel(), part = g.part();
-  const auto starts = block_starts<L>(levels);
   auto row_of = [&](int64_t b, int64_t head, int64_t o) { return ((b * g.heads + head) * kOffsets + o) * g.T; };
   // Pass 1, per query: recompute the windows' softmaxes; out_i = Σ_δ W_δ v_{i+δ} gives dW_δ = g_i · v_{i+δ};
   // W_δ is the windows' probabilities summed over their count, and each window's softmax backward gives the
   // score gradients; score_δ = scale · q_i · k_{i+δ} gives dq_i.
-  at::parallel_for(0, g.B * starts.back(), kGrain, [&](int64_t begin, int64_t end) {
-    B_ block;
-    for_blocks(levels, starts, L, begin, end, [&](int64_t b, const Level& level, int64_t t0) {
-      block.place(level, t0, s);
-      const int64_t first = b * g.T + level.offset + t0, reach = (K - 1) * (level.w + 1);
-      auto heads = [&](auto checked) {
-        constexpr bool kChecked = decltype(checked)::value;
-        const Loader<T, kChecked> load{qkv, 3 * part};
-        const Loader<T, kChecked> load_grad{grad_out, part};
-        for (int64_t head = 0; head < g.heads; ++head) {
-          const int64_t q = head * g.d * ch + first, k = part + q, v = 2 * part + q;
-          V S[kOffsets], P[kRoles][K * K], W[kOffsets], GW[kOffsets], dS[kOffsets];
-          for (int64_t o = 0; o < kOffsets; ++o) S[o] = GW[o] = dS[o] = V{};
-          for (int64_t c = 0; c < g.d; ++c) {
-            const V qc = load(q + c * ch), gc = load_grad(q + c * ch);
+  parallel_blocks<T, K>(levels, g, s, [&](const B_& block, int64_t b, const Level& level, int64_t first,
+                                           int64_t reach) {
+    auto heads = [&](auto checked) {
+      constexpr bool kChecked = decltype(checked)::value;
+      const Loader<T, kChecked> load{qkv, 3 * part};
+      const Loader<T, kChecked> load_grad{grad_out, part};
+      for (int64_t head = 0; head < g.heads; ++head) {
+        const int64_t q = head * g.d * ch + first, k = part + q, v = 2 * part + q;
+        V S[kOffsets], P[kRoles][K * K], W[kOffsets], GW[kOffsets], dS[kOffsets];
+        for (int64_t o = 0; o < kOffsets; ++o) S[o] = GW[o] = dS[o] = V{};
+        for (int64_t c = 0; c < g.d; ++c) {
+          const V qc = load(q + c * ch), gc = load_grad(q + c * ch);
 #pragma GCC unroll 64
-            for (int64_t o = 0; o < kOffsets; ++o) {
-              S[o] += qc * load(k + c * ch + block.shift[o]);
-              GW[o] += gc * load(v + c * ch + block.shift[o]);
-            }
-          }
-          block.softmaxes(S, scale, P, W);
-          for (int64_t r = 0; r < kRoles; ++r) {  // dscore = p (dp - Σ p dp) per window, dp = dW / count
-            V inner = V{};
-            for (int64_t u = 0; u < K; ++u)
-              for (int64_t v2 = 0; v2 < K; ++v2) inner += P[r][u * K + v2] * GW[B_::offset_of(r, u, v2)];
-            for (int64_t u = 0; u < K; ++u)
-              for (int64_t v2 = 0; v2 < K; ++v2) {
-                const int64_t o = B_::offset_of(r, u, v2);
-                dS[o] += P[r][u * K + v2] * (GW[o] - inner);
-              }
-          }
           for (int64_t o = 0; o < kOffsets; ++o) {
-            dS[o] *= block.inv_count * scale;  // P is zero where no window exists, so dS is zero outside
-            store<T>(weights + row_of(b, head, o) + level.offset + t0, W[o], block.n);
-            store<T>(score_grads + row_of(b, head, o) + level.offset + t0, dS[o], block.n);
-          }
-          for (int64_t c = 0; c < g.d; ++c) {  // dq
-            V acc = V{};
-#pragma GCC unroll 64
-            for (int64_t o = 0; o < kOffsets; ++o) acc += dS[o] * load(k + c * ch + block.shift[o]);
-            store<T>(grad + q + c * ch, acc, block.n);
+            S[o] += qc * load(k + c * ch + block.shift[o]);
+            GW[o] += gc * load(v + c * ch + block.shift[o]);
           }
         }
-      };
-      if (inside(first - reach, 2 * part + (g.heads * g.d - 1) * ch + first + L + reach, 3 * part))
-        heads(std::false_type{});
-      else
-        heads(std::true_type{});
-    });
+        block.softmaxes(S, scale, P, W);
+        for (int64_t r = 0; r < kRoles; ++r) {  // dscore = p (dp - Σ p dp) per window, dp = dW / count
+          V inner = V{};
+          for (int64_t u = 0; u < K; ++u)
+            for (int64_t v2 = 0; v2 < K; ++v2) inner += P[r][u * K + v2] * GW[B_::offset_of(r, u, v2)];
+          for (int64_t u = 0; u < K; ++u)
+            for (int64_t v2 = 0; v2 < K; ++v2) {
+              const int64_t o = B_::offset_of(r, u, v2);
+              dS[o] += P[r][u * K + v2] * (GW[o] - inner);
+            }
+        }
+        for (int64_t o = 0; o < kOffsets; ++o) {
+          dS[o] *= block.inv_count * scale;  // P is zero where no window exists, so dS is zero outside
+          store<T>(weights + row_of(b, head, o) + level.offset + block.t0, W[o], block.n);
+          store<T>(score_grads + row_of(b, head, o) + level.offset + block.t0, dS[o], block.n);
+        }
+        gather(block, dS, load, k, ch, g.d, grad + q);  // dq
+      }
+    };
+    with_checks(inside(first - reach, 2 * part + (g.heads * g.d - 1) * ch + first + L + reach, 3 * part), heads);
   });
   // Pass 2, per key / value token j: dk_j = Σ_δ (scale · dscore_δ of query j-δ) q_{j-δ}, dv_j = Σ_δ W_δ(j-δ) g_{j-δ},
   // over the queries j-δ of j's level: a lane whose query at -δ lies outside the level takes 0 (whatever the
   // scratch holds there).
-  at::parallel_for(0, g.B * starts.back(), kGrain, [&](int64_t begin, int64_t end) {
-    B_ block;
-    for_blocks(levels, starts, L, begin, end, [&](int64_t b, const Level& level, int64_t t0) {
-      block.place(level, t0, s);
-      const int64_t first = b * g.T + level.offset + t0, reach = (K - 1) * (level.w + 1);
-      auto heads = [&](auto checked) {
-        constexpr bool kChecked = decltype(checked)::value;
-        const Loader<T, kChecked> load{qkv, 3 * part};
-        const Loader<T, kChecked> load_grad{grad_out, part};
-        for (int64_t head = 0; head < g.heads; ++head) {
-          const int64_t q = head * g.d * ch + first;
-          V cS[kOffsets], cW[kOffsets];
-          for (int64_t o = 0; o < kOffsets; ++o) {
-            const int64_t at = level.offset + t0 - block.shift[o];
-            const V ok = block.key_ok[B_::mirror(o)];
-            V x;
-            std::memcpy(&x, score_grads + row_of(b, head, o) + at, sizeof x);
-            cS[o] = ok > V{} ? x : V{};
-            std::memcpy(&x, weights + row_of(b, head, o) + at, sizeof x);
-            cW[o] = ok > V{} ? x : V{};
-          }
-          for (int64_t c = 0; c < g.d; ++c) {
-            V dk = V{}, dv = V{};
-#pragma GCC unroll 64
-            for (int64_t o = 0; o < kOffsets; ++o) {
-              dk += cS[o] * load(q + c * ch - block.shift[o]);
-              dv += cW[o] * load_grad(q + c * ch - block.shift[o]);
-            }
-            store<T>(grad + part + q + c * ch, dk, block.n);
-            store<T>(grad + 2 * part + q + c * ch, dv, block.n);
-          }
+  parallel_blocks<T, K>(levels, g, s, [&](const B_& block, int64_t b, const Level& level, int64_t first,
+                                           int64_t reach) {
+    auto heads = [&](auto checked) {
+      constexpr bool kChecked = decltype(checked)::value;
+      const Loader<T, kChecked> load{qkv, 3 * part};
+      const Loader<T, kChecked> load_grad{grad_out, part};
+      for (int64_t head = 0; head < g.heads; ++head) {
+        const int64_t q = head * g.d * ch + first;
+        V cS[kOffsets], cW[kOffsets];
+        for (int64_t o = 0; o < kOffsets; ++o) {
+          const int64_t at = level.offset + block.t0 - block.shift[o];
+          const V ok = block.key_ok[B_::mirror(o)];
+          V x;
+          std::memcpy(&x, score_grads + row_of(b, head, o) + at, sizeof x);
+          cS[o] = ok > V{} ? x : V{};
+          std::memcpy(&x, weights + row_of(b, head, o) + at, sizeof x);
+          cW[o] = ok > V{} ? x : V{};
         }
-      };
-      // q (part 0) and grad_out (one part) are read at -shift: the same bounds as the forward's, part by part.
-      if (inside(first - reach, (g.heads * g.d - 1) * ch + first + L + reach, part))
-        heads(std::false_type{});
-      else
-        heads(std::true_type{});
-    });
+        for (int64_t c = 0; c < g.d; ++c) {
+          V dk = V{}, dv = V{};
+#pragma GCC unroll 64
+          for (int64_t o = 0; o < kOffsets; ++o) {
+            dk += cS[o] * load(q + c * ch - block.shift[o]);
+            dv += cW[o] * load_grad(q + c * ch - block.shift[o]);
+          }
+          store<T>(grad + part + q + c * ch, dk, block.n);
+          store<T>(grad + 2 * part + q + c * ch, dv, block.n);
+        }
+      }
+    };
+    // q (part 0) and grad_out (one part) are read at -shift: the same bounds as the forward's, part by part.
+    with_checks(inside(first - reach, (g.heads * g.d - 1) * ch + first + L + reach, part), heads);
   });
 }
 
