@@ -296,8 +296,11 @@ def flop_ratios(page: Page, csv: str) -> str:
     their ratio, the floor under a time ratio of the two."""
     path = page.sources.root / csv
     df = pd.read_csv(path)
+    def mflop(flops: float) -> str:  # 4 significant digits, never in e-notation
+        return f"{flops / 1e6:.4g}" if flops < 1e10 else f"{flops / 1e6:.0f}"
+
     rows = [[r["what"], r["mode"], f"{r['grid']}×{r['grid']}", f"{r['a']} / {r['b']}",
-             f"{r['flops_a'] / 1e6:.4g} / {r['flops_b'] / 1e6:.4g}", f"{r['ratio']:.3g}"] for _, r in df.iterrows()]
+             f"{mflop(r['flops_a'])} / {mflop(r['flops_b'])}", f"{r['ratio']:.3g}"] for _, r in df.iterrows()]
     head = f"{page.link(path)} (git {df['git'].iloc[0]}, torch {df['torch'].iloc[0]}):"
     return head + "\n\n" + markdown_table(["what", "mode", "grid", "mechanisms", "MFLOP", "FLOP ratio"], rows)
 
