@@ -296,6 +296,7 @@ def flop_ratios(page: Page, csv: str) -> str:
     their ratio, the floor under a time ratio of the two."""
     path = page.sources.root / csv
     df = pd.read_csv(path)
+
     def mflop(flops: float) -> str:  # 4 significant digits, never in e-notation
         return f"{flops / 1e6:.4g}" if flops < 1e10 else f"{flops / 1e6:.0f}"
 

@@ -124,11 +124,10 @@ def mano_windows_status() -> str:
 
 def mano_windows(qkv: torch.Tensor, shapes: list[int], window: int, stride: int, scale: float) -> torch.Tensor:
     """Window attention on every level at once: ``qkv [3, heads, d, B, T]`` (contiguous, channel-first: the layout
-    ``W · xᵀ`` gives; the levels' tokens concatenated finest first, each row-major), ``shapes = [h_0, w_0, h_1, w_1,
-    …]`` → ``[heads, d, B, T]``: per
-    token, the mean over the ``window × window`` windows (``stride`` apart, inside its level) that contain it of
-    that window's softmax attention output, scores scaled by ``scale``. Differentiable in ``qkv``; CPU, float32 or
-    float64, window <= 4. Call :func:`prepare` first."""
+    ``W · xᵀ`` gives; the levels' tokens concatenated finest first, each row-major) and ``shapes = [h_0, w_0, h_1,
+    w_1, …]`` → ``[heads, d, B, T]``: per token, the mean over the ``window × window`` windows (``stride`` apart,
+    inside its level) that contain it of that window's softmax attention output, scores scaled by ``scale``.
+    Differentiable in ``qkv``; CPU, float32 or float64, window <= 4. Call :func:`prepare` first."""
     if not (torch.is_grad_enabled() and qkv.requires_grad):
         # Nothing to differentiate: the operator itself, without the autograd Function's Python machinery (about
         # 50 µs per call profiled on the 2-core VM, a tenth of a 16² layer's forward).
