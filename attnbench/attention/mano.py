@@ -237,22 +237,32 @@ class MultipoleAttention(WindowPaths, GridAttention):
         shapes = self.level_shapes(H, W)
         if path == "native" and small:
             outs = self._native_levels(x, shapes, patches=True)
+            packed = 0  # the first level whose output is a view of one all-level tensor (resampled by patches)
         elif small:
             outs = self._packed_levels(x, shapes) if path == "packed" else self._canvas_levels(x, shapes)
+            packed = 0
         else:
-            # One level at a time (the native kernel too, one call per level): in inference each level's qkv and
-            # temporaries are freed before the next, so the peak holds the largest level's, not all levels' (at
-            # 256² all levels in one call held 4/3 of them: 11 % more peak memory than the per-level path).
+            # The large levels one at a time (the native kernel too, one call per level): in inference each level's
+            # qkv and temporaries are freed before the next, so the peak holds the largest level's, not all levels'
+            # (at 256² all levels in one call held 4/3 of them: 11 % more peak memory than the per-level path).
+            # On the native path the coarse levels that fit in CANVAS_MAX_TOKENS tokens together then run as one
+            # call, like a small grid's (issue 26: not a kernel, two norms and two projections per tiny level).
             outs = [self.window_attention(x, path)]
-            for _ in shapes[1:]:
+            packed = len(shapes)
+            for level in range(1, len(shapes)):
                 x = self._down(x)
+                if path == "native" and B * sum(h * w for h, w in shapes[level:]) <= CANVAS_MAX_TOKENS:
+                    outs += self._native_levels(x, shapes[level:], patches=True)
+                    packed = level
+                    break
                 outs.append(self.window_attention(x, path))
         self._last_levels, self._last_path = shapes, path
         res = outs.pop()
         weights = self.level_weights(len(shapes))
-        matrix = conv_transpose_matrix(self.up) if small and isinstance(self.up, nn.ConvTranspose2d) and outs else None
+        patched = isinstance(self.up, nn.ConvTranspose2d) and packed < len(outs)
+        matrix = conv_transpose_matrix(self.up) if patched else None
         for level in range(len(outs) - 1, -1, -1):  # coarse to fine
-            res = self._prolongate(outs[level], res, weights[level], small, matrix)
+            res = self._prolongate(outs[level], res, weights[level], level >= packed, matrix)
         return res
 
     def level_weights(self, levels: int) -> list[float]:
