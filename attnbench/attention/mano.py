@@ -259,8 +259,9 @@ class MultipoleAttention(WindowPaths, GridAttention):
         self._last_levels, self._last_path = shapes, path
         res = outs.pop()
         weights = self.level_weights(len(shapes))
-        patched = isinstance(self.up, nn.ConvTranspose2d) and packed < len(outs)
-        matrix = conv_transpose_matrix(self.up) if patched else None
+        matrix = None  # the transposed convolution's patch matrix, for the levels resampled by patches
+        if isinstance(self.up, nn.ConvTranspose2d) and packed < len(outs):
+            matrix = conv_transpose_matrix(self.up)
         for level in range(len(outs) - 1, -1, -1):  # coarse to fine
             res = self._prolongate(outs[level], res, weights[level], level >= packed, matrix)
         return res
