@@ -8,8 +8,9 @@ rounding, chosen per call by :meth:`WindowPaths.path_for` (a base of
   and averages per token, forward and backward; the backward recomputes the window scores instead of saving
   them, so training keeps only qkv. One operator per direction for the whole V-cycle's windows, where the
   Python paths below launch tens (on the accuracy suites' 8×8 and 16×16 token grids the launches, not the
-  arithmetic, set their time). Calls of more than :data:`CANVAS_MAX_TOKENS` tokens run it level by level instead,
-  so that inference holds one level's qkv at a time, not all levels'.
+  arithmetic, set their time). Calls of more than :data:`CANVAS_MAX_TOKENS` tokens run their large levels one at
+  a time instead, so that inference holds one large level's qkv at a time, not all levels', and then the coarse
+  levels that fit in :data:`CANVAS_MAX_TOKENS` tokens together as one call.
 - ``shifted`` (default for k <= 3 otherwise, :mod:`attnbench.attention.overlapping_windows`): every score a
   window needs is a query-key dot product at one of ``(2k-1)²`` fixed offsets, so the whole level takes
   ``(2k-1)²`` shifted element-wise products for the scores, per-window softmaxes on a ``[k², k², ...]`` tensor,
