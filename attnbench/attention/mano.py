@@ -129,6 +129,10 @@ class MultipoleAttention(WindowPaths, GridAttention):
             kernels.prepare()  # build (or load) the kernel now, never inside a timed or memory-measured call
         self._constants: dict[tuple[Any, ...], Any] = {}  # per-grid window counts, level plans, canvases
         self._supported: set[tuple[Any, ...]] = set()  # grids whose not_supported_reasons came back empty
+        # Inference's patch matrices of the down and up convolutions: name -> (the weight's storage as a detached
+        # tensor, its version then, the matrix). Holding the storage keeps its address from being reused, so an
+        # unchanged address and version mean an unchanged weight.
+        self._matrices: dict[str, tuple[torch.Tensor, int, torch.Tensor]] = {}
         self._last_levels: list[tuple[int, int]] = []
         self._last_path = ""
 
@@ -184,6 +188,23 @@ class MultipoleAttention(WindowPaths, GridAttention):
         return reasons
 
     # ------------------------------------------------------------------------------------------ V-cycle
+    def _patch_matrix(self, module: nn.Conv2d | nn.ConvTranspose2d) -> torch.Tensor:
+        """The patch matrix of the down or up convolution ``module``. Where autograd records, made afresh (a
+        differentiable copy of the weight); in inference kept until the weight changes (its storage or version: an
+        optimiser step, a load, ``Module.to``), so an eval forward does not copy the weights every call (two copies
+        of r²·C² values: on a 16² grid about a tenth of the layer's forward, profiled)."""
+        weight = module.weight
+        if (torch.is_grad_enabled() and weight.requires_grad) or torch.compiler.is_compiling():
+            return conv_matrix(module) if isinstance(module, nn.Conv2d) else conv_transpose_matrix(module)
+        name = "down" if module is self.down else "up"
+        cached = self._matrices.get(name)
+        if (cached is None or cached[0].data_ptr() != weight.data_ptr() or cached[1] != weight._version
+                or cached[0].dtype != weight.dtype):
+            with torch.no_grad():
+                matrix = conv_matrix(module) if isinstance(module, nn.Conv2d) else conv_transpose_matrix(module)
+            cached = self._matrices[name] = (weight.detach(), weight._version, matrix.contiguous())
+        return cached[2]
+
     def _down(self, x: torch.Tensor, patches: bool = False, matrix: torch.Tensor | None = None) -> torch.Tensor:
         """``D``: ``[B, h, w, C] → [B, h/r, w/r, C]``; ``patches``: as a matrix product on the r×r patches
         (``matrix``: the convolution's patch matrix, made once per forward by the caller)."""
@@ -194,7 +215,7 @@ class MultipoleAttention(WindowPaths, GridAttention):
     def _restrict(self, x: torch.Tensor, levels: int, patches: bool = True) -> list[torch.Tensor]:
         """``[x, D(x), D(D(x)), …]``, ``levels`` grids, finest first (the restriction needs only the inputs, so the
         all-level paths run it for all levels before any attention)."""
-        matrix = conv_matrix(self.down) if patches and isinstance(self.down, nn.Conv2d) and levels > 1 else None
+        matrix = self._patch_matrix(self.down) if patches and isinstance(self.down, nn.Conv2d) and levels > 1 else None
         out = [x]
         for _ in range(levels - 1):
             out.append(self._down(out[-1], patches, matrix))
@@ -261,7 +282,7 @@ class MultipoleAttention(WindowPaths, GridAttention):
         weights = self.level_weights(len(shapes))
         matrix = None  # the transposed convolution's patch matrix, for the levels resampled by patches
         if isinstance(self.up, nn.ConvTranspose2d) and packed < len(outs):
-            matrix = conv_transpose_matrix(self.up)
+            matrix = self._patch_matrix(self.up)
         for level in range(len(outs) - 1, -1, -1):  # coarse to fine
             res = self._prolongate(outs[level], res, weights[level], level >= packed, matrix)
         return res

@@ -154,7 +154,7 @@ class WindowPaths(nn.Module):
         T = tokens.shape[1]
         # Channel-first qkv [3, heads, d, B, T] straight from the matmul (no transpose copy), the kernel's layout;
         # its output [heads, d, B, T] enters the output projection as a transposed view.
-        qkv = torch.mm(self.to_qkv.weight, self.norm2(self.norm1(tokens)).view(-1, C).t())
+        qkv = torch.mm(self.to_qkv.weight, kernels.double_norm(tokens, self.norm1, self.norm2).view(-1, C).t())
         del tokens
         out = kernels.mano_windows(qkv.view(3, self.heads, self.dim_head, B, T),
                                    [side for shape in shapes for side in shape], self.window, self.stride,

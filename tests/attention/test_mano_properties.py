@@ -234,3 +234,31 @@ def test_patch_convolutions_equal_the_modules(r, bias):
     reference = deconv(conv(x.permute(0, 3, 1, 2))).permute(0, 2, 3, 1)
     for g, g_ref in zip(grads, torch.autograd.grad(reference.square().sum(), params)):
         assert (g - g_ref).abs().max().item() < 1e-10
+
+
+@pytest.mark.parametrize("path", ["native", "packed"])
+def test_inference_keeps_its_patch_matrices_only_while_the_weights_stay(path):
+    """Inference keeps the down and up convolutions' patch matrices between calls; an in-place change of a weight
+    (an optimiser step, a load) and new weight storage (what ``Module.to`` does) must each be seen by the next
+    call: its output equals the differentiable forward's, which makes the matrices afresh."""
+    if path == "native":
+        skip_unless_native()
+    torch.manual_seed(0)
+    mano = create_attention("mano", dim=16, heads=2, path=path)
+    x = torch.randn(2, 16, 16, 16)
+
+    def check(x):
+        with torch.no_grad():
+            got = mano(x)
+        torch.testing.assert_close(got, mano(x).detach(), rtol=1e-6, atol=1e-6)
+
+    check(x)
+    with torch.no_grad():
+        mano.down.weight.mul_(-2.0)
+        mano.up.weight.add_(0.5)
+    check(x)
+    mano.load_state_dict({k: v * 0.5 if k.endswith("weight") else v for k, v in mano.state_dict().items()})
+    check(x)
+    mano.down.weight.data = mano.down.weight.data * 3.0  # new storage, a fresh version counter
+    mano.up.weight.data = mano.up.weight.data.flip(0).contiguous()
+    check(x)

@@ -1,9 +1,10 @@
 """Native CPU kernels, compiled on first use with ``torch.utils.cpp_extension`` and cached per machine.
 
-One kernel today: MANO's window attention on every level of the V-cycle in one operator
-(:func:`mano_windows`, source ``mano_windows.cpp``). On the accuracy suites' small grids the Python formulations
-launch tens of tiny operators per layer (forward) and twice as many backward, and the launches, not the arithmetic,
-set the time; the kernel does the same arithmetic in one pass per direction.
+Two kernels, both MANO's: its window attention on every level of the V-cycle in one operator (:func:`mano_windows`,
+source ``mano_windows.cpp``), and its two LayerNorms in a row as one (:func:`double_norm`, source
+``double_norm.cpp``). On the accuracy suites' small grids the Python formulations launch tens of tiny operators per
+layer (forward) and twice as many backward, and the launches, not the arithmetic, set the time; the kernels do the
+same arithmetic in one pass per direction.
 
 Building needs a C++ compiler and ninja (``pip install ninja``, a dependency). Where either is missing, or the build
 fails, or ``ATTNBENCH_NATIVE=0`` is set, :func:`mano_windows_status` says why and :mod:`attnbench.attention.mano`
@@ -25,9 +26,9 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["mano_windows", "mano_windows_status", "prepare", "quiet_cpp_extension_log"]
+__all__ = ["double_norm", "mano_windows", "mano_windows_status", "prepare", "quiet_cpp_extension_log"]
 
-_SOURCE = Path(__file__).with_name("mano_windows.cpp")
+_SOURCES = [Path(__file__).with_name(name) for name in ("mano_windows.cpp", "double_norm.cpp")]
 _state: dict[str, str | bool] = {}
 
 
@@ -65,7 +66,7 @@ def _load() -> None:
 
         cpp_extension.load(
             name=f"attnbench_mano_{_cpu_tag()}",
-            sources=[str(_SOURCE)],
+            sources=[str(source) for source in _SOURCES],
             extra_cflags=["-O3", "-march=native", "-fopenmp"],
             extra_ldflags=["-fopenmp"],
             is_python_module=False,
@@ -96,6 +97,21 @@ class _Windows(torch.autograd.Function):
         return torch.ops.attnbench_mano.windows_backward(grad_out, qkv, *ctx.geometry), None, None, None, None
 
 
+class _DoubleNorm(torch.autograd.Function):
+    """Autograd for :func:`double_norm`: saves x and the per-token statistics, recomputes the normalised values."""
+
+    @staticmethod
+    def forward(ctx, x, w1, b1, w2, b2, eps1, eps2):
+        y, stats = torch.ops.attnbench_mano.double_norm(x, w1, b1, w2, b2, eps1, eps2)
+        ctx.save_for_backward(x, stats, w1, b1, w2)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        grads = torch.ops.attnbench_mano.double_norm_backward(grad_y, *ctx.saved_tensors)
+        return *grads, None, None
+
+
 def _register_fakes() -> None:
     """Output shapes for torch.compile's tracing: the operators stay opaque calls in a compiled graph."""
 
@@ -107,6 +123,14 @@ def _register_fakes() -> None:
     @torch.library.register_fake("attnbench_mano::windows_backward")
     def _(grad_out, qkv, shapes, window, stride, scale):
         return torch.empty_like(qkv)
+
+    @torch.library.register_fake("attnbench_mano::double_norm")
+    def _(x, w1, b1, w2, b2, eps1, eps2):
+        return torch.empty_like(x), x.new_empty(x.shape[0], 4)
+
+    @torch.library.register_fake("attnbench_mano::double_norm_backward")
+    def _(grad_y, x, stats, w1, b1, w2):
+        return torch.empty_like(x), *(w1.new_empty(w1.shape) for _ in range(4))
 
 
 def prepare() -> bool:
@@ -133,3 +157,15 @@ def mano_windows(qkv: torch.Tensor, shapes: list[int], window: int, stride: int,
         # 50 µs per call profiled on the 2-core VM, a tenth of a 16² layer's forward).
         return torch.ops.attnbench_mano.windows(qkv, shapes, window, stride, scale)
     return _Windows.apply(qkv, shapes, window, stride, scale)
+
+
+def double_norm(x: torch.Tensor, norm1: torch.nn.LayerNorm, norm2: torch.nn.LayerNorm) -> torch.Tensor:
+    """``norm2(norm1(x))`` in one pass per token: ``x [..., C]`` → ``[..., C]``, both LayerNorms over the last
+    dimension C with weights and biases (differentiable in x and all four). CPU, float32 or float64; call
+    :func:`prepare` first."""
+    shape = x.shape
+    flat = x.reshape(-1, shape[-1]).contiguous()
+    args = (flat, norm1.weight, norm1.bias, norm2.weight, norm2.bias, norm1.eps, norm2.eps)
+    if not (torch.is_grad_enabled() and any(t.requires_grad for t in args[:5])):
+        return torch.ops.attnbench_mano.double_norm(*args)[0].view(shape)  # no autograd machinery when not needed
+    return _DoubleNorm.apply(*args).view(shape)

@@ -295,19 +295,34 @@ inline void for_blocks(const std::vector<Level>& levels, const std::vector<int64
 inline bool inside(int64_t lowest, int64_t highest, int64_t size) { return lowest >= 0 && highest <= size; }
 
 constexpr int64_t kGrain = 4;  // blocks per parallel task at least
+// Blocks per chunk: a task places a chunk's blocks, then runs them head by head, so that one head's rows around
+// neighbouring blocks (which share most of their keys and values) are read while they are still in L1; all heads
+// of one block at a time spread the loads over heads · 3 · d rows (kernel alone, 64² forward: 0.32 → 0.29 ms).
+constexpr int64_t kChunk = 16;
 
-// Calls f(block, b, level, first, reach) for every block of every entry b, in parallel, the block placed (its masks
-// and shifts); first = the block's first token in a row of B·T tokens, reach = (K-1)·(w+1), the largest |shift|.
+// Calls f(block, b, level, first, reach, head) for every block of every entry b and every head, in parallel, the
+// block placed (its masks and shifts); first = the block's first token in a row of B·T tokens, reach = (K-1)·(w+1),
+// the largest |shift|.
 template <typename T, int64_t K, typename F>
 void parallel_blocks(const std::vector<Level>& levels, const Geometry& g, int64_t s, F&& f) {
   constexpr int64_t L = Lanes<T>::n;
   const auto starts = block_starts<L>(levels);
   at::parallel_for(0, g.B * starts.back(), kGrain, [&](int64_t begin, int64_t end) {
-    Block<T, K> block;
-    for_blocks(levels, starts, L, begin, end, [&](int64_t b, const Level& level, int64_t t0) {
-      block.place(level, t0, s);
-      f(block, b, level, b * g.T + level.offset + t0, (K - 1) * (level.w + 1));
-    });
+    Block<T, K> blocks[kChunk];
+    int64_t entry[kChunk], first[kChunk];
+    const Level* level[kChunk];
+    for (int64_t chunk = begin; chunk < end; chunk += kChunk) {
+      const int64_t n = std::min(kChunk, end - chunk);
+      int64_t i = 0;
+      for_blocks(levels, starts, L, chunk, chunk + n, [&](int64_t b, const Level& lv, int64_t t0) {
+        blocks[i].place(lv, t0, s);
+        entry[i] = b, level[i] = &lv, first[i] = b * g.T + lv.offset + t0;
+        ++i;
+      });
+      for (int64_t head = 0; head < g.heads; ++head)
+        for (int64_t j = 0; j < n; ++j)
+          f(blocks[j], entry[j], *level[j], first[j], (K - 1) * (level[j]->w + 1), head);
+    }
   });
 }
 
@@ -318,23 +333,21 @@ void forward_kernel(const std::vector<Level>& levels, const Geometry& g, int64_t
   constexpr int64_t L = B_::L, kOffsets = B_::kOffsets;
   const int64_t ch = g.channel(), part = g.part();
   parallel_blocks<T, K>(levels, g, s, [&](const B_& block, int64_t /*b*/, const Level& /*level*/, int64_t first,
-                                           int64_t reach) {
-    auto heads = [&](auto checked) {
+                                           int64_t reach, int64_t head) {
+    auto run = [&](auto checked) {
       const Loader<T, decltype(checked)::value> load{qkv, 3 * part};
-      for (int64_t head = 0; head < g.heads; ++head) {
-        const int64_t q = head * g.d * ch + first, k = part + q, v = 2 * part + q;
-        V S[kOffsets], P[B_::kRoles][K * K], W[kOffsets];
-        for (int64_t o = 0; o < kOffsets; ++o) S[o] = V{};
-        for (int64_t c = 0; c < g.d; ++c) {
-          const V qc = load(q + c * ch);
+      const int64_t q = head * g.d * ch + first, k = part + q, v = 2 * part + q;
+      V S[kOffsets], P[B_::kRoles][K * K], W[kOffsets];
+      for (int64_t o = 0; o < kOffsets; ++o) S[o] = V{};
+      for (int64_t c = 0; c < g.d; ++c) {
+        const V qc = load(q + c * ch);
 #pragma GCC unroll 64
-          for (int64_t o = 0; o < kOffsets; ++o) S[o] += qc * load(k + c * ch + block.shift[o]);
-        }
-        block.softmaxes(S, scale, P, W);
-        gather(block, W, load, v, ch, g.d, out + q);
+        for (int64_t o = 0; o < kOffsets; ++o) S[o] += qc * load(k + c * ch + block.shift[o]);
       }
+      block.softmaxes(S, scale, P, W);
+      gather(block, W, load, v, ch, g.d, out + q);
     };
-    with_checks(inside(first - reach, 2 * part + (g.heads * g.d - 1) * ch + first + L + reach, 3 * part), heads);
+    with_checks(inside(first - reach, 2 * part + (g.heads * g.d - 1) * ch + first + L + reach, 3 * part), run);
   });
 }
 
@@ -352,79 +365,75 @@ void backward_kernel(const std::vector<Level>& levels, const Geometry& g, int64_
   // W_δ is the windows' probabilities summed over their count, and each window's softmax backward gives the
   // score gradients; score_δ = scale · q_i · k_{i+δ} gives dq_i.
   parallel_blocks<T, K>(levels, g, s, [&](const B_& block, int64_t b, const Level& level, int64_t first,
-                                           int64_t reach) {
-    auto heads = [&](auto checked) {
+                                           int64_t reach, int64_t head) {
+    auto run = [&](auto checked) {
       constexpr bool kChecked = decltype(checked)::value;
       const Loader<T, kChecked> load{qkv, 3 * part};
       const Loader<T, kChecked> load_grad{grad_out, part};
-      for (int64_t head = 0; head < g.heads; ++head) {
-        const int64_t q = head * g.d * ch + first, k = part + q, v = 2 * part + q;
-        V S[kOffsets], P[kRoles][K * K], W[kOffsets], GW[kOffsets], dS[kOffsets];
-        for (int64_t o = 0; o < kOffsets; ++o) S[o] = GW[o] = dS[o] = V{};
-        for (int64_t c = 0; c < g.d; ++c) {
-          const V qc = load(q + c * ch), gc = load_grad(q + c * ch);
+      const int64_t q = head * g.d * ch + first, k = part + q, v = 2 * part + q;
+      V S[kOffsets], P[kRoles][K * K], W[kOffsets], GW[kOffsets], dS[kOffsets];
+      for (int64_t o = 0; o < kOffsets; ++o) S[o] = GW[o] = dS[o] = V{};
+      for (int64_t c = 0; c < g.d; ++c) {
+        const V qc = load(q + c * ch), gc = load_grad(q + c * ch);
 #pragma GCC unroll 64
-          for (int64_t o = 0; o < kOffsets; ++o) {
-            S[o] += qc * load(k + c * ch + block.shift[o]);
-            GW[o] += gc * load(v + c * ch + block.shift[o]);
-          }
-        }
-        block.softmaxes(S, scale, P, W);
-        for (int64_t r = 0; r < kRoles; ++r) {  // dscore = p (dp - Σ p dp) per window, dp = dW / count
-          V inner = V{};
-          for (int64_t u = 0; u < K; ++u)
-            for (int64_t v2 = 0; v2 < K; ++v2) inner += P[r][u * K + v2] * GW[B_::offset_of(r, u, v2)];
-          for (int64_t u = 0; u < K; ++u)
-            for (int64_t v2 = 0; v2 < K; ++v2) {
-              const int64_t o = B_::offset_of(r, u, v2);
-              dS[o] += P[r][u * K + v2] * (GW[o] - inner);
-            }
-        }
         for (int64_t o = 0; o < kOffsets; ++o) {
-          dS[o] *= block.inv_count * scale;  // P is zero where no window exists, so dS is zero outside
-          store<T>(weights + row_of(b, head, o) + level.offset + block.t0, W[o], block.n);
-          store<T>(score_grads + row_of(b, head, o) + level.offset + block.t0, dS[o], block.n);
+          S[o] += qc * load(k + c * ch + block.shift[o]);
+          GW[o] += gc * load(v + c * ch + block.shift[o]);
         }
-        gather(block, dS, load, k, ch, g.d, grad + q);  // dq
       }
+      block.softmaxes(S, scale, P, W);
+      for (int64_t r = 0; r < kRoles; ++r) {  // dscore = p (dp - Σ p dp) per window, dp = dW / count
+        V inner = V{};
+        for (int64_t u = 0; u < K; ++u)
+          for (int64_t v2 = 0; v2 < K; ++v2) inner += P[r][u * K + v2] * GW[B_::offset_of(r, u, v2)];
+        for (int64_t u = 0; u < K; ++u)
+          for (int64_t v2 = 0; v2 < K; ++v2) {
+            const int64_t o = B_::offset_of(r, u, v2);
+            dS[o] += P[r][u * K + v2] * (GW[o] - inner);
+          }
+      }
+      for (int64_t o = 0; o < kOffsets; ++o) {
+        dS[o] *= block.inv_count * scale;  // P is zero where no window exists, so dS is zero outside
+        store<T>(weights + row_of(b, head, o) + level.offset + block.t0, W[o], block.n);
+        store<T>(score_grads + row_of(b, head, o) + level.offset + block.t0, dS[o], block.n);
+      }
+      gather(block, dS, load, k, ch, g.d, grad + q);  // dq
     };
-    with_checks(inside(first - reach, 2 * part + (g.heads * g.d - 1) * ch + first + L + reach, 3 * part), heads);
+    with_checks(inside(first - reach, 2 * part + (g.heads * g.d - 1) * ch + first + L + reach, 3 * part), run);
   });
   // Pass 2, per key / value token j: dk_j = Σ_δ (scale · dscore_δ of query j-δ) q_{j-δ}, dv_j = Σ_δ W_δ(j-δ) g_{j-δ},
   // over the queries j-δ of j's level: a lane whose query at -δ lies outside the level takes 0 (whatever the
   // scratch holds there).
   parallel_blocks<T, K>(levels, g, s, [&](const B_& block, int64_t b, const Level& level, int64_t first,
-                                           int64_t reach) {
-    auto heads = [&](auto checked) {
+                                           int64_t reach, int64_t head) {
+    auto run = [&](auto checked) {
       constexpr bool kChecked = decltype(checked)::value;
       const Loader<T, kChecked> load{qkv, 3 * part};
       const Loader<T, kChecked> load_grad{grad_out, part};
-      for (int64_t head = 0; head < g.heads; ++head) {
-        const int64_t q = head * g.d * ch + first;
-        V cS[kOffsets], cW[kOffsets];
-        for (int64_t o = 0; o < kOffsets; ++o) {
-          const int64_t at = level.offset + block.t0 - block.shift[o];
-          const V ok = block.key_ok[B_::mirror(o)];
-          V x;
-          std::memcpy(&x, score_grads + row_of(b, head, o) + at, sizeof x);
-          cS[o] = ok > V{} ? x : V{};
-          std::memcpy(&x, weights + row_of(b, head, o) + at, sizeof x);
-          cW[o] = ok > V{} ? x : V{};
-        }
-        for (int64_t c = 0; c < g.d; ++c) {
-          V dk = V{}, dv = V{};
+      const int64_t q = head * g.d * ch + first;
+      V cS[kOffsets], cW[kOffsets];
+      for (int64_t o = 0; o < kOffsets; ++o) {
+        const int64_t at = level.offset + block.t0 - block.shift[o];
+        const V ok = block.key_ok[B_::mirror(o)];
+        V x;
+        std::memcpy(&x, score_grads + row_of(b, head, o) + at, sizeof x);
+        cS[o] = ok > V{} ? x : V{};
+        std::memcpy(&x, weights + row_of(b, head, o) + at, sizeof x);
+        cW[o] = ok > V{} ? x : V{};
+      }
+      for (int64_t c = 0; c < g.d; ++c) {
+        V dk = V{}, dv = V{};
 #pragma GCC unroll 64
-          for (int64_t o = 0; o < kOffsets; ++o) {
-            dk += cS[o] * load(q + c * ch - block.shift[o]);
-            dv += cW[o] * load_grad(q + c * ch - block.shift[o]);
-          }
-          store<T>(grad + part + q + c * ch, dk, block.n);
-          store<T>(grad + 2 * part + q + c * ch, dv, block.n);
+        for (int64_t o = 0; o < kOffsets; ++o) {
+          dk += cS[o] * load(q + c * ch - block.shift[o]);
+          dv += cW[o] * load_grad(q + c * ch - block.shift[o]);
         }
+        store<T>(grad + part + q + c * ch, dk, block.n);
+        store<T>(grad + 2 * part + q + c * ch, dv, block.n);
       }
     };
     // q (part 0) and grad_out (one part) are read at -shift: the same bounds as the forward's, part by part.
-    with_checks(inside(first - reach, (g.heads * g.d - 1) * ch + first + L + reach, part), heads);
+    with_checks(inside(first - reach, (g.heads * g.d - 1) * ch + first + L + reach, part), run);
   });
 }
 
