@@ -146,16 +146,14 @@ class WindowPaths(nn.Module):
         levels' outputs ``[B, h_l, w_l, C]`` (views of one output), finest first."""
         B, _, _, C = x.shape
         levels = self._restrict(x, len(shapes), patches)
-        # One level (the level-by-level path on large calls) needs no concatenation: it would copy the whole grid
-        # into a fresh grid-sized block (one more block whose pages glibc may return and a call fault in afresh).
-        tokens = levels[0].reshape(B, -1, C) if len(levels) == 1 else torch.cat(
-            [level.reshape(B, -1, C) for level in levels], dim=1)
+        # The levels' tokens normalised straight into one [B, T, C] tensor (no concatenation copy first).
+        normed = kernels.double_norm([level.reshape(B, -1, C) for level in levels], self.norm1, self.norm2)
         del levels
-        T = tokens.shape[1]
+        T = normed.shape[1]
         # Channel-first qkv [3, heads, d, B, T] straight from the matmul (no transpose copy), the kernel's layout;
         # its output [heads, d, B, T] enters the output projection as a transposed view.
-        qkv = torch.mm(self.to_qkv.weight, kernels.double_norm(tokens, self.norm1, self.norm2).view(-1, C).t())
-        del tokens
+        qkv = torch.mm(self.to_qkv.weight, normed.view(-1, C).t())
+        del normed
         out = kernels.mano_windows(qkv.view(3, self.heads, self.dim_head, B, T),
                                    [side for shape in shapes for side in shape], self.window, self.stride,
                                    self.dim_head**-0.5)

@@ -98,18 +98,20 @@ class _Windows(torch.autograd.Function):
 
 
 class _DoubleNorm(torch.autograd.Function):
-    """Autograd for :func:`double_norm`: saves x and the per-token statistics, recomputes the normalised values."""
+    """Autograd for :func:`double_norm`: saves the parts and the per-token statistics, recomputes the normalised
+    values; the input gradient comes back as one ``[B, T, C]`` tensor, handed to the parts as views."""
 
     @staticmethod
-    def forward(ctx, x, w1, b1, w2, b2, eps1, eps2):
-        y, stats = torch.ops.attnbench_mano.double_norm(x, w1, b1, w2, b2, eps1, eps2)
-        ctx.save_for_backward(x, stats, w1, b1, w2)
+    def forward(ctx, w1, b1, w2, b2, eps1, eps2, *xs):
+        y, stats = torch.ops.attnbench_mano.double_norm(list(xs), w1, b1, w2, b2, eps1, eps2)
+        ctx.save_for_backward(stats, w1, b1, w2, *xs)
         return y
 
     @staticmethod
     def backward(ctx, grad_y):
-        grads = torch.ops.attnbench_mano.double_norm_backward(grad_y, *ctx.saved_tensors)
-        return *grads, None, None
+        stats, w1, b1, w2, *xs = ctx.saved_tensors
+        grad_x, *grads = torch.ops.attnbench_mano.double_norm_backward(grad_y, xs, stats, w1, b1, w2)
+        return *grads, None, None, *grad_x.split([x.shape[1] for x in xs], dim=1)
 
 
 def _register_fakes() -> None:
@@ -125,12 +127,14 @@ def _register_fakes() -> None:
         return torch.empty_like(qkv)
 
     @torch.library.register_fake("attnbench_mano::double_norm")
-    def _(x, w1, b1, w2, b2, eps1, eps2):
-        return torch.empty_like(x), x.new_empty(x.shape[0], 4)
+    def _(xs, w1, b1, w2, b2, eps1, eps2):
+        B, _, C = xs[0].shape
+        T = sum(x.shape[1] for x in xs)
+        return xs[0].new_empty(B, T, C), xs[0].new_empty(B * T, 4)
 
     @torch.library.register_fake("attnbench_mano::double_norm_backward")
-    def _(grad_y, x, stats, w1, b1, w2):
-        return torch.empty_like(x), *(w1.new_empty(w1.shape) for _ in range(4))
+    def _(grad_y, xs, stats, w1, b1, w2):
+        return torch.empty_like(grad_y), *(w1.new_empty(w1.shape) for _ in range(4))
 
 
 def prepare() -> bool:
@@ -159,13 +163,12 @@ def mano_windows(qkv: torch.Tensor, shapes: list[int], window: int, stride: int,
     return _Windows.apply(qkv, shapes, window, stride, scale)
 
 
-def double_norm(x: torch.Tensor, norm1: torch.nn.LayerNorm, norm2: torch.nn.LayerNorm) -> torch.Tensor:
-    """``norm2(norm1(x))`` in one pass per token: ``x [..., C]`` → ``[..., C]``, both LayerNorms over the last
-    dimension C with weights and biases (differentiable in x and all four). CPU, float32 or float64; call
-    :func:`prepare` first."""
-    shape = x.shape
-    flat = x.reshape(-1, shape[-1]).contiguous()
-    args = (flat, norm1.weight, norm1.bias, norm2.weight, norm2.bias, norm1.eps, norm2.eps)
-    if not (torch.is_grad_enabled() and any(t.requires_grad for t in args[:5])):
-        return torch.ops.attnbench_mano.double_norm(*args)[0].view(shape)  # no autograd machinery when not needed
-    return _DoubleNorm.apply(*args).view(shape)
+def double_norm(xs: list[torch.Tensor], norm1: torch.nn.LayerNorm, norm2: torch.nn.LayerNorm) -> torch.Tensor:
+    """``norm2(norm1(torch.cat(xs, 1)))`` in one pass per token, without the concatenation: ``xs``, tensors
+    ``[B, n_i, C]`` (one B and C) → ``[B, Σ n_i, C]``, both LayerNorms over C with weights and biases
+    (differentiable in every part and all four parameters). CPU, float32 or float64; call :func:`prepare` first."""
+    xs = [x.contiguous() for x in xs]
+    params = (norm1.weight, norm1.bias, norm2.weight, norm2.bias)
+    if not (torch.is_grad_enabled() and any(t.requires_grad for t in (*params, *xs))):
+        return torch.ops.attnbench_mano.double_norm(xs, *params, norm1.eps, norm2.eps)[0]  # no autograd machinery
+    return _DoubleNorm.apply(*params, norm1.eps, norm2.eps, *xs)
