@@ -3,7 +3,8 @@ rounding, chosen per call by :meth:`WindowPaths.path_for` (a base of
 :class:`attnbench.attention.mano.MultipoleAttention`, where the V-cycle around them lives).
 
 - ``native`` (default on CPU in float32 / float64 for k <= 4 where the kernel builds, and not while training
-  with dropout): the restriction runs first, the levels' tokens are concatenated, normalised and projected
+  with dropout): the restriction runs first, the levels' tokens are normalised into one tensor by one C++
+  operator (both LayerNorms in one pass, read from the levels without a concatenation copy) and projected
   once, and one C++ operator (:mod:`attnbench.attention.kernels`) attends inside every window of every level
   and averages per token, forward and backward; the backward recomputes the window scores instead of saving
   them, so training keeps only qkv. One operator per direction for the whole V-cycle's windows, where the

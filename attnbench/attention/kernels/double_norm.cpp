@@ -86,8 +86,16 @@ inline void moments(const T* x, int64_t C, double eps, T& mean, T& rstd) {
   rstd = T(1) / std::sqrt(var / T(C) + T(eps));
 }
 
-// CC > 0: the channel count known at compile time (the common widths), so each row's loops unroll and the row and
-// its intermediate stay in registers; CC = 0: any C, read at run time.
+// Calls f(CC) with CC the channel count as a compile-time constant for the common widths (each row's loops then
+// unroll and a row's intermediates stay in registers), or CC = 0 for any other C, read at run time.
+template <typename F>
+void with_width(int64_t C, F&& f) {
+  if (C == 64) f(std::integral_constant<int64_t, 64>{});
+  else if (C == 32) f(std::integral_constant<int64_t, 32>{});
+  else if (C == 128) f(std::integral_constant<int64_t, 128>{});
+  else f(std::integral_constant<int64_t, 0>{});
+}
+
 template <typename T, int64_t CC>
 void forward_rows(const std::vector<const T*>& rows, const T* g1, const T* be1, const T* g2, const T* be2,
                   double eps1, double eps2, int64_t C_, T* ys, T* st) {
@@ -111,13 +119,15 @@ void forward_rows(const std::vector<const T*>& rows, const T* g1, const T* be1, 
 }
 
 // parts: [blocks, 4, C] partial sums (dγ1, dβ1, dγ2, dβ2) per block of kBlock tokens, zeroed by the caller.
-template <typename T>
+template <typename T, int64_t CC>
 void backward_blocks(const std::vector<const T*>& rows, const T* st, const T* dys, const T* g1, const T* be1,
-                     const T* g2, int64_t C, T* dxs, T* parts) {
-  const int64_t N = int64_t(rows.size()), blocks = (N + kBlock - 1) / kBlock;
+                     const T* g2, int64_t C_, T* dxs, T* parts) {
+  const int64_t C = CC > 0 ? CC : C_, N = int64_t(rows.size()), blocks = (N + kBlock - 1) / kBlock;
   at::parallel_for(0, blocks, 1, [&](int64_t first, int64_t last) {
-    std::vector<T> buffer(4 * C);
-    T *xh1 = buffer.data(), *xh2 = xh1 + C, *dy1 = xh2 + C, *dxh = dy1 + C;
+    std::vector<T> buffer(CC > 0 ? 0 : 4 * C);
+    T local[CC > 0 ? 4 * CC : 1];
+    T* xh1 = CC > 0 ? local : buffer.data();
+    T *xh2 = xh1 + C, *dy1 = xh2 + C, *dxh = dy1 + C;
     for (int64_t block = first; block < last; ++block) {
       T* dg1 = parts + block * 4 * C;
       T *db1 = dg1 + C, *dg2 = db1 + C, *db2 = dg2 + C;
@@ -165,16 +175,12 @@ std::tuple<at::Tensor, at::Tensor> double_norm_forward(at::TensorList xs, const 
   auto stats = at::empty({n.B * n.T, 4}, xs[0].options());
   AT_DISPATCH_FLOATING_TYPES(xs[0].scalar_type(), "mano_double_norm", [&] {
     const auto rows = row_sources<scalar_t>(xs, n);
-    auto run = [&](auto width) {
+    with_width(n.C, [&](auto width) {
       forward_rows<scalar_t, decltype(width)::value>(
           rows, w1.const_data_ptr<scalar_t>(), b1.const_data_ptr<scalar_t>(), w2.const_data_ptr<scalar_t>(),
           b2.const_data_ptr<scalar_t>(), eps1, eps2, n.C, y.mutable_data_ptr<scalar_t>(),
           stats.mutable_data_ptr<scalar_t>());
-    };
-    if (n.C == 64) run(std::integral_constant<int64_t, 64>{});
-    else if (n.C == 32) run(std::integral_constant<int64_t, 32>{});
-    else if (n.C == 128) run(std::integral_constant<int64_t, 128>{});
-    else run(std::integral_constant<int64_t, 0>{});
+    });
   });
   return {y, stats};
 }
@@ -193,10 +199,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> double_no
   auto partial = at::zeros({blocks, 4, n.C}, xs[0].options());  // per block: dγ1, dβ1, dγ2, dβ2
   auto sums = at::zeros({4, n.C}, xs[0].options());              // over the blocks in order
   AT_DISPATCH_FLOATING_TYPES(xs[0].scalar_type(), "mano_double_norm_backward", [&] {
-    backward_blocks<scalar_t>(row_sources<scalar_t>(xs, n), stats.const_data_ptr<scalar_t>(),
-                              grad_y.const_data_ptr<scalar_t>(), w1.const_data_ptr<scalar_t>(),
-                              b1.const_data_ptr<scalar_t>(), w2.const_data_ptr<scalar_t>(), n.C,
-                              grad_x.mutable_data_ptr<scalar_t>(), partial.mutable_data_ptr<scalar_t>());
+    const auto rows = row_sources<scalar_t>(xs, n);
+    with_width(n.C, [&](auto width) {
+      backward_blocks<scalar_t, decltype(width)::value>(
+          rows, stats.const_data_ptr<scalar_t>(), grad_y.const_data_ptr<scalar_t>(), w1.const_data_ptr<scalar_t>(),
+          b1.const_data_ptr<scalar_t>(), w2.const_data_ptr<scalar_t>(), n.C, grad_x.mutable_data_ptr<scalar_t>(),
+          partial.mutable_data_ptr<scalar_t>());
+    });
     const scalar_t* parts = partial.const_data_ptr<scalar_t>();
     scalar_t* out = sums.mutable_data_ptr<scalar_t>();
     for (int64_t block = 0; block < blocks; ++block)

@@ -20,12 +20,13 @@
 //
 // No per-window copies and no probability tensor: the backward recomputes the scores (flash attention's trade)
 // and keeps only qkv. Work per token and head: 2·(2k-1)² multiply-adds of length d forward, about twice that
-// backward. Parallel over blocks (entry, level, L tokens), all heads of a block in one task; every output element
-// is written by one task, so results do not depend on the thread count. The backward runs in two passes so that no
-// two tasks write the same memory: the first gives every query its gradient and stores, per query and offset, the
-// weight W_δ and the score gradient; the second gathers each key's and value's gradient from the queries that
-// reached it. (A token-at-a-time kernel, with horizontal sums per dot product and scalar softmaxes, was 2.7-3.4×
-// slower forward: profiled with perf and measured, see results/investigations/mano-native.)
+// backward. Parallel over blocks (entry, level, L tokens), a task's blocks in chunks of 16 run head by head (one
+// head's neighbouring blocks share their keys and values in L1); every output element is written by one task, so
+// results do not depend on the thread count. The backward runs in two passes so that no two tasks write the same
+// memory: the first gives every query its gradient and stores, per query and offset, the weight W_δ and the score
+// gradient; the second gathers each key's and value's gradient from the queries that reached it. (A
+// token-at-a-time kernel, with horizontal sums per dot product and scalar softmaxes, was 2.7-3.4× slower forward:
+// profiled with perf and measured, see results/investigations/mano-native.)
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
