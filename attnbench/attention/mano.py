@@ -192,7 +192,7 @@ class MultipoleAttention(WindowPaths, GridAttention):
         """The patch matrix of the down or up convolution ``module``. Where autograd records, made afresh (a
         differentiable copy of the weight); in inference kept until the weight changes (its storage or version: an
         optimiser step, a load, ``Module.to``), so an eval forward does not copy the weights every call (two copies
-        of r²·C² values: on a 16² grid about a tenth of the layer's forward, profiled)."""
+        of r²·C² values: on a 16² grid about 6 % of the layer's forward, timed on the 2-core VM)."""
         weight = module.weight
         if (torch.is_grad_enabled() and weight.requires_grad) or torch.compiler.is_compiling():
             return conv_matrix(module) if isinstance(module, nn.Conv2d) else conv_transpose_matrix(module)

@@ -298,7 +298,8 @@ inline bool inside(int64_t lowest, int64_t highest, int64_t size) { return lowes
 constexpr int64_t kGrain = 4;  // blocks per parallel task at least
 // Blocks per chunk: a task places a chunk's blocks, then runs them head by head, so that one head's rows around
 // neighbouring blocks (which share most of their keys and values) are read while they are still in L1; all heads
-// of one block at a time spread the loads over heads · 3 · d rows (kernel alone, 64² forward: 0.32 → 0.29 ms).
+// of one block at a time spread the loads over heads · 3 · d rows (kernel alone, 64² forward, two ad-hoc
+// measurements on the 2-core VM: 0.32–0.33 → 0.29–0.31 ms).
 constexpr int64_t kChunk = 16;
 
 // Calls f(block, b, level, first, reach, head) for every block of every entry b and every head, in parallel, the
