@@ -12,7 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["conv_matrix", "conv_transpose_matrix", "patch_conv", "patch_conv_transpose", "patch_conv_transpose_patches"]
+__all__ = [
+    "conv_matrix", "conv_transpose_matrix", "patch_conv", "patch_conv_transpose", "patch_conv_transpose_patches",
+    "patch_matrix",
+]
 
 
 def conv_matrix(conv: nn.Conv2d) -> torch.Tensor:
@@ -26,6 +29,11 @@ def conv_transpose_matrix(conv: nn.ConvTranspose2d) -> torch.Tensor:
     """``conv``'s weight ``[C_in, C_out, r, r]`` as the ``[C_in, r·r·C_out]`` matrix of the patch product."""
     weight = conv.weight
     return weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1)
+
+
+def patch_matrix(conv: nn.Conv2d | nn.ConvTranspose2d) -> torch.Tensor:
+    """:func:`conv_matrix` or :func:`conv_transpose_matrix`, whichever ``conv`` is."""
+    return conv_matrix(conv) if isinstance(conv, nn.Conv2d) else conv_transpose_matrix(conv)
 
 
 def patch_conv(x: torch.Tensor, conv: nn.Conv2d, matrix: torch.Tensor | None = None) -> torch.Tensor:

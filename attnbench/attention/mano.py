@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from attnbench.attention import kernels
-from attnbench.attention._patches import conv_matrix, conv_transpose_matrix, patch_conv, patch_conv_transpose_patches
+from attnbench.attention._patches import patch_conv, patch_conv_transpose_patches, patch_matrix
 from attnbench.attention.base import GridAttention, check_choice, check_dropout, check_heads, check_int
 from attnbench.attention.mano_paths import NATIVE_MAX_WINDOW, WindowPaths
 from attnbench.attention.packed_windows import CANVAS_MAX_TOKENS
@@ -195,14 +195,14 @@ class MultipoleAttention(WindowPaths, GridAttention):
         of r²·C² values: on a 16² grid about 6 % of the layer's forward, timed on the 2-core VM)."""
         weight = module.weight
         if (torch.is_grad_enabled() and weight.requires_grad) or torch.compiler.is_compiling():
-            return conv_matrix(module) if isinstance(module, nn.Conv2d) else conv_transpose_matrix(module)
+            return patch_matrix(module)
         name = "down" if module is self.down else "up"
         cached = self._matrices.get(name)
         if (cached is None or cached[0].data_ptr() != weight.data_ptr() or cached[1] != weight._version
                 or cached[0].dtype != weight.dtype):
             with torch.no_grad():
-                matrix = conv_matrix(module) if isinstance(module, nn.Conv2d) else conv_transpose_matrix(module)
-            cached = self._matrices[name] = (weight.detach(), weight._version, matrix.contiguous())
+                matrix = patch_matrix(module).contiguous()
+            cached = self._matrices[name] = (weight.detach(), weight._version, matrix)
         return cached[2]
 
     def _down(self, x: torch.Tensor, patches: bool = False, matrix: torch.Tensor | None = None) -> torch.Tensor:

@@ -353,6 +353,16 @@ void forward_kernel(const std::vector<Level>& levels, const Geometry& g, int64_t
   });
 }
 
+// Calls f(load, load_grad), the backward's loaders from qkv and grad_out, checked lane by lane unless `inner` (the
+// block's loads all stay inside both tensors).
+template <typename T, typename F>
+inline void with_backward_loaders(bool inner, const T* qkv, const T* grad_out, int64_t part, F&& f) {
+  with_checks(inner, [&](auto checked) {
+    constexpr bool kChecked = decltype(checked)::value;
+    f(Loader<T, kChecked>{qkv, 3 * part}, Loader<T, kChecked>{grad_out, part});
+  });
+}
+
 // scratch: [B, heads, offsets, T] rows of the weights W_δ and of scale · dscore_δ per query, with `pad` elements
 // before and after, so that a block's loads at any shift stay inside the allocation.
 template <typename T, int64_t K>
@@ -368,10 +378,7 @@ void backward_kernel(const std::vector<Level>& levels, const Geometry& g, int64_
   // score gradients; score_δ = scale · q_i · k_{i+δ} gives dq_i.
   parallel_blocks<T, K>(levels, g, s, [&](const B_& block, int64_t b, const Level& level, int64_t first,
                                            int64_t reach, int64_t head) {
-    auto run = [&](auto checked) {
-      constexpr bool kChecked = decltype(checked)::value;
-      const Loader<T, kChecked> load{qkv, 3 * part};
-      const Loader<T, kChecked> load_grad{grad_out, part};
+    auto run = [&](const auto& load, const auto& load_grad) {
       const int64_t q = head * g.d * ch + first, k = part + q, v = 2 * part + q;
       V S[kOffsets], P[kRoles][K * K], W[kOffsets], GW[kOffsets], dS[kOffsets];
       for (int64_t o = 0; o < kOffsets; ++o) S[o] = GW[o] = dS[o] = V{};
@@ -401,17 +408,15 @@ void backward_kernel(const std::vector<Level>& levels, const Geometry& g, int64_
       }
       gather(block, dS, load, k, ch, g.d, grad + q);  // dq
     };
-    with_checks(inside(first - reach, 2 * part + (g.heads * g.d - 1) * ch + first + L + reach, 3 * part), run);
+    const bool inner = inside(first - reach, 2 * part + (g.heads * g.d - 1) * ch + first + L + reach, 3 * part);
+    with_backward_loaders(inner, qkv, grad_out, part, run);
   });
   // Pass 2, per key / value token j: dk_j = Σ_δ (scale · dscore_δ of query j-δ) q_{j-δ}, dv_j = Σ_δ W_δ(j-δ) g_{j-δ},
   // over the queries j-δ of j's level: a lane whose query at -δ lies outside the level takes 0 (whatever the
   // scratch holds there).
   parallel_blocks<T, K>(levels, g, s, [&](const B_& block, int64_t b, const Level& level, int64_t first,
                                            int64_t reach, int64_t head) {
-    auto run = [&](auto checked) {
-      constexpr bool kChecked = decltype(checked)::value;
-      const Loader<T, kChecked> load{qkv, 3 * part};
-      const Loader<T, kChecked> load_grad{grad_out, part};
+    auto run = [&](const auto& load, const auto& load_grad) {
       const int64_t q = head * g.d * ch + first;
       V cS[kOffsets], cW[kOffsets];
       for (int64_t o = 0; o < kOffsets; ++o) {
@@ -435,7 +440,8 @@ void backward_kernel(const std::vector<Level>& levels, const Geometry& g, int64_
       }
     };
     // q (part 0) and grad_out (one part) are read at -shift: the same bounds as the forward's, part by part.
-    with_checks(inside(first - reach, (g.heads * g.d - 1) * ch + first + L + reach, part), run);
+    with_backward_loaders(inside(first - reach, (g.heads * g.d - 1) * ch + first + L + reach, part), qkv, grad_out,
+                          part, run);
   });
 }
 
